@@ -1,0 +1,150 @@
+"""Exact area-overlap (first-order conservative) regridding between rectilinear grids.
+
+For two grids that are rectilinear in latitude/longitude, the area on the ellipsoid shared by
+destination cell (i, j) and source cell (k, l) factorises::
+
+    A_ijkl = R_a^2 * |[s_i] ∩ [s_k]| * |[lon_j] ∩ [lon_l]|
+
+with ``s = sin(authalic latitude)`` (area is linear in it) and longitudes in radians. The full
+weight matrix is therefore the Kronecker product of two small 1-D overlap matrices; we keep it
+in that form (applied as two matrix products, fast) and expose the sparse Kronecker product
+as :attr:`Regridder.matrix`.
+
+The destination value is the area-weighted mean of the *valid* source values it overlaps::
+
+    out_ij = sum_kl A_ijkl m_kl x_kl / sum_kl A_ijkl m_kl
+
+which preserves the area-weighted mean (the integral) over any region tiled by destination
+cells that the source covers. Cells whose valid covered fraction is below ``min_coverage``
+are NaN. The same operator aggregates (TP10 -> M36) and disaggregates (M36 -> TP10).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import ease2
+from .core import Grid, get_grid
+
+
+def _overlap_1d(dst_b: np.ndarray, src_b: np.ndarray) -> np.ndarray:
+    """Overlap lengths (n_dst, n_src) of intervals given by edge arrays (any orientation)."""
+    d_lo = np.minimum(dst_b[:-1], dst_b[1:])[:, None]
+    d_hi = np.maximum(dst_b[:-1], dst_b[1:])[:, None]
+    s_lo = np.minimum(src_b[:-1], src_b[1:])[None, :]
+    s_hi = np.maximum(src_b[:-1], src_b[1:])[None, :]
+    return np.clip(np.minimum(d_hi, s_hi) - np.maximum(d_lo, s_lo), 0.0, None)
+
+
+class Regridder:
+    """Area-overlap operator from grid ``src`` to grid ``dst``.
+
+    Parameters
+    ----------
+    src, dst : Grid or str
+        Source and destination grids (or names: ``"TP10"``, ``"M36"``, ``"M09"``).
+    min_coverage : float
+        Smallest fraction of a destination cell's area that valid source data must cover for
+        the cell to get a value (default 0.5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from model.grids import Regridder
+    >>> rg = Regridder("TP10", "M36")
+    >>> field = np.ones((150, 320))
+    >>> bool(np.nanmax(np.abs(rg(field) - 1)) < 1e-12)
+    True
+    """
+
+    def __init__(self, src: Grid | str, dst: Grid | str, min_coverage: float = 0.5):
+        self.src = get_grid(src) if isinstance(src, str) else src
+        self.dst = get_grid(dst) if isinstance(dst, str) else dst
+        self.min_coverage = float(min_coverage)
+        wlat = _overlap_1d(ease2.sin_authalic(self.dst.lat_bounds), ease2.sin_authalic(self.src.lat_bounds))
+        wlon = _overlap_1d(np.deg2rad(self.dst.lon_bounds), np.deg2rad(self.src.lon_bounds))
+        self.w_lat = wlat  # (ny_dst, ny_src), in sin(beta) units
+        self.w_lon = wlon  # (nx_dst, nx_src), in radians
+        self.dst_area = np.outer(np.abs(np.diff(ease2.sin_authalic(self.dst.lat_bounds))),
+                                 np.abs(np.diff(np.deg2rad(self.dst.lon_bounds))))
+        # Same products, in float32, for the common float32 fields (half the memory traffic).
+        self._w_lat32 = wlat.astype(np.float32)
+        self._w_lon32_t = wlon.T.astype(np.float32).copy()
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"Regridder({self.src.name} -> {self.dst.name}, min_coverage={self.min_coverage})"
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """The full sparse weight matrix (dst.size, src.size) of overlap areas (row-major cells)."""
+        return sp.kron(sp.csr_matrix(self.w_lat), sp.csr_matrix(self.w_lon), format="csr")
+
+    def coverage(self, valid: np.ndarray | None = None) -> np.ndarray:
+        """Fraction of each destination cell covered by (valid) source cells."""
+        m = np.ones(self.src.shape) if valid is None else np.asarray(valid, dtype=float)
+        return (self.w_lat @ m @ self.w_lon.T) / self.dst_area
+
+    def apply(self, values: np.ndarray, return_coverage: bool = False):
+        """Regrid a numpy array whose last two axes are the source grid's (y, x)."""
+        x = np.asarray(values)
+        if x.shape[-2:] != self.src.shape:
+            raise ValueError(f"expected (..., {self.src.shape[0]}, {self.src.shape[1]}) on grid "
+                             f"{self.src.name}, got {x.shape}")
+        if x.dtype == np.float32:
+            wl, wr = self._w_lat32, self._w_lon32_t
+        else:
+            x = x.astype(np.float64, copy=False)
+            wl, wr = self.w_lat, self.w_lon.T
+        valid = np.isfinite(x)
+        num = wl @ np.where(valid, x, 0).astype(x.dtype, copy=False) @ wr
+        den = wl @ valid.astype(x.dtype) @ wr
+        cov = den / self.dst_area.astype(x.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        out = np.where(cov >= self.min_coverage - 1e-9, out, np.nan).astype(x.dtype, copy=False)
+        return (out, cov) if return_coverage else out
+
+    __call__ = None  # set below
+
+    def regrid(self, obj):
+        """Regrid a numpy array, or an xarray DataArray/Dataset (eager or Dask-backed).
+
+        xarray objects must carry the source grid's dims (``src.dims``); variables without
+        both are passed through unchanged.
+        """
+        import xarray as xr
+
+        if isinstance(obj, np.ndarray):
+            return self.apply(obj)
+        if isinstance(obj, xr.Dataset):
+            out = {}
+            for k, v in obj.data_vars.items():
+                out[k] = self.regrid(v) if set(self.src.dims) <= set(v.dims) else v
+            ds = xr.Dataset(out, attrs=obj.attrs)
+            return ds.drop_vars([c for c in ("lat", "lon") if c in ds.coords and c not in self.dst.coords()], errors="ignore").assign_coords(self.dst.coords())
+        if not isinstance(obj, xr.DataArray):
+            return self.apply(np.asarray(obj))
+        sy, sx = self.src.dims
+        dy, dx = self.dst.dims
+        tmp_y, tmp_x = "__dst_y", "__dst_x"
+        res = xr.apply_ufunc(
+            self.apply, obj, input_core_dims=[[sy, sx]], output_core_dims=[[tmp_y, tmp_x]],
+            dask="parallelized", output_dtypes=[obj.dtype if obj.dtype == np.float32 else np.float64],
+            dask_gufunc_kwargs={"output_sizes": {tmp_y: self.dst.shape[0], tmp_x: self.dst.shape[1]}},
+            keep_attrs=True,
+        )
+        drop = [c for c in res.coords if set(res[c].dims) & {sy, sx} or c in ("lat", "lon")]
+        res = res.drop_vars(drop, errors="ignore").rename({tmp_y: dy, tmp_x: dx})
+        return res.assign_coords(self.dst.coords()).transpose(*[d for d in res.dims if d not in (dy, dx)], dy, dx)
+
+
+Regridder.__call__ = Regridder.regrid
+
+
+@lru_cache(maxsize=32)
+def regridder(src: str, dst: str, min_coverage: float = 0.5) -> Regridder:
+    """A cached :class:`Regridder` between named grids (weights computed once per process)."""
+    return Regridder(src, dst, min_coverage)

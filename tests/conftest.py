@@ -1,0 +1,73 @@
+"""Shared fixtures: the real sample data, a per-test product home, devices."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.config import shared_data
+
+SHARED = shared_data()
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="run tests marked slow (demo-size work)")
+
+
+def pytest_collection_modifyitems(config, items):
+    run_slow = config.getoption("--run-slow") or os.environ.get("SMDS_RUN_SLOW") == "1"
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # pragma: no cover
+        has_cuda = False
+    has_chromium = shutil.which("chromium") is not None or Path("/usr/bin/chromium").exists()
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --run-slow or SMDS_RUN_SLOW=1"))
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="gpu: no CUDA device on this machine"))
+        if "browser" in item.keywords and not has_chromium:
+            item.add_marker(pytest.mark.skip(reason="browser: /usr/bin/chromium not installed "
+                                                    "(apt-get install -y chromium)"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """``../shared/data``; tests that need it skip with a clear message where it is absent."""
+    if SHARED is None:
+        pytest.skip("real sample data ../shared/data is absent (developer checkouts and CI have it)")
+    return SHARED
+
+
+@pytest.fixture
+def smds_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("SMDS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def _devices():
+    devs = ["cpu"]
+    try:
+        import torch
+        if torch.cuda.is_available():
+            devs.append("cuda")
+    except Exception:  # pragma: no cover
+        pass
+    return devs
+
+
+@pytest.fixture(params=_devices())
+def device(request):
+    return request.param

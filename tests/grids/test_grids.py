@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import xarray as xr
+
+from model.grids import Regridder, ease2_grid, get_grid, tp10, tp_mask
+from model.grids import ease2
+
+
+def test_tp10_shape_and_centres():
+    g = tp10()
+    assert g.shape == (150, 320)
+    assert g.lat[0] == pytest.approx(25.05) and g.lat[-1] == pytest.approx(39.95)
+    assert g.lon[0] == pytest.approx(73.05) and g.lon[-1] == pytest.approx(104.95)
+
+
+def test_m36_centres_match_nsidc(shared):
+    ds = xr.open_dataset(shared / "smap" / "NSIDC0772_LatLon_EASE2_M36km_v1.0.nc")
+    lat, lon = ease2.row_col_centres("M36")
+    assert lat.shape == (406,) and lon.shape == (964,)
+    np.testing.assert_allclose(ds.latitude.values, np.broadcast_to(lat[:, None], (406, 964)), atol=1e-6)
+    np.testing.assert_allclose(ds.longitude.values, np.broadcast_to(lon[None, :], (406, 964)), atol=1e-6)
+    g = ease2_grid("M36")
+    np.testing.assert_allclose(g.lat, ds.latitude.values[g.row_offset:g.row_offset + g.shape[0], 0], atol=1e-6)
+
+
+def test_ease2_roundtrip_and_m09_nesting():
+    lat = np.array([25.3, 31.37, 39.9])
+    lon = np.array([73.1, 91.9, 104.8])
+    la, lo = ease2.inverse(*ease2.forward(lat, lon))
+    np.testing.assert_allclose(la, lat, atol=1e-9)
+    np.testing.assert_allclose(lo, lon, atol=1e-9)
+    # every M36 edge is an M09 edge (4 x 4 nesting)
+    e36, _ = ease2.row_col_edges("M36")
+    e09, _ = ease2.row_col_edges("M09")
+    np.testing.assert_allclose(e36, e09[::4], atol=1e-9)
+
+
+def test_equal_area_cells():
+    a = get_grid("M36").cell_area_km2()
+    assert np.allclose(a, 36.032220840584 ** 2, rtol=1e-6)
+
+
+def test_locate():
+    g = tp10()
+    r, c = g.locate([33.8833, 10.0], [102.1333, 90.0])
+    assert (r[0], c[0]) == (88, 291)
+    assert r[1] == -1 and c[1] == -1
+    g36 = get_grid("M36")
+    r, c = g36.locate([31.37], [91.87])
+    assert g36.lat_bounds[r[0]] >= 31.37 >= g36.lat_bounds[r[0] + 1]
+
+
+@pytest.mark.parametrize("src,dst", [("TP10", "M36"), ("TP10", "M09"), ("M36", "TP10"), ("M09", "M36")])
+def test_regrid_mean_preserving(src, dst, rng):
+    rg = Regridder(src, dst, min_coverage=0.0)
+    x = rng.random(rg.src.shape)
+    out = rg(x)
+    # integral over the region both grids cover is preserved: sum(A_dst_covered * out) == sum(A_src * x)
+    # restrict to destination cells fully inside the source domain
+    full = rg.coverage() > 1 - 1e-9
+    a_dst = rg.dst_area
+    lhs = np.sum((a_dst * out)[full])
+    m = rg.matrix
+    w_src = np.asarray(m[full.ravel()].sum(axis=0)).ravel().reshape(rg.src.shape)
+    rhs = np.sum(w_src * x)
+    assert lhs == pytest.approx(rhs, rel=1e-10)
+
+
+def test_regrid_constant_and_nan_handling():
+    rg = Regridder("TP10", "M36")
+    x = np.full((2, 150, 320), 0.3, dtype=np.float32)
+    x[0, :, :160] = np.nan
+    out = rg(x)
+    assert out.dtype == np.float32
+    vals = out[np.isfinite(out)]
+    np.testing.assert_allclose(vals, 0.3, rtol=1e-6)
+    assert np.isnan(out[0]).sum() > np.isnan(out[1]).sum()
+
+
+def test_regrid_hand_computed_two_cells():
+    # two TP10 cells in one M36 cell row/col: weights must be the area fractions
+    rg = Regridder("TP10", "M36", min_coverage=0.0)
+    w = rg.matrix
+    row_sums = np.asarray(w.sum(axis=1)).ravel()
+    full = (rg.coverage().ravel() > 1 - 1e-9)
+    np.testing.assert_allclose(row_sums[full], rg.dst_area.ravel()[full], rtol=1e-12)
+
+
+def test_regrid_xarray_and_dask():
+    g = tp10()
+    da = xr.DataArray(np.ones((4, 150, 320), dtype="float32"), dims=("time", "lat", "lon"),
+                      coords={"time": np.arange(4), **g.coords()}).chunk({"time": 2})
+    out = Regridder("TP10", "M09")(da)
+    assert out.dims == ("time", "y", "x")
+    assert "lat" in out.coords and out.lat.dims == ("y",)
+    assert float(out.mean().compute()) == pytest.approx(1.0)
+
+
+def test_tp_mask_contains_stations():
+    m = tp_mask("TP10")
+    g = tp10()
+    assert 25000 < m.sum() < 32000
+    for lat, lon in [(33.8833, 102.1333), (31.37, 91.87), (32.5, 80.1)]:  # Maqu, Naqu, Ngari
+        r, c = g.locate([lat], [lon])
+        assert m[r[0], c[0]]
+    assert tp_mask("M36").sum() > 1500
+
+
+def test_regrid_wrong_shape_message():
+    with pytest.raises(ValueError, match="expected"):
+        Regridder("TP10", "M36")(np.zeros((10, 10)))

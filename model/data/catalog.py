@@ -1,0 +1,219 @@
+"""Intake 2 catalogs: the ONLY module that opens a catalog.
+
+Entry names are the same for real data and for the virtual Tibetan Plateau, so every step
+runs unchanged on either:
+
+==================  =====================================================================
+``smap_l3_36km``    SPL3SMP daily files (glob)                -> Dataset (time, y, x) on M36
+``smap_l3_9km``     SPL3SMP_E daily files (glob)              -> Dataset (time, y, x) on M09
+``smap_l4``         SPL4SMGP 3-hourly files (glob)            -> Dataset (time, y, x) on M09
+``era5land``        ERA5-Land hourly NetCDF/GRIB (glob)       -> Dataset (time, lat, lon), hourly
+``ismn``            an ISMN download folder                   -> list of StationSeries
+``static_dem``      elevation, slope, aspect, TP mask on TP10 -> Dataset (lat, lon)
+``static_extra``    soil texture / land cover on TP10 (NetCDF) -> Dataset (lat, lon)
+``truth``           hidden 10 km truth (virtual TP only)      -> Dataset (time, lat, lon)
+``archive_maps``    the product archive, map-shaped chunks    -> Dataset (time, lat, lon)
+``archive_series``  the product archive, series-shaped chunks -> Dataset (time, lat, lon)
+==================  =====================================================================
+
+A catalog for real downloads is ``catalogs/inputs.yaml``: set its ``root`` parameter (one
+setting: ``open_catalog(path, root=...)`` or ``SMDS_INPUTS_ROOT``) to the folder holding
+``SPL3SMP/``, ``SPL3SMP_E/``, ``SPL4SMGP/``, ``ERA5-Land/``, ``ISMN/`` and ``static/``.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+from pathlib import Path
+from typing import Any
+
+from intake.readers.readers import BaseReader
+
+from ..errors import InputError
+
+#: entry name -> (reader class name, what it holds)
+ENTRY_KINDS = {
+    "smap_l3_36km": ("SmapL3Reader", "SMAP L3 SPL3SMP daily files, 36 km"),
+    "smap_l3_9km": ("SmapL3Reader", "SMAP L3 SPL3SMP_E daily files, 9 km"),
+    "smap_l4": ("SmapL4Reader", "SMAP L4 SPL4SMGP 3-hourly files, 9 km"),
+    "era5land": ("Era5Reader", "ERA5-Land hourly NetCDF (CDS layout) or GRIB"),
+    "ismn": ("IsmnReader", "ISMN download (header+values)"),
+    "static_dem": ("StaticDemReader", "elevation, slope, aspect and TP mask on TP10"),
+    "static_extra": ("NetcdfReader", "soil texture and land cover on TP10"),
+    "truth": ("ZarrReader", "hidden 10 km truth (virtual TP only)"),
+}
+
+
+def _local(urlpath: str) -> str:
+    """Intake substitutes ``{CATALOG_DIR}`` as a ``file://`` URL; readers want paths."""
+    return urlpath[7:] if urlpath.startswith("file://") else urlpath
+
+
+def expand(urlpath: str) -> list[Path]:
+    """Sorted files matching a path or glob; an empty match is an error that says where."""
+    p = _local(urlpath)
+    files = sorted(Path(f) for f in _glob.glob(p)) if any(c in p for c in "*?[") else [Path(p)]
+    files = [f for f in files if f.exists()]
+    if not files:
+        raise InputError(f"no input matches {p!r}",
+                         "check the catalog's root setting or build the world first "
+                         "(sm-downscale world)")
+    return files
+
+
+class _Reader(BaseReader):
+    output_instance = "xarray:Dataset"
+    imports = {"xarray"}
+
+
+class SmapL3Reader(_Reader):
+    """SMAP L3 daily files -> observation cube at product steps (see ingest.smap_l3_cube)."""
+
+    def _read(self, urlpath, product=None, **kw):
+        from .ingest import smap_l3_cube
+
+        cube, _report = smap_l3_cube(expand(urlpath), product=product)
+        return cube
+
+
+class SmapL4Reader(_Reader):
+    def _read(self, urlpath, **kw):
+        from .ingest import smap_l4_cube
+
+        return smap_l4_cube(expand(urlpath))
+
+
+class Era5Reader(_Reader):
+    def _read(self, urlpath, **kw):
+        from .era5 import read_era5
+
+        return read_era5([str(f) for f in expand(urlpath)], **kw)
+
+
+class IsmnReader(BaseReader):
+    output_instance = "builtins:list"
+
+    def _read(self, urlpath, **kw):
+        from .ismn import read_ismn
+
+        return read_ismn(expand(urlpath)[0], **kw)
+
+
+class StaticDemReader(_Reader):
+    def _read(self, urlpath=None, **kw):
+        from .static import static_layers
+
+        return static_layers(_local(urlpath) if urlpath else None)
+
+
+class NetcdfReader(_Reader):
+    def _read(self, urlpath, **kw):
+        import xarray as xr
+
+        return xr.open_dataset(expand(urlpath)[0], **kw)
+
+
+class ZarrReader(_Reader):
+    def _read(self, urlpath, group=None, **kw):
+        import xarray as xr
+
+        path = expand(urlpath)[0]
+        return xr.open_zarr(path, group=group, **kw)
+
+
+def reader_for(name: str, urlpath: str | None, **kwargs) -> BaseReader:
+    cls_name = ENTRY_KINDS[name][0]
+    cls = globals()[cls_name]
+    kw = dict(kwargs)
+    if urlpath is not None:
+        kw["urlpath"] = urlpath
+    return cls(metadata={"description": ENTRY_KINDS[name][1]}, **kw)
+
+
+def write_catalog(path: str | Path, locations: dict[str, str | None],
+                  kwargs: dict[str, dict] | None = None, metadata: dict | None = None) -> Path:
+    """Write an Intake 2 catalog with the standard entry names.
+
+    Parameters
+    ----------
+    path : path of the YAML file to write (atomically).
+    locations : entry name -> path or glob, relative paths taken from the catalog's folder
+        (written as ``{CATALOG_DIR}/...``); ``None`` for entries without a path (static_dem).
+    kwargs : entry name -> extra reader arguments (e.g. ``{"smap_l3_36km": {"product": "SPL3SMP"}}``).
+    """
+    from intake.readers.entry import Catalog
+
+    from ..io import atomic_path
+
+    cat = Catalog(metadata=metadata or {})
+    for name, loc in locations.items():
+        if name not in ENTRY_KINDS:
+            from ..errors import unknown_name
+
+            raise unknown_name("catalog entry", name, list(ENTRY_KINDS))
+        url = None
+        if loc is not None:
+            url = loc if os.path.isabs(loc) else "{CATALOG_DIR}/" + loc
+        cat[name] = reader_for(name, url, **(kwargs or {}).get(name, {}))
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        cat.to_yaml_file(str(tmp))
+    return path
+
+
+def default_catalog_path() -> Path:
+    """``$SMDS_CATALOG``, else the default (demo) world's catalog."""
+    from ..config import worlds_dir
+
+    env = os.environ.get("SMDS_CATALOG")
+    return Path(env) if env else worlds_dir() / "demo" / "catalog.yaml"
+
+
+def open_catalog(path: str | Path | None = None, root: str | None = None):
+    """Open an inputs catalog (the one call of ``intake.open_catalog`` in the project).
+
+    ``root`` (or ``$SMDS_INPUTS_ROOT``) sets the catalog's ``root`` user parameter, for the
+    real-data template ``catalogs/inputs.yaml``.
+    """
+    import intake
+
+    path = Path(path) if path else default_catalog_path()
+    if not path.exists():
+        raise InputError("catalog not found",
+                         "build the virtual TP first (sm-downscale world) or point SMDS_CATALOG "
+                         "at your catalog", path)
+    cat = intake.open_catalog(str(path))
+    root = root or os.environ.get("SMDS_INPUTS_ROOT")
+    if root and "root" in cat.user_parameters:
+        cat.user_parameters["root"].default = str(root)
+    return cat
+
+
+def read_entry(cat, name: str, **kwargs) -> Any:
+    """Read one entry by name with a clear error for a missing one."""
+    if name not in cat.entries:
+        from ..errors import unknown_name
+
+        raise unknown_name("catalog entry", name, list(cat.entries))
+    reader = cat[name]
+    if kwargs:
+        reader = reader(**kwargs)
+    return reader.read()
+
+
+def entry_files(cat, name: str) -> list[Path]:
+    """The files behind a path/glob entry (with ``{CATALOG_DIR}`` and parameters resolved)."""
+    if name not in cat.entries:
+        from ..errors import unknown_name
+
+        raise unknown_name("catalog entry", name, list(cat.entries))
+    reader = cat[name]
+    url = reader.kwargs.get("urlpath")
+    if url is None:
+        return []
+    return expand(str(url))
+
+
+def has_entry(cat, name: str) -> bool:
+    return name in cat.entries

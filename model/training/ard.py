@@ -1,0 +1,68 @@
+"""Reading the analysis-ready store (``ard.zarr``) for training and inference."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CoverageError, InputError
+
+
+def default_ard() -> Path:
+    from ..config import worlds_dir
+
+    return worlds_dir() / "demo" / "ard.zarr"
+
+
+def open_group(ard: str | Path, group: str):
+    import xarray as xr
+
+    ard = Path(ard)
+    if not (ard / ".complete").exists():
+        raise InputError("analysis-ready store missing or incomplete",
+                         "run `sm-downscale ingest` (or `sm-downscale demo`) first", ard)
+    try:
+        return xr.open_zarr(ard, group=group, consolidated=True)
+    except (KeyError, FileNotFoundError) as exc:
+        raise InputError(f"group {group!r} missing from the analysis-ready store",
+                         "re-run `sm-downscale ingest`", ard) from exc
+
+
+def ard_info(ard: str | Path) -> dict:
+    """The ingest manifest (periods, sources) written beside the store."""
+    p = Path(ard) / ".complete"
+    if not p.exists():
+        raise InputError("analysis-ready store missing or incomplete",
+                         "run `sm-downscale ingest` first", ard)
+    return json.loads(p.read_text())
+
+
+def time_slice(ds, start, end, what: str):
+    t = ds["time"].values
+    s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")
+    if t.size == 0 or s < t[0] or e > t[-1]:
+        lo = np.datetime_as_string(t[0], unit="h") if t.size else "none"
+        hi = np.datetime_as_string(t[-1], unit="h") if t.size else "none"
+        raise CoverageError(f"{what} cover {lo} .. {hi}, not {start} .. {end}",
+                            "choose a period inside the ingested inputs")
+    return ds.sel(time=slice(s, e))
+
+
+def load_inputs(ard: str | Path, start, end, history_days: int = 28):
+    """ERA5-Land (3-hourly, TP10) from ``start - history_days`` to ``end`` and the static layers.
+
+    The history start is clamped to the first ingested step.
+    """
+    era5 = open_group(ard, "era5")
+    t0 = era5["time"].values[0]
+    s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), t0)
+    era5 = time_slice(era5, s, end, "the ERA5-Land inputs").load()
+    bad = [v for v in era5.data_vars if np.isnan(era5[v].values).all()]
+    if bad:
+        raise InputError(f"ERA5-Land channels {bad} are all-NaN between {start} and {end}",
+                         "check the ERA5-Land inputs for that period")
+    static = open_group(ard, "static").load()
+    return era5, static

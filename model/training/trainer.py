@@ -1,0 +1,409 @@
+"""Training under scale invariance: the same code for every method, on CPU or GPU.
+
+Learn f(predictors) -> SMAP where SMAP observes: the 10 km predictors are aggregated (area
+overlap) to the SMAP grid (M09 by default: SPL3SMP_E, posted at 9 km, close to the 10 km product
+scale, so convolution kernels see nearly the same spacing at training and at inference), and
+paired with SMAP retrievals at their overpass steps. The trained f is applied to the 10 km
+predictors at every 3-hourly step (:mod:`model.inference`).
+
+Splits: by time (the world's / user's training period; the test period is never seen), and a
+spatial hold-out of whole 16 x 16 tiles of the SMAP grid (20 %) inside the training period for
+early stopping ("tuning"). Normalisation statistics come from the training period only and are
+stored in the checkpoint, with the constructor arguments, so the model rebuilds from it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time as _time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"smap_l3_9km": ("smap_m09", "M09"), "smap_l3_36km": ("smap_m36", "M36")}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (all JSON-serialisable; stored in the run folder)."""
+
+    model: str
+    train_start: str
+    train_end: str
+    target: str = "smap_l3_9km"
+    patch: int = 32
+    batch_size: int = 16
+    pixel_batch: int = 2048
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    max_epochs: int = 40
+    steps_per_epoch: int = 60
+    patience: int = 5
+    max_minutes: float = 10.0
+    max_pixel_samples: int = 150_000
+    tune_patches: int = 48
+    holdout_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    model_kwargs: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: per-model defaults of the demo configuration (2 CPU cores, minutes per model)
+DEMO_BUDGET_MIN = {"pscnet": 6.0, "unet": 2.0, "resnet": 1.5, "vit": 1.5, "convlstm": 2.0,
+                   "lstm": 1.5, "mlp": 1.0, "rf": 1.0, "gbm": 1.0}
+
+
+def pick_device(requested: str = "auto") -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        log.info("no GPU found: training on the CPU")
+        return "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("CUDA requested but no GPU is available: falling back to the CPU")
+        return "cpu"
+    return requested
+
+
+@dataclass
+class TrainingData:
+    cube: "object"
+    target: np.ndarray          # (T, H, W) physical, NaN where none
+    train_steps: np.ndarray      # step indices with any training target
+    train_mask: np.ndarray       # (H, W) cells whose targets train
+    tune_mask: np.ndarray        # (H, W) spatial hold-out
+    norm: "object"
+
+
+def prepare(ard, cfg: TrainConfig) -> TrainingData:
+    """Load the store, aggregate to the SMAP grid, fit the normalisation, split."""
+    from .ard import load_inputs, open_group, time_slice
+    from .cube import build_cube, spatial_holdout, target_on_steps
+
+    if cfg.target not in TARGETS:
+        from ..errors import unknown_name
+
+        raise unknown_name("training target", cfg.target, list(TARGETS))
+    group, grid = TARGETS[cfg.target]
+    era5, static = load_inputs(ard, cfg.train_start, cfg.train_end)
+    cube = build_cube(era5, static, grid)
+    smap = time_slice(open_group(ard, group), era5.time.values[0], era5.time.values[-1],
+                      "the SMAP inputs").load()
+    y = target_on_steps(cube, smap)
+    s, e = np.datetime64(cfg.train_start, "ns"), np.datetime64(cfg.train_end, "ns") + np.timedelta64(1, "D")
+    in_period = (cube.times >= s) & (cube.times < e)
+    has_y = np.isfinite(y).reshape(y.shape[0], -1).any(axis=1)
+    steps = np.nonzero(in_period & has_y)[0]
+    if steps.size == 0:
+        raise InputError(f"no SMAP retrieval in the training period {cfg.train_start} .. {cfg.train_end}",
+                         "choose a period the SMAP inputs cover")
+    tune = spatial_holdout(cube.mask, fraction=cfg.holdout_fraction, seed=cfg.seed)
+    train_mask = cube.mask & ~tune
+    norm = cube.fit_normalisation(np.nonzero(in_period)[0], np.where(train_mask, y[steps], np.nan))
+    cube.normalise(norm)
+    return TrainingData(cube, y, steps, train_mask, tune, norm)
+
+
+def run_dir_for(model: str, cfg: TrainConfig) -> Path:
+    from ..config import runs_dir
+
+    h = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return runs_dir() / model / f"{stamp}-{h}"
+
+
+def _sample_patches(rng, data: TrainingData, n: int, size: int, mask: np.ndarray, steps=None):
+    """Random (step, row, col) patches whose window holds at least one target in ``mask``."""
+    h, w = data.cube.shape
+    steps = data.train_steps if steps is None else steps
+    out = []
+    tries = 0
+    while len(out) < n and tries < n * 50:
+        tries += 1
+        i = int(rng.choice(steps))
+        r = int(rng.integers(0, max(1, h - size + 1)))
+        c = int(rng.integers(0, max(1, w - size + 1)))
+        tgt = data.target[i, r:r + size, c:c + size]
+        if np.isfinite(tgt[mask[r:r + size, c:c + size]]).sum() >= 4:
+            out.append((i, r, c))
+    if not out:
+        raise InputError("no training patch with SMAP targets was found",
+                         "the training period or region holds too few SMAP retrievals")
+    return np.array(out)
+
+
+def _pixel_samples(rng, data: TrainingData, mask: np.ndarray, max_n: int):
+    i, r, c = np.nonzero(np.isfinite(data.target[data.train_steps]) & mask[None])
+    i = data.train_steps[i]
+    if i.size > max_n:
+        sel = rng.choice(i.size, max_n, replace=False)
+        i, r, c = i[sel], r[sel], c[sel]
+    return i, r, c
+
+
+def _to_torch(batch: dict, device):
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
+          progress: bool = True) -> Path:
+    """Train ``model_name`` and write its run folder; returns the folder.
+
+    The folder holds ``checkpoint.pt`` (the model's constructor arguments, weights,
+    normalisation, training period and config), ``log.csv`` (per epoch: train loss, tuning
+    RMSE in m3 m-3, seconds), ``config.json`` and ``summary.json``.
+    """
+    from ..networks.registry import get_info
+    from .ard import default_ard
+
+    info = get_info(model_name)
+    ard = Path(ard) if ard else default_ard()
+    t_start = _time.perf_counter()
+    data = prepare(ard, cfg)
+    out = Path(out) if out else run_dir_for(model_name, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    extra = {"normalisation": data.norm.to_dict(), "train_config": cfg.to_dict(),
+             "train_period": [cfg.train_start, cfg.train_end], "target": cfg.target,
+             "ard": str(ard), "code_version": _code_version()}
+    if info.kind == "torch":
+        summary = _train_torch(model_name, info, cfg, data, out, extra, progress)
+    elif info.kind == "sklearn":
+        summary = _train_sklearn(model_name, cfg, data, out, extra)
+    else:
+        summary = _fit_reference(model_name, cfg, data, out, extra, ard)
+    summary["seconds_total"] = round(_time.perf_counter() - t_start, 1)
+    summary["model"] = model_name
+    summary["run"] = str(out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _mark_latest(model_name, out)
+    return out
+
+
+def _code_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _mark_latest(model_name: str, out: Path):
+    from ..io import write_text_atomic
+
+    write_text_atomic(out.parent / "LATEST", out.name + "\n")
+
+
+def _masked_mse(pred, target, mask):
+    import torch
+
+    diff = torch.where(mask, pred - target, torch.zeros_like(pred))
+    return (diff * diff).sum() / mask.sum().clamp(min=1)
+
+
+def _batch_targets(data: TrainingData, idx, size, mask, device):
+    import torch
+
+    ys, ms = [], []
+    for i, r, c in idx:
+        t = data.target[i, r:r + size, c:c + size]
+        m = np.isfinite(t) & mask[r:r + size, c:c + size]
+        ys.append(np.where(m, data.norm.norm_target(np.nan_to_num(t)), 0.0))
+        ms.append(m)
+    y = torch.from_numpy(np.stack(ys)[:, None].astype(np.float32)).to(device)
+    m = torch.from_numpy(np.stack(ms)[:, None]).to(device)
+    return y, m
+
+
+def _train_torch(model_name, info, cfg, data, out, extra, progress):
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..networks.registry import get_model, is_pixel_model, save_checkpoint
+
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    device = pick_device(cfg.device)
+    cube = data.cube
+    kwargs = {"n_dynamic": len(cube.channels), "n_static": len(cube.static_channels), **cfg.model_kwargs}
+    model = get_model(model_name, **kwargs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = cfg.max_epochs * cfg.steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
+    use_amp = cfg.amp and device.startswith("cuda")
+    amp_dtype = torch.bfloat16
+    pixel = is_pixel_model(model_name)
+
+    # fixed tuning set
+    if pixel:
+        ti, tr, tc = _pixel_samples(np.random.default_rng(cfg.seed + 1), data, data.tune_mask, 20_000)
+        tune_batches = []
+        for k in range(0, ti.size, cfg.pixel_batch):
+            sl = slice(k, k + cfg.pixel_batch)
+            b = cube.pixel_batch(ti[sl], tr[sl], tc[sl])
+            y = data.norm.norm_target(data.target[ti[sl], tr[sl], tc[sl]]).astype(np.float32)
+            tune_batches.append((b, y[:, None, None, None], np.ones_like(y, bool)[:, None, None, None]))
+        pi, pr, pc = _pixel_samples(rng, data, data.train_mask, 10**9)
+    else:
+        tidx = _sample_patches(np.random.default_rng(cfg.seed + 1), data, cfg.tune_patches, cfg.patch, data.tune_mask)
+
+    def tune_rmse() -> float:
+        model.eval()
+        se, n = 0.0, 0
+        with torch.no_grad(), torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=amp_dtype, enabled=use_amp):
+            if pixel:
+                for b, y, m in tune_batches:
+                    p = model(_to_torch(b, device)).float()
+                    yt = torch.from_numpy(y).to(device)
+                    mt = torch.from_numpy(m).to(device)
+                    se += float(((p - yt) ** 2)[mt].sum())
+                    n += int(mt.sum())
+            else:
+                for k in range(0, len(tidx), cfg.batch_size):
+                    idx = tidx[k:k + cfg.batch_size]
+                    b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
+                    y, m = _batch_targets(data, idx, cfg.patch, data.tune_mask, device)
+                    p = model(_to_torch(b, device)).float()
+                    se += float(((p - y) ** 2)[m].sum())
+                    n += int(m.sum())
+        model.train()
+        return math.sqrt(se / max(n, 1)) * data.norm.target_std
+
+    best, best_epoch, bad = float("inf"), -1, 0
+    log_rows = []
+    deadline = _time.perf_counter() + cfg.max_minutes * 60
+    ckpt = out / "checkpoint.pt"
+    n_samples = 0
+    t0 = _time.perf_counter()
+    bar = tqdm(total=total_steps, desc=f"train {model_name} ({device})", disable=not progress, unit="step")
+    stopped = "max_epochs"
+    for epoch in range(cfg.max_epochs):
+        model.train()
+        losses = []
+        for _ in range(cfg.steps_per_epoch):
+            if pixel:
+                sel = rng.integers(0, pi.size, cfg.pixel_batch)
+                b = cube.pixel_batch(pi[sel], pr[sel], pc[sel])
+                yv = data.norm.norm_target(data.target[pi[sel], pr[sel], pc[sel]]).astype(np.float32)
+                y = torch.from_numpy(yv[:, None, None, None]).to(device)
+                m = torch.ones_like(y, dtype=torch.bool)
+                n_samples += sel.size
+            else:
+                idx = _sample_patches(rng, data, cfg.batch_size, cfg.patch, data.train_mask)
+                b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
+                y, m = _batch_targets(data, idx, cfg.patch, data.train_mask, device)
+                n_samples += int(m.sum())
+            try:
+                with torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=amp_dtype, enabled=use_amp):
+                    pred = model(_to_torch(b, device))
+                loss = _masked_mse(pred.float(), y, m)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+            except torch.OutOfMemoryError as exc:  # pragma: no cover - GPU only
+                raise InputError(f"the GPU ran out of memory with batch size {cfg.batch_size}",
+                                 f"retry with --batch-size {max(1, cfg.batch_size // 2)}") from exc
+            losses.append(float(loss))
+            bar.update(1)
+            if _time.perf_counter() > deadline:
+                break
+        rmse = tune_rmse()
+        row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "tune_rmse": rmse,
+               "lr": sched.get_last_lr()[0], "seconds": round(_time.perf_counter() - t0, 1)}
+        log_rows.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", tune_rmse=f"{rmse:.4f}")
+        if rmse < best - 1e-5:
+            best, best_epoch, bad = rmse, epoch, 0
+            save_checkpoint(ckpt, model, {**extra, "epoch": epoch, "tune_rmse": rmse})
+        else:
+            bad += 1
+        _write_log(out, log_rows)
+        if bad >= cfg.patience:
+            stopped = "early stop"
+            break
+        if _time.perf_counter() > deadline:
+            stopped = "time budget"
+            break
+    bar.close()
+    secs = _time.perf_counter() - t0
+    return {"kind": "torch", "device": device, "epochs": len(log_rows), "best_epoch": best_epoch,
+            "tune_rmse": best, "stopped": stopped, "train_seconds": round(secs, 1),
+            "samples_per_second": round(n_samples / max(secs, 1e-9), 1),
+            "parameters": int(sum(p.numel() for p in model.parameters()))}
+
+
+def _write_log(out: Path, rows):
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out / "log.csv", index=False)
+
+
+def _train_sklearn(model_name, cfg, data, out, extra):
+    from ..networks.registry import get_model, save_checkpoint
+
+    rng = np.random.default_rng(cfg.seed)
+    cube = data.cube
+    model = get_model(model_name, n_dynamic=len(cube.channels), n_static=len(cube.static_channels),
+                      **cfg.model_kwargs)
+    i, r, c = _pixel_samples(rng, data, data.train_mask, cfg.max_pixel_samples)
+    t0 = _time.perf_counter()
+    X = model.features(cube.pixel_batch(i, r, c))
+    y = data.norm.norm_target(data.target[i, r, c])
+    model.fit(X, y)
+    secs = _time.perf_counter() - t0
+    ti, tr, tc = _pixel_samples(np.random.default_rng(cfg.seed + 1), data, data.tune_mask, 20_000)
+    p = model.predict_batch(cube.pixel_batch(ti, tr, tc))
+    p = np.asarray(p).reshape(-1)
+    rmse = float(np.sqrt(np.mean((p - data.norm.norm_target(data.target[ti, tr, tc])) ** 2)) * data.norm.target_std)
+    save_checkpoint(out / "checkpoint.pt", model, {**extra, "tune_rmse": rmse})
+    _write_log(out, [{"epoch": 0, "train_loss": float("nan"), "tune_rmse": rmse, "seconds": round(secs, 1)}])
+    return {"kind": "sklearn", "device": "cpu", "samples": int(i.size), "tune_rmse": rmse,
+            "train_seconds": round(secs, 1), "samples_per_second": round(i.size / max(secs, 1e-9), 1)}
+
+
+def _fit_reference(model_name, cfg, data, out, extra, ard):
+    from ..networks.registry import fit_reference
+
+    t0 = _time.perf_counter()
+    state = fit_reference(model_name, data, cfg)
+    secs = _time.perf_counter() - t0
+    import pickle
+
+    from ..io import atomic_path
+
+    with atomic_path(out / "checkpoint.pt") as tmp:
+        with open(tmp, "wb") as fh:
+            pickle.dump({"name": model_name, "kind": "reference", "state": state, "extra": extra}, fh)
+    return {"kind": "reference", "train_seconds": round(secs, 1), "tune_rmse": state.get("tune_rmse")}
+
+
+def latest_run(model_name: str) -> Path:
+    """The newest complete run folder of a model (by its LATEST pointer)."""
+    from ..config import runs_dir
+
+    d = runs_dir() / model_name
+    p = d / "LATEST"
+    if not p.exists():
+        raise InputError(f"no trained run of model {model_name!r}",
+                         f"train it first: sm-downscale train --model {model_name}")
+    run = d / p.read_text().strip()
+    if not (run / "checkpoint.pt").exists():
+        raise InputError(f"the latest run of {model_name!r} has no checkpoint", "retrain it", run)
+    return run

@@ -379,7 +379,7 @@ def _train_sklearn(model_name, cfg, data, out, extra):
 
 
 def _fit_reference(model_name, cfg, data, out, extra, ard):
-    from ..networks.registry import fit_reference
+    from .references import fit_reference
 
     t0 = _time.perf_counter()
     state = fit_reference(model_name, data, cfg)

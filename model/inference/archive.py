@@ -1,0 +1,267 @@
+"""The product archive: every model side by side in Zarr, in two chunk layouts, built on Dask.
+
+Layout (``$SMDS_HOME/archive``)::
+
+    maps.zarr     map-shaped chunks   (8 steps, 150, 320): one chunk read per map frame
+    series.zarr   series-shaped chunks (all steps, 10, 10): one chunk read per station series
+    build/        progress ledger: one marker file per finished (model, day block)
+
+Zarr format 2 with consolidated metadata (read by xarray, GDAL, netCDF-C and older zarr).
+One float32 variable per model (its registry name), dims (time, lat, lon), CF attributes and
+provenance (model, checkpoint SHA-256, inputs, code version); coordinates ``time``, ``lat``,
+``lon`` and the ``tp_mask``.
+
+Resumable and honest: a build first lays out the full time axis (values NaN), then computes
+day blocks as Dask tasks; each task writes its aligned chunk region and only then drops its
+marker. A killed build resumes at the first missing marker. The series layout is rewritten
+from the maps once a model is complete; ``maps.zarr/.zattrs`` says ``complete`` per model only
+after both layouts hold all its blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time as _time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+MAP_CHUNK_T = 8
+SERIES_CHUNK_XY = 10
+STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
+
+
+def archive_dir(path=None) -> Path:
+    from ..config import archive_path
+
+    return Path(path) if path else archive_path()
+
+
+def _time_axis(provider, start, end) -> np.ndarray:
+    s = np.datetime64(start, "D")
+    e = np.datetime64(end, "D") + np.timedelta64(1, "D") - np.timedelta64(3, "h")
+    times = np.arange(np.datetime64(s, "ns"), np.datetime64(e, "ns") + np.timedelta64(1, "ns"),
+                      np.timedelta64(3, "h"))
+    provider.check_time(times[0])
+    provider.check_time(times[-1])
+    return times
+
+
+def _base_dataset(times):
+    import xarray as xr
+
+    from ..grids import tp10, tp_mask_da
+
+    g = tp10()
+    ds = xr.Dataset(coords={"time": ("time", times, {"standard_name": "time", "axis": "T"}),
+                            **g.coords()})
+    ds["tp_mask"] = tp_mask_da("TP10")
+    ds["lat"].attrs["axis"] = "Y"
+    ds["lon"].attrs["axis"] = "X"
+    ds["crs"] = xr.DataArray(np.int32(0), attrs={"grid_mapping_name": "latitude_longitude",
+                                                  "epsg_code": "EPSG:4326",
+                                                  "semi_major_axis": 6378137.0,
+                                                  "inverse_flattening": 298.257223563})
+    ds.attrs.update({"Conventions": "CF-1.8", "title": "10 km 3-hourly surface soil moisture over the Tibetan Plateau",
+                     "institution": "sm-downscale", "source": "downscaled SMAP L3 with ERA5-Land predictors",
+                     "time_coverage_start": str(times[0]), "time_coverage_end": str(times[-1])})
+    return ds
+
+
+def _var_attrs(name: str, provenance: dict) -> dict:
+    return {"units": "m3 m-3", "standard_name": STANDARD_NAME,
+            "long_name": f"surface (0-5 cm) volumetric soil moisture, model {name}",
+            "grid_mapping": "crs", "valid_min": 0.0, "valid_max": 0.7,
+            **{f"provenance_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in provenance.items()}}
+
+
+def _init_store(path: Path, times, models_prov: dict):
+    """Create (or extend with new models) a store with the full time axis, values NaN."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    ds = _base_dataset(times)
+    exists = (path / ".zmetadata").exists()
+    if exists:
+        cur = xr.open_zarr(path, consolidated=True)
+        if cur.sizes["time"] != times.size or cur["time"].values[0] != times[0]:
+            raise InputError(f"the archive at {path} covers {cur.time.values[0]} .. {cur.time.values[-1]}, "
+                             "not the period asked for",
+                             "use another --out, or --force to rebuild it for the new period")
+        new = [m for m in models_prov if m not in cur.data_vars]
+    else:
+        new = list(models_prov)
+    is_series = path.name.startswith("series")
+    chunks = (times.size, SERIES_CHUNK_XY, SERIES_CHUNK_XY) if is_series else (MAP_CHUNK_T, 150, 320)
+    for m in new:
+        ds[m] = (("time", "lat", "lon"), da.full((times.size, 150, 320), np.nan, dtype="float32", chunks=chunks),
+                 _var_attrs(m, models_prov[m]))
+        ds[m].encoding = {"chunks": chunks, "_FillValue": np.float32(np.nan)}
+    if not exists:
+        ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
+    elif new:
+        ds[new].to_zarr(path, mode="a", compute=False, zarr_format=2, consolidated=True)
+    else:  # refresh provenance of re-run models
+        g = zarr.open_group(path, mode="r+", zarr_format=2)
+        for m, prov in models_prov.items():
+            g[m].attrs.update(_var_attrs(m, prov))
+        zarr.consolidate_metadata(path)
+
+
+# ------------------------------------------------------------------ tasks (run on workers)
+_WORKER_RUNNERS: dict = {}
+
+
+def _block_task(run: str, ard: str, device: str, maps_path: str, ledger: str, model: str,
+                t0: int, times: list) -> str:
+    """Compute one day block of one model and write its aligned chunk region."""
+    import xarray as xr
+
+    from .runner import get_runner
+
+    marker = Path(ledger) / model / f"{t0:06d}.done"
+    if marker.exists():
+        return "skipped"
+    runner = get_runner(run, ard, device)
+    vals = runner.scenes(np.array(times, dtype="datetime64[ns]"), batch=4)
+    ds = xr.Dataset({model: (("time", "lat", "lon"), vals)})
+    ds[model].encoding = {}
+    ds.to_zarr(maps_path, region={"time": slice(t0, t0 + len(times)), "lat": slice(0, 150),
+                                  "lon": slice(0, 320)}, zarr_format=2, consolidated=False)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"steps": len(times), "time": str(times[0])}))
+    os.replace(tmp, marker)
+    return "done"
+
+
+def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: str | None = None,
+                  workers: int = 2, device: str = "auto", force: bool = False, progress: bool = True) -> dict:
+    """Build (or resume) the archive for ``models`` over [start, end] (whole days).
+
+    Parameters
+    ----------
+    models : registry names with trained runs (``sm-downscale train``).
+    scheduler : address of an existing Dask scheduler; default a local cluster of ``workers``
+        processes on 127.0.0.1.
+    """
+    import xarray as xr
+    import zarr
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm.auto import tqdm
+
+    from ..io import check_writable
+    from ..training.ard import default_ard
+    from .inputs import InputProvider
+    from .runner import Runner, resolve_run
+
+    out = archive_dir(out)
+    ard = Path(ard) if ard else default_ard()
+    check_writable(out.parent, need_bytes=50 * 2**20)
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    provider = InputProvider(ard)
+    times = _time_axis(provider, start, end)
+    runs = {m: resolve_run(m) for m in models}
+    prov = {}
+    for m, run in runs.items():
+        r = Runner(run, ard, "cpu", provider=provider)
+        prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
+        del r
+    maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
+    _init_store(maps, times, prov)
+    t_start = _time.perf_counter()
+    tasks = []
+    for m, run in runs.items():
+        for t0 in range(0, times.size, MAP_CHUNK_T):
+            if not (ledger / m / f"{t0:06d}.done").exists():
+                tasks.append((m, t0))
+    summary = {"models": models, "steps": int(times.size), "blocks_todo": len(tasks),
+               "blocks_total": len(runs) * int(np.ceil(times.size / MAP_CHUNK_T))}
+    if tasks:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise InputError(f"the Dask scheduler at {scheduler} does not answer ({exc})",
+                                 "check the address (tcp://host:8786) or omit --scheduler for a local cluster") from exc
+            cluster = None
+        else:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
+                                   dashboard_address=None, processes=True)
+            client = Client(cluster)
+        try:
+            futs = [client.submit(_block_task, str(runs[m]), str(ard), device, str(maps), str(ledger), m, t0,
+                                  [str(t) for t in times[t0:t0 + MAP_CHUNK_T]], key=f"{m}-{t0}", pure=False)
+                    for m, t0 in tasks]
+            bar = tqdm(total=len(futs), desc="archive (maps)", disable=not progress, unit="day")
+            for f in as_completed(futs):
+                f.result()
+                bar.update(1)
+            bar.close()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    summary["maps_seconds"] = round(_time.perf_counter() - t_start, 1)
+    zarr.consolidate_metadata(maps)
+    # series layout, per model, from the finished maps
+    t1 = _time.perf_counter()
+    _init_store(series, times, prov)
+    mds = xr.open_zarr(maps, consolidated=True)
+    done_series = ledger / "series"
+    for m in tqdm(models, desc="archive (series)", disable=not progress, unit="model"):
+        marker = done_series / f"{m}.done"
+        stamp = {"checkpoint_sha256": prov[m]["checkpoint_sha256"]}
+        if marker.exists() and json.loads(marker.read_text()) == stamp:
+            continue
+        arr = mds[m].chunk({"time": times.size, "lat": SERIES_CHUNK_XY, "lon": SERIES_CHUNK_XY})
+        sub = xr.Dataset({m: arr})
+        sub[m].encoding = {}
+        sub.to_zarr(series, region={"time": slice(0, times.size), "lat": slice(0, 150), "lon": slice(0, 320)},
+                    zarr_format=2, consolidated=False)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(stamp))
+    zarr.consolidate_metadata(series)
+    summary["series_seconds"] = round(_time.perf_counter() - t1, 1)
+    # completeness
+    status = {}
+    for m in models:
+        n_done = len(list((ledger / m).glob("*.done")))
+        status[m] = n_done == int(np.ceil(times.size / MAP_CHUNK_T)) and (done_series / f"{m}.done").exists()
+    for store in (maps, series):
+        g = zarr.open_group(store, mode="r+", zarr_format=2)
+        comp = dict(g.attrs.get("complete_models", {}))
+        comp.update(status)
+        g.attrs["complete_models"] = comp
+        zarr.consolidate_metadata(store)
+    summary["complete"] = status
+    summary["seconds"] = round(_time.perf_counter() - t_start, 1)
+    summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
+    summary["path"] = str(out)
+    return summary
+
+
+def open_archive(layout: str = "maps", path=None):
+    """Open the archive (``layout`` "maps" or "series") lazily."""
+    import xarray as xr
+
+    p = archive_dir(path) / f"{layout}.zarr"
+    if not (p / ".zmetadata").exists():
+        raise InputError("no archive", "build it with `sm-downscale archive` (or `sm-downscale demo`)", p)
+    return xr.open_zarr(p, consolidated=True)
+
+
+def complete_models(path=None) -> list[str]:
+    ds = open_archive("maps", path)
+    comp = ds.attrs.get("complete_models", {})
+    return [m for m, ok in comp.items() if ok]

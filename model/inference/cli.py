@@ -1,0 +1,81 @@
+"""``sm-downscale archive`` and ``sm-downscale export``."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub):
+    p = sub.add_parser("archive", help="build (or resume) the Zarr archive of one or more models on Dask")
+    p.add_argument("--model", action="append", required=True, help="registry name (repeatable, or 'all')")
+    p.add_argument("--start", help="first day (default: the world's training start)")
+    p.add_argument("--end", help="last day (default: the world's test end)")
+    p.add_argument("--out", help="archive folder (default $SMDS_HOME/archive)")
+    p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--force", action="store_true", help="rebuild from scratch")
+    p.set_defaults(func=_archive)
+
+    e = sub.add_parser("export", help="a period, box and model of the archive to CF NetCDF or GeoTIFF")
+    e.add_argument("--model", action="append", required=True)
+    e.add_argument("--start")
+    e.add_argument("--end")
+    e.add_argument("--bbox", nargs=4, type=float, metavar=("LON_MIN", "LAT_MIN", "LON_MAX", "LAT_MAX"))
+    e.add_argument("--format", choices=["netcdf", "geotiff"], default="netcdf")
+    e.add_argument("--archive", help="archive folder (default $SMDS_HOME/archive)")
+    e.add_argument("-o", "--output", required=True, help="file to write")
+    e.set_defaults(func=_export)
+
+
+def _models(names):
+    from ..training.trainer import latest_run  # noqa: F401
+    from ..networks.registry import list_models
+
+    if names == ["all"]:
+        from ..config import runs_dir
+
+        return [m.name for m in list_models() if (runs_dir() / m.name / "LATEST").exists()]
+    return names
+
+
+def default_period(ard=None):
+    from ..training.ard import ard_info, default_ard
+
+    info = ard_info(ard or default_ard())
+    per = (info.get("world") or {}).get("periods") or {}
+    tr, te = per.get("train"), per.get("test")
+    if tr and te:
+        return tr[0], te[1]
+    return str(info["start"])[:10], str(info["end"])[:10]
+
+
+def _archive(args) -> int:
+    from .archive import build_archive
+
+    start, end = args.start, args.end
+    if not (start and end):
+        s, e = default_period(args.ard)
+        start, end = start or s, end or e
+    summary = build_archive(_models(args.model), start, end, out=args.out, ard=args.ard,
+                            scheduler=args.scheduler, workers=args.workers, device=args.device,
+                            force=args.force)
+    print(json.dumps(summary, indent=1, default=str))
+    return 0 if all(summary["complete"].values()) else 1
+
+
+def _export(args) -> int:
+    from .export import select, to_geotiff, to_netcdf
+
+    sub = select(args.model, args.start, args.end, args.bbox, args.archive)
+    if args.format == "netcdf":
+        path = to_netcdf(sub, args.output)
+    else:
+        if len(args.model) != 1:
+            from ..errors import InputError
+
+            raise InputError("a GeoTIFF stack holds one model", "give one --model, or use --format netcdf")
+        path = to_geotiff(sub, args.model[0], args.output)
+    print(f"wrote {path} ({sub.sizes['time']} steps, {sub.sizes['lat']} x {sub.sizes['lon']} cells)")
+    return 0

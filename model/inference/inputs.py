@@ -1,0 +1,102 @@
+"""Inputs for inference: TP10 predictor cubes assembled on demand and cached.
+
+A scene at time t needs the 28 days before t (the multi-frequency window). The provider
+loads ERA5-Land in blocks (a block of ``block_days`` days plus its history), keeps the last
+few blocks in memory, and serves any step inside them, so consecutive scenes cost only the
+window assembly. Thread-safe: one lock per provider.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CoverageError
+
+HISTORY_DAYS = 28
+
+
+class InputProvider:
+    def __init__(self, ard: str | Path, block_days: int = 10, max_blocks: int = 2):
+        from ..training.ard import ard_info, open_group
+
+        self.ard = Path(ard)
+        self.info = ard_info(self.ard)
+        era5 = open_group(self.ard, "era5")
+        self.times = era5["time"].values.astype("datetime64[ns]")
+        self.block_days = block_days
+        self.max_blocks = max_blocks
+        self._blocks: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+        self._static = None
+
+    @property
+    def start(self):
+        return self.times[0]
+
+    @property
+    def end(self):
+        return self.times[-1]
+
+    def check_time(self, t) -> np.datetime64:
+        t = np.datetime64(t, "ns")
+        if t < self.start or t > self.end:
+            raise CoverageError(
+                f"time {np.datetime_as_string(t, unit='m')} is outside the inputs' period "
+                f"{np.datetime_as_string(self.start, unit='h')} .. {np.datetime_as_string(self.end, unit='h')}",
+                "choose a time inside that period")
+        if (t - np.datetime64(str(t)[:10], "ns")) % np.timedelta64(3, "h"):
+            raise CoverageError(f"time {np.datetime_as_string(t, unit='m')} is not a product step",
+                                "product steps are 00, 03, ..., 21 UTC")
+        return t
+
+    def _block_key(self, t) -> int:
+        day = (np.datetime64(t, "D") - np.datetime64(self.start, "D")).astype(int)
+        return int(day // self.block_days)
+
+    def cube_for(self, t):
+        """The TP10 :class:`~model.training.cube.PredictorCube` holding step ``t`` (cached)."""
+        from ..training.ard import load_inputs
+        from ..training.cube import build_cube
+
+        t = self.check_time(t)
+        key = self._block_key(t)
+        with self._lock:
+            if key in self._blocks:
+                self._blocks.move_to_end(key)
+                return self._blocks[key]
+            b0 = np.datetime64(self.start, "D") + np.timedelta64(key * self.block_days, "D")
+            b1 = min(b0 + np.timedelta64(self.block_days, "D") - np.timedelta64(3, "h"), self.end)
+            era5, static = load_inputs(self.ard, b0, b1, history_days=HISTORY_DAYS)
+            cube = build_cube(era5, static, "TP10")
+            self._blocks[key] = cube
+            while len(self._blocks) > self.max_blocks:
+                self._blocks.popitem(last=False)
+            return cube
+
+    def steps(self, start, end) -> np.ndarray:
+        s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")
+        sel = self.times[(self.times >= s) & (self.times <= e)]
+        if sel.size == 0:
+            raise CoverageError(f"no input step between {start} and {end}",
+                                f"the inputs cover {np.datetime_as_string(self.start, unit='h')} .. "
+                                f"{np.datetime_as_string(self.end, unit='h')}")
+        return sel
+
+
+def normalise_batch(batch: dict, norm) -> dict:
+    """Standardise a raw (transformed, un-normalised) window batch with a model's statistics."""
+    out = {}
+    for k in ("x3h", "xday", "xweek"):
+        v = batch[k]
+        m = np.asarray(norm.dyn_mean, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
+        s = np.asarray(norm.dyn_std, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
+        out[k] = np.nan_to_num((v - m) / s, nan=0.0).astype(np.float32)
+    v = batch["static"]
+    m = np.asarray(norm.sta_mean, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
+    s = np.asarray(norm.sta_std, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
+    out["static"] = np.nan_to_num((v - m) / s, nan=0.0).astype(np.float32)
+    return out

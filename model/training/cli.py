@@ -1,0 +1,127 @@
+"""``sm-downscale train`` and ``sm-downscale downscale``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train one model on SMAP under scale invariance (CPU or GPU)")
+    p.add_argument("--model", required=True, help="registry name (sm-downscale models)")
+    p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
+    p.add_argument("--start", help="training start (default: the world's training period)")
+    p.add_argument("--end", help="training end")
+    p.add_argument("--target", default="smap_l3_9km", choices=["smap_l3_9km", "smap_l3_36km"])
+    p.add_argument("--config", default="demo", choices=["demo", "full"],
+                   help="demo: minutes-scale budget on 2 CPU cores; full: longer training")
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
+    p.add_argument("--max-minutes", type=float, help="time budget (default by --config and model)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default $SMDS_HOME/runs/<model>/<stamp>)")
+    p.set_defaults(func=_train)
+
+    d = sub.add_parser("downscale", help="apply a trained model at every 3-hourly step of a period")
+    d.add_argument("--model", required=True, help="registry name or run folder")
+    d.add_argument("--start", required=True)
+    d.add_argument("--end", required=True)
+    d.add_argument("--ard")
+    d.add_argument("--device", default="auto")
+    d.add_argument("-o", "--output", help="CF NetCDF to write (default $SMDS_HOME/downscaled/<model>_<start>_<end>.nc)")
+    d.add_argument("--batch", type=int, default=8, help="steps per batch (memory bound)")
+    d.set_defaults(func=_downscale)
+
+
+def train_config(model: str, ard, start=None, end=None, config: str = "demo", **over):
+    from .ard import ard_info, default_ard
+    from .trainer import DEMO_BUDGET_MIN, TrainConfig
+
+    info = ard_info(ard or default_ard())
+    per = ((info.get("world") or {}).get("periods") or {}).get("train")
+    if not (start and end):
+        if not per:
+            from ..errors import InputError
+
+            raise InputError("the inputs define no training period", "give --start and --end")
+        start, end = start or per[0], end or per[1]
+    kw = {k: v for k, v in over.items() if v is not None}
+    if config == "demo":
+        kw.setdefault("max_minutes", DEMO_BUDGET_MIN.get(model, 1.0))
+    else:
+        kw.setdefault("max_minutes", 120.0)
+        kw.setdefault("max_epochs", 200)
+        kw.setdefault("steps_per_epoch", 200)
+        kw.setdefault("patience", 10)
+    return TrainConfig(model=model, train_start=str(start), train_end=str(end), **kw)
+
+
+def _train(args) -> int:
+    from ..networks.registry import get_info
+    from .trainer import train
+
+    get_info(args.model)  # unknown names fail here, with the nearest valid names
+    cfg = train_config(args.model, args.ard, args.start, args.end, args.config, target=args.target,
+                       device=args.device, max_minutes=args.max_minutes, batch_size=args.batch_size,
+                       seed=args.seed)
+    run = train(args.model, cfg, ard=args.ard, out=args.out)
+    print(json.dumps(json.loads((run / "summary.json").read_text()), indent=1))
+    return 0
+
+
+def downscale_period(model, start, end, output=None, ard=None, device="auto", batch=8, progress=True) -> Path:
+    """Apply a model at every 3-hourly step of [start, end] (whole days), in memory-bounded
+    batches, into a CF NetCDF file (written atomically)."""
+    import numpy as np
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from ..config import home
+    from ..grids import tp10, tp_mask_da
+    from ..inference.runner import get_runner
+    from ..io import atomic_path
+
+    runner = get_runner(model, ard, device)
+    times = runner.provider.steps(np.datetime64(start, "D"),
+                                  np.datetime64(end, "D") + np.timedelta64(21, "h"))
+    output = Path(output) if output else home() / "downscaled" / f"{runner.name}_{str(start)[:10]}_{str(end)[:10]}.nc"
+    g = tp10()
+    import netCDF4
+
+    with atomic_path(output) as tmp:
+        with netCDF4.Dataset(tmp, "w") as nc:
+            nc.Conventions = "CF-1.8"
+            nc.title = f"10 km 3-hourly surface soil moisture, {runner.name}"
+            for k, v in runner.provenance.items():
+                setattr(nc, f"provenance_{k}", json.dumps(v) if not isinstance(v, str) else v)
+            nc.createDimension("time", None)
+            nc.createDimension("lat", g.shape[0])
+            nc.createDimension("lon", g.shape[1])
+            tv = nc.createVariable("time", "f8", ("time",))
+            tv.units = "hours since 1970-01-01 00:00:00"
+            tv.standard_name = "time"
+            tv.calendar = "standard"
+            la = nc.createVariable("lat", "f8", ("lat",))
+            la[:] = g.lat
+            la.units, la.standard_name = "degrees_north", "latitude"
+            lo = nc.createVariable("lon", "f8", ("lon",))
+            lo[:] = g.lon
+            lo.units, lo.standard_name = "degrees_east", "longitude"
+            sm = nc.createVariable("soil_moisture", "f4", ("time", "lat", "lon"), zlib=True, complevel=4,
+                                   fill_value=np.float32(np.nan), chunksizes=(1, g.shape[0], g.shape[1]))
+            sm.units = "m3 m-3"
+            sm.standard_name = "volume_fraction_of_condensed_water_in_soil"
+            sm.long_name = f"surface (0-5 cm) soil moisture, {runner.name}"
+            for k in tqdm(range(0, times.size, batch), desc=f"downscale {runner.name}", disable=not progress):
+                tt = times[k:k + batch]
+                vals = runner.scenes(tt)
+                n0 = len(nc.dimensions["time"])
+                tv[n0:n0 + tt.size] = (tt - np.datetime64("1970-01-01", "ns")) / np.timedelta64(1, "h")
+                sm[n0:n0 + tt.size] = vals
+    return output
+
+
+def _downscale(args) -> int:
+    out = downscale_period(args.model, args.start, args.end, args.output, args.ard, args.device, args.batch)
+    print(f"wrote {out}")
+    return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 import threading
 import time as _time
 from functools import lru_cache
@@ -73,36 +72,22 @@ class Runner:
         self._load(device)
 
     def _load(self, device):
+        from ..networks.checkpoint import load_checkpoint
         from ..training.features import Normalisation
 
-        with open(self.checkpoint, "rb") as fh:
-            head = fh.read(2)
-        self.kind = None
-        if head == b"\x80\x04" or head[:1] == b"\x80":
-            try:
-                with open(self.checkpoint, "rb") as fh:
-                    obj = pickle.load(fh)
-                if isinstance(obj, dict) and obj.get("kind") == "reference":
-                    from ..training.references import ReferenceRunner
+        dev = _pick(device)
+        model, extra = load_checkpoint(self.checkpoint, map_location=dev)
+        self.extra = extra
+        self.name = model.name
+        self.kind = model.kind
+        if self.kind == "reference":
+            from ..training.references import ReferenceRunner
 
-                    self.kind = "reference"
-                    self.name = obj["name"]
-                    self.extra = obj["extra"]
-                    self.model = ReferenceRunner(self.name, obj["state"], self.ard)
-                    self.device = "cpu"
-            except Exception:  # noqa: BLE001 - not a reference pickle: a torch/sklearn checkpoint
-                self.kind = None
-        if self.kind is None:
-            from ..networks.registry import load_checkpoint
-
-            dev = _pick(device)
-            model, extra = load_checkpoint(self.checkpoint, map_location=dev)
-            self.model, self.extra = model, extra
-            self.name = getattr(model, "name", extra.get("name"))
-            self.kind = getattr(model, "kind", "torch")
+            self.model = ReferenceRunner(model, extra, self.ard)
+            self.device = "cpu"
+        else:
+            self.model = model
             self.device = dev if self.kind == "torch" else "cpu"
-            if self.kind == "torch":
-                self.model.eval()
         self.norm = Normalisation.from_dict(self.extra["normalisation"])
         self.amp = False
         if self.kind == "torch" and self.device.startswith("cuda"):

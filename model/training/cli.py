@@ -57,10 +57,10 @@ def train_config(model: str, ard, start=None, end=None, config: str = "demo", **
 
 
 def _train(args) -> int:
-    from ..networks.registry import get_info
+    from ..networks.registry import model_info
     from .trainer import train
 
-    get_info(args.model)  # unknown names fail here, with the nearest valid names
+    model_info(args.model)  # unknown names fail here, with the nearest valid names
     cfg = train_config(args.model, args.ard, args.start, args.end, args.config, target=args.target,
                        device=args.device, max_minutes=args.max_minutes, batch_size=args.batch_size,
                        seed=args.seed)

@@ -170,10 +170,10 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     normalisation, training period and config), ``log.csv`` (per epoch: train loss, tuning
     RMSE in m3 m-3, seconds), ``config.json`` and ``summary.json``.
     """
-    from ..networks.registry import get_info
+    from ..networks.registry import model_info
     from .ard import default_ard
 
-    info = get_info(model_name)
+    info = model_info(model_name)
     ard = Path(ard) if ard else default_ard()
     t_start = _time.perf_counter()
     data = prepare(ard, cfg)
@@ -234,7 +234,8 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     import torch
     from tqdm.auto import tqdm
 
-    from ..networks.registry import get_model, is_pixel_model, save_checkpoint
+    from ..networks.checkpoint import save_checkpoint
+    from ..networks.registry import get_model
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -247,7 +248,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
     use_amp = cfg.amp and device.startswith("cuda")
     amp_dtype = torch.bfloat16
-    pixel = is_pixel_model(model_name)
+    pixel = info.family == "per-pixel network"
 
     # fixed tuning set
     if pixel:
@@ -356,7 +357,8 @@ def _write_log(out: Path, rows):
 
 
 def _train_sklearn(model_name, cfg, data, out, extra):
-    from ..networks.registry import get_model, save_checkpoint
+    from ..networks.checkpoint import save_checkpoint
+    from ..networks.registry import get_model
 
     rng = np.random.default_rng(cfg.seed)
     cube = data.cube
@@ -379,19 +381,14 @@ def _train_sklearn(model_name, cfg, data, out, extra):
 
 
 def _fit_reference(model_name, cfg, data, out, extra, ard):
+    from ..networks.checkpoint import save_checkpoint
     from .references import fit_reference
 
     t0 = _time.perf_counter()
-    state = fit_reference(model_name, data, cfg)
+    model = fit_reference(model_name, data, cfg)
     secs = _time.perf_counter() - t0
-    import pickle
-
-    from ..io import atomic_path
-
-    with atomic_path(out / "checkpoint.pt") as tmp:
-        with open(tmp, "wb") as fh:
-            pickle.dump({"name": model_name, "kind": "reference", "state": state, "extra": extra}, fh)
-    return {"kind": "reference", "train_seconds": round(secs, 1), "tune_rmse": state.get("tune_rmse")}
+    save_checkpoint(out / "checkpoint.pt", model, extra)
+    return {"kind": "reference", "train_seconds": round(secs, 1), "tune_rmse": None}
 
 
 def latest_run(model_name: str) -> Path:

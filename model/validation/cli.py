@@ -1,0 +1,28 @@
+"""``sm-downscale validate``."""
+
+from __future__ import annotations
+
+
+def register(sub):
+    p = sub.add_parser("validate", help="the five validation experiments (data + static report)")
+    p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
+    p.add_argument("--archive", help="archive folder (default $SMDS_HOME/archive)")
+    p.add_argument("--out", help="results folder (default $SMDS_HOME/validation)")
+    p.add_argument("--model", action="append", help="models to validate (default: all complete in the archive)")
+    p.add_argument("--min-n", type=int, default=10, help="fewest matched pairs for a metric (default 10)")
+    p.add_argument("--no-report", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    import pandas as pd
+
+    from .experiments import run_validation
+    from .metrics import MetricSettings
+
+    res = run_validation(args.ard, args.archive, args.out, args.model, MetricSettings(min_n=args.min_n),
+                         report=not args.no_report)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.precision", 3):
+        print(res["main_table"])
+    print({k: v for k, v in res.items() if k != "main_table"})
+    return 0 if all(str(v) == "ok" for v in res["status"].values()) else 1

@@ -1,0 +1,415 @@
+"""``sm-downscale validate``: the paper's four experiments plus the truth at 10 km.
+
+1. against SMAP: per-cell metric maps (product aggregated to SMAP's 9 km cells by area
+   overlap, at SMAP's overpass steps), histograms and scatter-density data;
+2. against stations: per station and per network (both forms), with each model's rank;
+3. temporal generalisation: metrics in the training period vs the test period, relative change;
+4. temporal dynamics: per-station series of in-situ, SMAP, each model and precipitation;
+5. against the virtual TP's hidden truth at 10 km (when the inputs have a ``truth`` entry).
+
+References beside the archived models: ``smap_l4`` (SMAP L4 surface soil moisture, 9 km
+3-hourly) and ``era5land`` (ERA5-Land swvl1). Results are data first (NetCDF, Parquet, see
+docs/architecture.md), then a static Markdown report with PNG figures made from that data.
+A model missing from the archive is an error naming what is there; a failure in one
+experiment is recorded in ``settings.json`` and the others still run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as _time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .metrics import DEFAULT_SETTINGS, MetricSettings, map_summary, metric_map
+
+log = logging.getLogger(__name__)
+
+REFERENCES = ("smap_l4", "era5land")
+SMAP_METRICS = ("R", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")
+TRUTH_METRICS = ("R", "bias", "RMSE", "ubRMSE")
+BINS = np.round(np.arange(0.0, 0.6001, 0.01), 4)
+
+
+def validation_dir(path=None) -> Path:
+    from ..config import validation_dir as vd
+
+    return Path(path) if path else vd()
+
+
+class Inputs:
+    """Lazy access to everything the experiments compare."""
+
+    def __init__(self, ard, archive=None, models=None):
+        from ..inference.archive import open_archive
+        from ..training.ard import ard_info, open_group
+
+        self.ard = Path(ard)
+        self.info = ard_info(self.ard)
+        self.maps = open_archive("maps", archive)
+        self.series = open_archive("series", archive)
+        avail = [v for v in self.maps.data_vars if v not in ("tp_mask", "crs")]
+        complete = self.maps.attrs.get("complete_models", {})
+        avail = [m for m in avail if complete.get(m, False)] or avail
+        if models:
+            missing = [m for m in models if m not in avail]
+            if missing:
+                raise InputError(f"models {missing} are not (completely) in the archive, which holds {avail}",
+                                 "build them first: sm-downscale archive --model NAME")
+            self.models = list(models)
+        else:
+            self.models = avail
+        self.times = self.maps["time"].values
+        self.smap = open_group(self.ard, "smap_m09")["soil_moisture"]
+        self.era5 = open_group(self.ard, "era5")
+        try:
+            self.l4 = open_group(self.ard, "smap_l4")["sm_surface"]
+        except InputError:
+            self.l4 = None
+        self.truth = self._open_truth()
+        per = (self.info.get("world") or {}).get("periods") or {}
+        t0, t1 = str(self.times[0])[:10], str(self.times[-1])[:10]
+        self.periods = {"train": tuple(per.get("train") or (t0, t1)), "test": tuple(per.get("test") or (t0, t1))}
+
+    def _open_truth(self):
+        import xarray as xr
+
+        cat = Path(self.info.get("catalog", ""))
+        p = cat.parent / "truth" / "truth.zarr"
+        if p.exists():
+            try:
+                return xr.open_zarr(p)["soil_moisture"]
+            except Exception as exc:  # noqa: BLE001
+                log.warning("truth at %s unreadable: %s", p, exc)
+        return None
+
+    def steps(self, period: str) -> np.ndarray:
+        s, e = self.periods[period]
+        s = np.datetime64(s, "ns")
+        e = np.datetime64(e, "ns") + np.timedelta64(1, "D")
+        return self.times[(self.times >= s) & (self.times < e)]
+
+    def smap_steps(self, period: str) -> np.ndarray:
+        st = self.steps(period)
+        t = self.smap["time"].values
+        return t[np.isin(t, st)]
+
+    def product_tp10(self, name: str, times) -> np.ndarray:
+        """(T, 150, 320) m3 m-3 of a model or reference at product steps."""
+        from ..grids import regridder
+
+        if name == "era5land":
+            return self.era5["swvl1"].sel(time=times).values.astype(np.float32)
+        if name == "smap_l4":
+            if self.l4 is None:
+                raise InputError("no SMAP L4 in the inputs", "add the smap_l4 catalog entry")
+            v = self.l4.reindex(time=times).values.astype(np.float32)
+            return regridder("M09", "TP10")(v)
+        return self.maps[name].sel(time=times).values
+
+    def product_m09(self, name: str, times) -> np.ndarray:
+        from ..grids import regridder
+
+        if name == "smap_l4":
+            return self.l4.reindex(time=times).values.astype(np.float32)
+        return regridder("TP10", "M09")(self.product_tp10(name, times))
+
+    @property
+    def products(self) -> list[str]:
+        return self.models + [r for r in REFERENCES if r != "smap_l4" or self.l4 is not None]
+
+
+def _da(values, times, grid_name):
+    import xarray as xr
+
+    from ..grids import get_grid
+
+    g = get_grid(grid_name)
+    return xr.DataArray(values, dims=("time",) + g.dims, coords={"time": times, **g.coords()})
+
+
+def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
+    """Experiment 1 (maps, histograms, scatter density) and the SMAP half of experiment 3."""
+    import xarray as xr
+
+    maps, summaries, scatter = {}, [], {}
+    for period in periods:
+        st = inp.smap_steps(period)
+        if st.size == 0:
+            continue
+        ref = _da(inp.smap.sel(time=st).values.astype(np.float32), st, "M09")
+        for name in inp.products:
+            prod = _da(inp.product_m09(name, st), st, "M09")
+            m = metric_map(prod, ref, metrics=SMAP_METRICS, settings=settings).compute()
+            summaries.append({"model": name, "reference": "smap_l3_9km", "period": period, **map_summary(m)})
+            if period == "test":
+                maps[name] = m
+                p, r = prod.values.ravel(), ref.values.ravel()
+                ok = np.isfinite(p) & np.isfinite(r)
+                scatter[name] = np.histogram2d(p[ok], r[ok], bins=[BINS, BINS])[0]
+    ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
+    sc = None
+    if scatter:
+        sc = xr.Dataset({"count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
+                        coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
+                                "reference_bin": BINS[:-1] + 0.005})
+    return ds, pd.DataFrame(summaries), sc
+
+
+def exp_vs_truth(inp: Inputs, settings, periods=("train", "test")):
+    import xarray as xr
+
+    if inp.truth is None:
+        return None, pd.DataFrame(), None
+    maps, summaries, scatter = {}, [], {}
+    for period in periods:
+        st = inp.steps(period)
+        tt = inp.truth["time"].values
+        st = st[np.isin(st, tt)]
+        if st.size == 0:
+            continue
+        ref = _da(inp.truth.sel(time=st).values.astype(np.float32), st, "TP10")
+        for name in inp.products:
+            prod = _da(inp.product_tp10(name, st), st, "TP10")
+            m = metric_map(prod, ref, metrics=TRUTH_METRICS, settings=settings).compute()
+            summaries.append({"model": name, "reference": "truth_10km", "period": period, **map_summary(m)})
+            if period == "test":
+                maps[name] = m
+                p, r = prod.values.ravel(), ref.values.ravel()
+                ok = np.isfinite(p) & np.isfinite(r)
+                scatter[name] = np.histogram2d(p[ok], r[ok], bins=[BINS, BINS])[0]
+    ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
+    sc = None
+    if scatter:
+        sc = xr.Dataset({"truth_count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
+                        coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
+                                "reference_bin": BINS[:-1] + 0.005})
+    return ds, pd.DataFrame(summaries), sc
+
+
+def temporal_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Experiment 3: train vs test metrics and their relative change, per model and reference."""
+    rows = []
+    for (model, ref), g in summary.groupby(["model", "reference"]):
+        g = g.set_index("period")
+        if not {"train", "test"} <= set(g.index):
+            continue
+        row = {"model": model, "reference": ref}
+        for k in ("R", "ubRMSE", "bias", "RMSE"):
+            if k in g:
+                tr, te = float(g.loc["train", k]), float(g.loc["test", k])
+                row[f"{k}_train"], row[f"{k}_test"] = tr, te
+                row[f"rel_change_{k}"] = (te - tr) / abs(tr) if tr else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_stations(ard) -> tuple[dict, pd.DataFrame]:
+    p = Path(ard)
+    data = pd.read_parquet(p / "stations.parquet")
+    meta = pd.read_parquet(p / "stations_meta.parquet")
+    meta["id"] = meta["network"] + "/" + meta["station"]
+    stations = {}
+    for (net, sta), g in data.groupby(["network", "station"]):
+        d = g.set_index(pd.DatetimeIndex(g["time"]))
+        stations[f"{net}/{sta}"] = d[[c for c in ("soil_moisture", "soil_temperature", "flag") if c in d]]
+    return stations, meta.set_index("id")
+
+
+def exp_stations(inp: Inputs, settings, periods=("train", "test")):
+    """Experiments 2 and 4: station and network metrics with ranks, and station series."""
+    import xarray as xr
+
+    from ..grids import get_grid, tp10
+    from .matching import extract_station_series, locate_stations, match_station, network_metrics, rank_models
+
+    stations, meta = load_stations(inp.ard)
+    located = locate_stations(meta, tp10())
+    rows, net_rows, series_rows = [], [], []
+    all_steps = inp.times
+    # product series at the stations: archive series layout (one chunk per station tile)
+    prod_series = {}
+    for name in inp.models:
+        prod_series[name] = extract_station_series(inp.series[name], located)
+    era = inp.era5[["swvl1", "tp"]].sel(time=all_steps)
+    era_sw = extract_station_series(era["swvl1"], located)
+    era_tp = extract_station_series(era["tp"], located)
+    prod_series["era5land"] = era_sw
+    g9 = get_grid("M09")
+    loc9 = locate_stations(meta, g9)
+    smap_s = extract_station_series(inp.smap, loc9, dims=("y", "x"))
+    if inp.l4 is not None:
+        prod_series["smap_l4"] = extract_station_series(inp.l4.reindex(time=all_steps), loc9, dims=("y", "x"))
+    prod_series["smap_l3_9km"] = smap_s
+    for period in periods:
+        s, e = inp.periods[period]
+        s, e = pd.Timestamp(s), pd.Timestamp(e) + pd.Timedelta(days=1)
+        results: dict = {}
+        for name, ser in prod_series.items():
+            for sid, insitu in stations.items():
+                if sid not in ser:
+                    continue
+                ps = ser[sid]
+                ps = ps[(ps.index >= s) & (ps.index < e)]
+                r = match_station(ps, insitu, name=sid, settings=settings)
+                results.setdefault(name, {})[sid] = r
+                rows.append({"model": name, "period": period, "network": meta.loc[sid, "network"],
+                             "station": meta.loc[sid, "station"], "id": sid, "status": r.status,
+                             "N": r.counts.get("n_pairs", 0), "n_frozen": r.counts.get("n_frozen", 0),
+                             **{k: r.metrics.get(k, np.nan) for k in ("R", "R_p", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")},
+                             "metric_status": r.metrics.get("status")})
+        for name, per in results.items():
+            for net in sorted(meta["network"].unique()):
+                sub = {sid: r for sid, r in per.items() if meta.loc[sid, "network"] == net}
+                if not sub:
+                    continue
+                nm = network_metrics(sub, settings=settings)
+                net_rows.append({"model": name, "period": period, "network": net, "form": "mean_of_stations",
+                                 **{k: v for k, v in nm["mean_of_stations"].items() if not isinstance(v, dict)}})
+                net_rows.append({"model": name, "period": period, "network": net, "form": "network_mean_series",
+                                 **{k: nm["network_mean"].get(k, np.nan) for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R", "N")}})
+    st = pd.DataFrame(rows)
+    nets = pd.DataFrame(net_rows)
+    # ranks per (period, station) and per (period, network, form)
+    rank_cols = ["R", "bias", "ubRMSE"]
+    if not st.empty:
+        parts = []
+        for _, g in st.groupby(["period", "id"]):
+            rk = rank_models(g.set_index("model")[rank_cols])
+            parts.append(g.join(rk.add_prefix("rank_"), on="model"))
+        st = pd.concat(parts, ignore_index=True)
+    if not nets.empty:
+        parts = []
+        for _, g in nets.groupby(["period", "network", "form"]):
+            rk = rank_models(g.set_index("model")[rank_cols])
+            parts.append(g.join(rk.add_prefix("rank_"), on="model"))
+        nets = pd.concat(parts, ignore_index=True)
+    # experiment 4: the series, at product steps
+    for sid, insitu in stations.items():
+        if sid not in era_tp:
+            continue
+        net, sta = sid.split("/", 1)
+        base = {"network": net, "station": sta}
+        idx = pd.DatetimeIndex(all_steps)
+        ins = insitu["soil_moisture"].dropna().sort_index()
+        if len(ins):
+            near = ins.reindex(idx, method="nearest", tolerance=pd.Timedelta("1.5h"))
+            series_rows.append(pd.DataFrame({**base, "time": idx, "source": "insitu", "value": near.to_numpy()}))
+        for name, ser in prod_series.items():
+            if sid in ser:
+                v = ser[sid].reindex(idx)
+                series_rows.append(pd.DataFrame({**base, "time": idx, "source": name, "value": v.to_numpy()}))
+        series_rows.append(pd.DataFrame({**base, "time": idx, "source": "precipitation_mm",
+                                         "value": era_tp[sid].reindex(idx).to_numpy() * 1000.0}))
+    ser = pd.concat(series_rows, ignore_index=True) if series_rows else pd.DataFrame()
+    if not ser.empty:
+        ser = ser.dropna(subset=["value"])
+        ser["value"] = ser["value"].astype("float32")
+    return st, nets, ser
+
+
+def run_validation(ard=None, archive=None, out=None, models=None, settings: MetricSettings = DEFAULT_SETTINGS,
+                   report: bool = True) -> dict:
+    """Run the five experiments and write their data (and the report) atomically to ``out``."""
+    from ..io import atomic_path
+    from ..training.ard import default_ard
+
+    t0 = _time.perf_counter()
+    ard = Path(ard) if ard else default_ard()
+    inp = Inputs(ard, archive, models)
+    out = validation_dir(out)
+    status, timings = {}, {}
+    results = {}
+
+    def step(name, fn):
+        t = _time.perf_counter()
+        try:
+            results[name] = fn()
+            status[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - one failing experiment must not lose the others
+            log.error("experiment %s failed: %s", name, exc)
+            status[name] = f"failed: {exc}"
+            results[name] = None
+            log.debug(traceback.format_exc())
+        timings[name] = round(_time.perf_counter() - t, 1)
+
+    step("vs_smap", lambda: exp_vs_smap(inp, settings))
+    step("vs_truth", lambda: exp_vs_truth(inp, settings))
+    step("stations", lambda: exp_stations(inp, settings))
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        summary_parts = []
+        if results.get("vs_smap"):
+            maps, summ, sc = results["vs_smap"]
+            if maps is not None:
+                maps.to_netcdf(tmp / "vs_smap_maps.nc")
+            summary_parts.append(summ)
+            if sc is not None:
+                sc.to_netcdf(tmp / "scatter_density.nc")
+        if results.get("vs_truth"):
+            maps, summ, sc = results["vs_truth"]
+            if maps is not None:
+                maps.to_netcdf(tmp / "vs_truth_maps.nc")
+                if sc is not None:
+                    sc.to_netcdf(tmp / "scatter_density.nc", mode="a" if (tmp / "scatter_density.nc").exists() else "w")
+            summary_parts.append(summ)
+        allsum = pd.concat(summary_parts, ignore_index=True) if summary_parts else pd.DataFrame()
+        temporal = temporal_table(allsum) if not allsum.empty else pd.DataFrame()
+        temporal.to_parquet(tmp / "temporal.parquet")
+        allsum.to_parquet(tmp / "period_summary.parquet")
+        st = nets = ser = pd.DataFrame()
+        if results.get("stations"):
+            st, nets, ser = results["stations"]
+            st.to_parquet(tmp / "stations.parquet")
+            nets.to_parquet(tmp / "networks.parquet")
+            ser.to_parquet(tmp / "station_series.parquet")
+        main = main_table(allsum, nets)
+        main.to_parquet(tmp / "summary.parquet")
+        settings_doc = {"settings": asdict(settings), "periods": inp.periods, "models": inp.models,
+                        "references": [r for r in REFERENCES if r in inp.products],
+                        "matching": {"stations": "TP10 cell holding the station, nearest in-situ value within 1.5 h "
+                                                 "of each 3-hourly step, frozen soil (T <= 0 C or ISMN D01/D03) excluded",
+                                     "smap": "product aggregated to SMAP L3 9 km cells by area overlap at SMAP's "
+                                             "overpass steps"},
+                        "status": status, "seconds": timings, "ard": str(ard)}
+        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
+        if report:
+            try:
+                from .report import make_report
+
+                make_report(tmp)
+                status["report"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                status["report"] = f"failed: {exc}"
+                log.error("report failed: %s", exc)
+            (tmp / "settings.json").write_text(json.dumps({**settings_doc, "status": status}, indent=1, default=str))
+    return {"outputs": str(out), "status": status, "seconds": round(_time.perf_counter() - t0, 1),
+            "timings": timings, "main_table": main}
+
+
+def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: vs SMAP, vs truth (test period) and per network (network-mean series)."""
+    if summary.empty:
+        return pd.DataFrame()
+    test = summary[summary["period"] == "test"]
+    rows = []
+    for model, g in test.groupby("model"):
+        row = {"model": model}
+        for ref, tag in (("smap_l3_9km", "smap"), ("truth_10km", "truth")):
+            r = g[g["reference"] == ref]
+            if len(r):
+                for k in ("R", "bias", "ubRMSE"):
+                    row[f"{tag}_{k}"] = float(r.iloc[0].get(k, np.nan))
+        if not nets.empty:
+            n = nets[(nets["model"] == model) & (nets["period"] == "test") & (nets["form"] == "mean_of_stations")]
+            for _, r in n.iterrows():
+                row[f"{r['network']}_R"] = r.get("R")
+                row[f"{r['network']}_ubRMSE"] = r.get("ubRMSE")
+        rows.append(row)
+    return pd.DataFrame(rows)

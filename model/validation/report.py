@@ -1,0 +1,140 @@
+"""The static validation report: Markdown + PNG figures, made only from the results' data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    if df.empty:
+        return "_(no rows)_\n"
+    cols = list(df.columns)
+    out = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        cells = []
+        for c in cols:
+            v = r[c]
+            if isinstance(v, (float, np.floating)):
+                cells.append("" if not np.isfinite(v) else floatfmt.format(v))
+            else:
+                cells.append(str(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _maps_figure(ds, models, metrics, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lims = {"R": (0, 1, "viridis"), "bias": (-0.1, 0.1, "RdBu"), "ubRMSE": (0, 0.08, "magma_r"),
+            "RMSE": (0, 0.1, "magma_r")}
+    fig, axes = plt.subplots(len(models), len(metrics), figsize=(4.2 * len(metrics), 2.2 * len(models)),
+                             squeeze=False, constrained_layout=True)
+    for i, m in enumerate(models):
+        for j, k in enumerate(metrics):
+            ax = axes[i, j]
+            da = ds[k].sel(model=m)
+            lo, hi, cmap = lims.get(k, (None, None, "viridis"))
+            lat = da["lat"].values
+            lon = da["lon"].values
+            im = ax.pcolormesh(lon, lat, da.values, vmin=lo, vmax=hi, cmap=cmap, shading="nearest")
+            ax.set_title(f"{m}: {k}", fontsize=8)
+            ax.tick_params(labelsize=6)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def make_report(folder) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    folder = Path(folder)
+    rep = folder / "report"
+    rep.mkdir(exist_ok=True)
+    st = json.loads((folder / "settings.json").read_text())
+    lines = ["# Validation report", "",
+             f"Periods: training {st['periods']['train'][0]} .. {st['periods']['train'][1]}, "
+             f"test {st['periods']['test'][0]} .. {st['periods']['test'][1]}. "
+             "Bias = product - reference. Metrics need >= "
+             f"{st['settings']['min_n']} matched pairs.", ""]
+    summary = pd.read_parquet(folder / "summary.parquet") if (folder / "summary.parquet").exists() else pd.DataFrame()
+    lines += ["## Main table (test period)", "", md_table(summary), ""]
+    order = list(summary.sort_values("truth_ubRMSE")["model"]) if "truth_ubRMSE" in summary else list(summary.get("model", []))
+    show = [m for m in order if m in st["models"]][:3] + [r for r in ("smap_l4", "era5land") if r in order]
+    for ref, title in (("smap", "against SMAP L3 9 km (test period)"), ("truth", "against the 10 km truth (test period)")):
+        f = folder / f"vs_{ref}_maps.nc"
+        if f.exists():
+            ds = xr.open_dataset(f)
+            models = [m for m in show if m in ds.model.values] or list(ds.model.values[:3])
+            png = rep / f"maps_{ref}.png"
+            _maps_figure(ds, models, ["R", "bias", "ubRMSE"], png, f"Metric maps {title}")
+            lines += [f"## Metric maps {title}", "", f"![maps]({png.name})", ""]
+            fig, ax = plt.subplots(1, 2, figsize=(10, 3), constrained_layout=True)
+            for m in ds.model.values:
+                for a, k in zip(ax, ("R", "ubRMSE")):
+                    v = ds[k].sel(model=m).values.ravel()
+                    v = v[np.isfinite(v)]
+                    if v.size:
+                        a.hist(v, bins=40, histtype="step", label=str(m))
+                        a.set_title(f"{k} {title}", fontsize=8)
+            ax[0].legend(fontsize=6)
+            fig.savefig(rep / f"hist_{ref}.png", dpi=90)
+            plt.close(fig)
+            lines += [f"![histograms](hist_{ref}.png)", ""]
+    f = folder / "scatter_density.nc"
+    if f.exists():
+        sc = xr.open_dataset(f)
+        models = [m for m in show if m in sc.model.values][:4]
+        fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models), 3), squeeze=False, constrained_layout=True)
+        for a, m in zip(axes[0], models):
+            c = sc["count"].sel(model=m).values
+            a.pcolormesh(sc.reference_bin, sc.product_bin, np.log10(c + 1), cmap="Blues", shading="nearest")
+            a.plot([0, 0.6], [0, 0.6], "k--", lw=0.7)
+            a.set_xlabel("SMAP 9 km (m3 m-3)", fontsize=7)
+            a.set_ylabel(f"{m} (m3 m-3)", fontsize=7)
+            a.set_title(m, fontsize=8)
+        fig.savefig(rep / "scatter_smap.png", dpi=90)
+        plt.close(fig)
+        lines += ["## Scatter density against SMAP (test period, log10 counts)", "", "![scatter](scatter_smap.png)", ""]
+    if (folder / "temporal.parquet").exists():
+        t = pd.read_parquet(folder / "temporal.parquet")
+        cols = [c for c in ("model", "reference", "R_train", "R_test", "rel_change_R", "ubRMSE_train",
+                            "ubRMSE_test", "rel_change_ubRMSE") if c in t]
+        lines += ["## Temporal generalisation (training vs test period)", "", md_table(t[cols]) if cols else "", ""]
+    if (folder / "networks.parquet").exists():
+        n = pd.read_parquet(folder / "networks.parquet")
+        n = n[(n["period"] == "test")]
+        cols = [c for c in ("network", "form", "model", "R", "bias", "ubRMSE", "rank_R", "rank_ubRMSE") if c in n]
+        lines += ["## Stations, per network (test period)", "", md_table(n[cols].sort_values(["network", "form", "rank_ubRMSE"])), ""]
+    if (folder / "station_series.parquet").exists():
+        s = pd.read_parquet(folder / "station_series.parquet")
+        nets = s["network"].unique()[:4]
+        fig, axes = plt.subplots(len(nets), 1, figsize=(10, 2.4 * len(nets)), squeeze=False, constrained_layout=True)
+        for a, net in zip(axes[:, 0], nets):
+            sub = s[s["network"] == net]
+            sta = sub["station"].iloc[0]
+            sub = sub[sub["station"] == sta]
+            for src in ["insitu", "smap_l3_9km"] + [m for m in show if m not in ("insitu",)]:
+                v = sub[sub["source"] == src]
+                if len(v):
+                    a.plot(v["time"], v["value"], "." if src == "smap_l3_9km" else "-", ms=2, lw=0.8, label=src)
+            a.set_title(f"{net} {sta}", fontsize=8)
+            a.set_ylabel("m3 m-3", fontsize=7)
+            a.legend(fontsize=6, ncol=6)
+        fig.savefig(rep / "station_series.png", dpi=90)
+        plt.close(fig)
+        lines += ["## Temporal dynamics at stations", "", "![series](station_series.png)", ""]
+    lines += ["## Status", "", "```", json.dumps(st.get("status"), indent=1), "```", ""]
+    (rep / "index.md").write_text("\n".join(lines))
+    return rep / "index.md"

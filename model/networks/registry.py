@@ -1,0 +1,100 @@
+"""The model registry: the ONLY place where a model name becomes a class.
+
+torchgeo-style (``torchgeo/models/api.py``)::
+
+    >>> from model.networks.registry import get_model, list_models
+    >>> net = get_model("pscnet", n_dynamic=10, n_static=10)
+    >>> [m.name for m in list_models(kind="reference")]
+    ['smap_bilinear', 'era5_cdf']
+
+Listing needs no torch (the dashboard lists models at start-up); classes are imported when
+a model is built. Keyword arguments of :func:`get_model` are the class's constructor
+arguments: torch and sklearn models take ``n_dynamic, n_static, t3, td, tw`` plus their own;
+the reference methods take only their own (see each class).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import unknown_name
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry."""
+
+    name: str
+    #: "torch", "sklearn" or "reference"
+    kind: str
+    description: str
+    #: the family the model belongs to (for tables and the dashboard's grouping)
+    family: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+_ENTRIES: list[tuple[ModelInfo, str]] = [
+    (ModelInfo("pscnet", "torch", "Progressive Scale Convolutional Network: multi-frequency "
+               "temporal fusion per pixel, then Stage blocks (SE conv + FFN) from coarse to "
+               "fine scale with a detail-preserving local SE block", "proposed"),
+     "model.networks.pscnet:PSCNet"),
+    (ModelInfo("mlp", "torch", "multi-layer perceptron per pixel on all steps and static "
+               "layers", "per-pixel network"), "model.networks.pixel:PixelMLP"),
+    (ModelInfo("lstm", "torch", "LSTM per pixel over the weekly -> daily -> 3-hourly "
+               "sequence with a frequency embedding", "per-pixel network"),
+     "model.networks.pixel:PixelLSTM"),
+    (ModelInfo("convlstm", "torch", "convolutional LSTM over the 3-hourly steps, daily/"
+               "weekly/static as context", "spatio-temporal network"),
+     "model.networks.conv:ConvLSTM"),
+    (ModelInfo("resnet", "torch", "residual convolution stack at full resolution",
+               "convolutional network"), "model.networks.conv:ResNet"),
+    (ModelInfo("unet", "torch", "plain 3-level UNet", "convolutional network"),
+     "model.networks.conv:UNet"),
+    (ModelInfo("vit", "torch", "vision transformer, 4x4 patches, interpolated positional "
+               "embedding", "transformer"), "model.networks.vit:ViT"),
+    (ModelInfo("rf", "sklearn", "random forest per pixel (scikit-learn)", "tree ensemble"),
+     "model.networks.trees:RandomForest"),
+    (ModelInfo("gbm", "sklearn", "histogram gradient boosting per pixel (scikit-learn)",
+               "tree ensemble"), "model.networks.trees:GradientBoosting"),
+    (ModelInfo("smap_bilinear", "reference", "SMAP bilinear interpolation to 10 km "
+               "(NaN-aware)", "no-learning reference"), "model.networks.reference:SMAPBilinear"),
+    (ModelInfo("era5_cdf", "reference", "ERA5-Land swvl1 rescaled to SMAP by per-cell CDF "
+               "matching", "no-learning reference"), "model.networks.reference:ERA5CDFMatching"),
+]
+_INFO = {info.name: info for info, _ in _ENTRIES}
+_TARGET = {info.name: target for info, target in _ENTRIES}
+
+KINDS = ("torch", "sklearn", "reference")
+
+
+def list_models(kind: str | None = None) -> list[ModelInfo]:
+    """Every registered model (in a stable order), optionally only those of one ``kind``."""
+    if kind is not None and kind not in KINDS:
+        raise unknown_name("model kind", kind, list(KINDS))
+    return [info for info, _ in _ENTRIES if kind is None or info.kind == kind]
+
+
+def model_names(kind: str | None = None) -> list[str]:
+    return [m.name for m in list_models(kind)]
+
+
+def model_info(name: str) -> ModelInfo:
+    if name not in _INFO:
+        raise unknown_name("model", name, list(_INFO))
+    return _INFO[name]
+
+
+def get_model_class(name: str) -> type:
+    """The class registered under ``name`` (imports its module)."""
+    model_info(name)
+    module, _, cls = _TARGET[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_model(name: str, **kwargs: Any):
+    """Build the model registered under ``name`` with its constructor arguments."""
+    return get_model_class(name)(**kwargs)

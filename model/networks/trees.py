@@ -1,0 +1,164 @@
+"""Tree-ensemble baselines (scikit-learn): random forest and gradient boosting.
+
+They share the networks' conceptual interface on the same batches:
+
+- :meth:`TreeModel.features` flattens a batch to one row per pixel, ``(B*H*W, F)``, with the
+  columns of :func:`model.networks.inputs.flatten_pixels`: every ``x3h`` step (oldest first)
+  with its ``n_dynamic`` channels, then every ``xday`` step, then every ``xweek`` step, then
+  the ``n_static`` static layers (:meth:`TreeModel.feature_names`); rows run over batch,
+  then lat, then lon (C order of ``(B, H, W)``).
+- :meth:`TreeModel.fit` ``(X, y)`` on such rows (``y`` in normalised units, NaN-free).
+- :meth:`TreeModel.predict_batch` returns ``(B, 1, H, W)`` float32 on the batch's device.
+- :meth:`TreeModel.state_dict` / :meth:`TreeModel.load_state_dict` carry the fitted
+  estimator as joblib-pickled bytes (in a uint8 tensor), so
+  :func:`model.networks.checkpoint.save_checkpoint` stores them in the same structure as the
+  networks (name, version, config, state, extra).
+
+scikit-learn is imported only when an estimator is built, so this module imports with torch
+and numpy alone. ``random_state`` is fixed (a constructor argument, default 0).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .recording import ConfigMixin
+from .inputs import InputDims, check_batch, feature_names, flatten_pixels
+
+
+class NotFittedError(InputError):
+    """A tree model asked to predict before it was fitted."""
+
+
+class TreeModel(ConfigMixin):
+    kind = "sklearn"
+
+    def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4):
+        self.dims = InputDims(n_dynamic, n_static, t3, td, tw)
+        self.estimator = None
+
+    # -- to be provided by subclasses
+    def _make_estimator(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- features
+    def feature_names(self, dynamic: list[str] | None = None,
+                      static: list[str] | None = None) -> list[str]:
+        return feature_names(self.dims, dynamic, static)
+
+    def features(self, batch: Mapping[str, Any]) -> np.ndarray:
+        """One row per pixel, ``(B*H*W, F)`` float32 (see the module docstring for the order)."""
+        batch = {k: torch.as_tensor(v) for k, v in batch.items()}
+        check_batch(batch, self.dims, self.name)
+        x = flatten_pixels(batch)                                  # (B, F, H, W)
+        return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]).detach().cpu().float().numpy()
+
+    # -- fit / predict
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
+        """Fit on rows ``X`` ``(N, F)`` and targets ``y`` ``(N,)`` (normalised units)."""
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64).reshape(-1)
+        if X.ndim != 2 or X.shape[1] != self.dims.n_features or len(y) != len(X):
+            raise InputError(f"{self.name}: expected X (pixels, features) = (N, "
+                             f"{self.dims.n_features}) and y (N,), got {X.shape} and {y.shape}",
+                             "build X with features(batch)")
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise InputError(f"{self.name}: X or y holds NaN/inf",
+                             "drop pixels without a target before fitting")
+        est = self._make_estimator()
+        est.fit(X, y, sample_weight=sample_weight)
+        self.estimator = est
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        if self.estimator is None:
+            raise NotFittedError(f"{self.name} is not fitted",
+                                 "call fit(X, y) or load a checkpoint")
+        return self.estimator.predict(np.asarray(X, dtype=np.float32)).astype(np.float32)
+
+    def predict_batch(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Predict a batch: ``(B, 1, H, W)`` float32 tensor on the batch's device."""
+        ref = torch.as_tensor(batch["x3h"])
+        b, h, w = check_batch({k: torch.as_tensor(v) for k, v in batch.items()}, self.dims,
+                              self.name)
+        y = self.predict(self.features(batch)).reshape(b, 1, h, w)
+        return torch.from_numpy(y).to(ref.device)
+
+    __call__ = predict_batch
+
+    # -- state (for checkpoints)
+    def state_dict(self) -> dict[str, Any]:
+        """``{"fitted": bool, "estimator": uint8 tensor of the joblib-pickled estimator}``."""
+        if self.estimator is None:
+            return {"fitted": False, "estimator": torch.zeros(0, dtype=torch.uint8)}
+        import joblib
+
+        buf = io.BytesIO()
+        joblib.dump(self.estimator, buf)
+        return {"fitted": True, "estimator": torch.frombuffer(bytearray(buf.getvalue()),
+                                                              dtype=torch.uint8)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("fitted"):
+            import joblib
+
+            raw = state["estimator"]
+            raw = raw.cpu().numpy().tobytes() if isinstance(raw, torch.Tensor) else bytes(raw)
+            self.estimator = joblib.load(io.BytesIO(raw))
+        else:
+            self.estimator = None
+
+    def n_parameters(self) -> int:
+        """Number of tree nodes of the fitted estimator (0 before fitting)."""
+        est = self.estimator
+        if est is None:
+            return 0
+        if hasattr(est, "estimators_"):
+            return int(sum(t.tree_.node_count for t in est.estimators_))
+        if hasattr(est, "_predictors"):
+            return int(sum(p.nodes.shape[0] for it in est._predictors for p in it))
+        return 0
+
+
+class RandomForest(TreeModel):
+    """Random forest regression (Breiman 2001) on per-pixel features."""
+
+    name = "rf"
+
+    def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
+                 n_estimators: int = 100, max_depth: int | None = 20, min_samples_leaf: int = 5,
+                 max_features: float = 0.33, max_samples: float | None = 0.5,
+                 n_jobs: int | None = -1, random_state: int = 0):
+        super().__init__(n_dynamic, n_static, t3, td, tw)
+        self.params = dict(n_estimators=n_estimators, max_depth=max_depth,
+                           min_samples_leaf=min_samples_leaf, max_features=max_features,
+                           max_samples=max_samples, n_jobs=n_jobs, random_state=random_state)
+
+    def _make_estimator(self):
+        from sklearn.ensemble import RandomForestRegressor
+        return RandomForestRegressor(**self.params)
+
+
+class GradientBoosting(TreeModel):
+    """Histogram gradient boosting (scikit-learn ``HistGradientBoostingRegressor``)."""
+
+    name = "gbm"
+
+    def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
+                 max_iter: int = 300, learning_rate: float = 0.05, max_leaf_nodes: int = 31,
+                 min_samples_leaf: int = 20, l2_regularization: float = 0.0,
+                 early_stopping: bool = False, random_state: int = 0):
+        super().__init__(n_dynamic, n_static, t3, td, tw)
+        self.params = dict(max_iter=max_iter, learning_rate=learning_rate,
+                           max_leaf_nodes=max_leaf_nodes, min_samples_leaf=min_samples_leaf,
+                           l2_regularization=l2_regularization, early_stopping=early_stopping,
+                           random_state=random_state)
+
+    def _make_estimator(self):
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        return HistGradientBoostingRegressor(**self.params)

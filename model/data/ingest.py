@@ -300,7 +300,7 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
                 ds3.to_zarr(tmp, group="era5", mode="w", **enc2)
                 first = False
             else:
-                ds3.to_zarr(tmp, group="era5", append_dim="time", **enc2)
+                ds3.to_zarr(tmp, group="era5", append_dim="time", align_chunks=True, **enc2)
         if first:
             raise InputError("no ERA5-Land file could be read", "see the skipped files above")
         # SMAP L3 (36 and 9 km) and L4

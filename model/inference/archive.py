@@ -12,8 +12,8 @@ provenance (model, checkpoint SHA-256, inputs, code version); coordinates ``time
 ``lon`` and the ``tp_mask``.
 
 Resumable and honest: a build first lays out the full time axis (values NaN), then computes
-day blocks as Dask tasks; each task writes its aligned chunk region and only then drops its
-marker. A killed build resumes at the first missing marker. The series layout is rewritten
+blocks of days as Dask tasks (inputs assembled once per block, every model run on them);
+each task writes each model's aligned chunk region and only then drops that model's marker. A killed build resumes at the first missing marker. The series layout is rewritten
 from the maps once a model is complete; ``maps.zarr/.zattrs`` says ``complete`` per model only
 after both layouts hold all its blocks.
 """
@@ -120,31 +120,45 @@ def _init_store(path: Path, times, models_prov: dict):
 _WORKER_RUNNERS: dict = {}
 
 
-def _block_task(run: str, ard: str, device: str, maps_path: str, ledger: str, model: str,
-                t0: int, times: list) -> str:
-    """Compute one day block of one model and write its aligned chunk region."""
+def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, t0: int,
+                times: list) -> dict:
+    """Compute one block of days for every model still missing it, assembling the inputs
+    once, and write each model's aligned chunk region (then its marker)."""
+    import dask
     import xarray as xr
 
     from .runner import get_runner
 
-    marker = Path(ledger) / model / f"{t0:06d}.done"
-    if marker.exists():
-        return "skipped"
-    runner = get_runner(run, ard, device)
-    vals = runner.scenes(np.array(times, dtype="datetime64[ns]"), batch=4)
-    ds = xr.Dataset({model: (("time", "lat", "lon"), vals)})
-    ds[model].encoding = {}
-    ds.to_zarr(maps_path, region={"time": slice(t0, t0 + len(times)), "lat": slice(0, 150),
-                                  "lon": slice(0, 320)}, zarr_format=2, consolidated=False)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"steps": len(times), "time": str(times[0])}))
-    os.replace(tmp, marker)
-    return "done"
+    todo = {m: r for m, r in runs.items() if not (Path(ledger) / m / f"{t0:06d}.done").exists()}
+    if not todo:
+        return {"skipped": list(runs)}
+    tt = np.array(times, dtype="datetime64[ns]")
+    done = {}
+    with dask.config.set(scheduler="threads"):  # never the cluster's client from inside a task
+        cube = None
+        for model, run in todo.items():
+            t_m = _time.perf_counter()
+            runner = get_runner(run, ard, device)
+            if cube is None:
+                cube = runner.provider.cube_between(tt[0], tt[-1])
+            vals = runner.scenes(tt, batch=8, cube=cube)
+            ds = xr.Dataset({model: (("time", "lat", "lon"), vals)})
+            ds[model].encoding = {}
+            ds.to_zarr(maps_path, region={"time": slice(t0, t0 + len(times)), "lat": slice(0, 150),
+                                          "lon": slice(0, 320)}, zarr_format=2, consolidated=False)
+            marker = Path(ledger) / model / f"{t0:06d}.done"
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            tmp = marker.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"steps": len(times), "time": str(times[0]),
+                                       "seconds": round(_time.perf_counter() - t_m, 2)}))
+            os.replace(tmp, marker)
+            done[model] = round(_time.perf_counter() - t_m, 2)
+    return done
 
 
 def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: str | None = None,
-                  workers: int = 2, device: str = "auto", force: bool = False, progress: bool = True) -> dict:
+                  workers: int = 2, device: str = "auto", force: bool = False, progress: bool = True,
+                  block_days: int = 5) -> dict:
     """Build (or resume) the archive for ``models`` over [start, end] (whole days).
 
     Parameters
@@ -152,6 +166,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     models : registry names with trained runs (``sm-downscale train``).
     scheduler : address of an existing Dask scheduler; default a local cluster of ``workers``
         processes on 127.0.0.1.
+    block_days : days per task: a task assembles the inputs of its days once and runs every
+        model on them (markers per model and block, so a resume redoes nothing finished).
     """
     import xarray as xr
     import zarr
@@ -180,13 +196,13 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
     _init_store(maps, times, prov)
     t_start = _time.perf_counter()
+    block = MAP_CHUNK_T * block_days
     tasks = []
-    for m, run in runs.items():
-        for t0 in range(0, times.size, MAP_CHUNK_T):
-            if not (ledger / m / f"{t0:06d}.done").exists():
-                tasks.append((m, t0))
+    for t0 in range(0, times.size, block):
+        if any(not (ledger / m / f"{t0:06d}.done").exists() for m in runs):
+            tasks.append(t0)
     summary = {"models": models, "steps": int(times.size), "blocks_todo": len(tasks),
-               "blocks_total": len(runs) * int(np.ceil(times.size / MAP_CHUNK_T))}
+               "blocks_total": int(np.ceil(times.size / block))}
     if tasks:
         if scheduler:
             try:
@@ -200,10 +216,12 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
                                    dashboard_address=None, processes=True)
             client = Client(cluster)
         try:
-            futs = [client.submit(_block_task, str(runs[m]), str(ard), device, str(maps), str(ledger), m, t0,
-                                  [str(t) for t in times[t0:t0 + MAP_CHUNK_T]], key=f"{m}-{t0}", pure=False)
-                    for m, t0 in tasks]
-            bar = tqdm(total=len(futs), desc="archive (maps)", disable=not progress, unit="day")
+            runs_s = {m: str(r) for m, r in runs.items()}
+            futs = [client.submit(_block_task, runs_s, str(ard), device, str(maps), str(ledger), t0,
+                                  [str(t) for t in times[t0:t0 + block]], key=f"block-{t0}", pure=False)
+                    for t0 in tasks]
+            bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
+                       disable=not progress, unit="block")
             for f in as_completed(futs):
                 f.result()
                 bar.update(1)
@@ -236,8 +254,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     # completeness
     status = {}
     for m in models:
-        n_done = len(list((ledger / m).glob("*.done")))
-        status[m] = n_done == int(np.ceil(times.size / MAP_CHUNK_T)) and (done_series / f"{m}.done").exists()
+        n_done = sum((ledger / m / f"{t0:06d}.done").exists() for t0 in range(0, times.size, block))
+        status[m] = n_done == int(np.ceil(times.size / block)) and (done_series / f"{m}.done").exists()
     for store in (maps, series):
         g = zarr.open_group(store, mode="r+", zarr_format=2)
         comp = dict(g.attrs.get("complete_models", {}))

@@ -8,8 +8,10 @@ import json
 def register(sub):
     p = sub.add_parser("archive", help="build (or resume) the Zarr archive of one or more models on Dask")
     p.add_argument("--model", action="append", required=True, help="registry name (repeatable, or 'all')")
-    p.add_argument("--start", help="first day (default: the world's training start)")
-    p.add_argument("--end", help="last day (default: the world's test end)")
+    p.add_argument("--start", help="first day (default: 10 days before the test period; the whole "
+                                   "training period for the full world)")
+    p.add_argument("--end", help="last day (default: the end of the test period)")
+    p.add_argument("--block-days", type=int, default=5, help="days per Dask task (default 5)")
     p.add_argument("--out", help="archive folder (default $SMDS_HOME/archive)")
     p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
@@ -40,15 +42,30 @@ def _models(names):
     return names
 
 
-def default_period(ard=None):
+#: days of the training period archived before the test period (demo-size worlds)
+TRAIN_TAIL_DAYS = 10
+
+
+def default_period(ard=None, full: bool | None = None):
+    """The archive period: the test period plus the last TRAIN_TAIL_DAYS days of the training
+    period (so experiment 3 has training-period values), or the whole training + test period
+    for worlds of more than a year (``full``) or when ``full=True``."""
+    import numpy as np
+
     from ..training.ard import ard_info, default_ard
 
     info = ard_info(ard or default_ard())
-    per = (info.get("world") or {}).get("periods") or {}
+    w = info.get("world") or {}
+    per = w.get("periods") or {}
     tr, te = per.get("train"), per.get("test")
-    if tr and te:
+    if not (tr and te):
+        return str(info["start"])[:10], str(info["end"])[:10]
+    if full is None:
+        full = w.get("size") == "full"
+    if full:
         return tr[0], te[1]
-    return str(info["start"])[:10], str(info["end"])[:10]
+    start = max(np.datetime64(tr[0], "D"), np.datetime64(te[0], "D") - np.timedelta64(TRAIN_TAIL_DAYS, "D"))
+    return str(start), te[1]
 
 
 def _archive(args) -> int:
@@ -60,7 +77,7 @@ def _archive(args) -> int:
         start, end = start or s, end or e
     summary = build_archive(_models(args.model), start, end, out=args.out, ard=args.ard,
                             scheduler=args.scheduler, workers=args.workers, device=args.device,
-                            force=args.force)
+                            force=args.force, block_days=args.block_days)
     print(json.dumps(summary, indent=1, default=str))
     return 0 if all(summary["complete"].values()) else 1
 

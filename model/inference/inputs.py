@@ -77,6 +77,25 @@ class InputProvider:
                 self._blocks.popitem(last=False)
             return cube
 
+    def cube_between(self, start, end):
+        """A TP10 cube holding every step of [start, end] (plus its history), cached like
+        :meth:`cube_for` (key: the range)."""
+        from ..training.ard import load_inputs
+        from ..training.cube import build_cube
+
+        s, e = self.check_time(start), self.check_time(end)
+        key = ("range", str(s), str(e))
+        with self._lock:
+            if key in self._blocks:
+                self._blocks.move_to_end(key)
+                return self._blocks[key]
+            era5, static = load_inputs(self.ard, s, e, history_days=HISTORY_DAYS)
+            cube = build_cube(era5, static, "TP10")
+            self._blocks[key] = cube
+            while len(self._blocks) > self.max_blocks:
+                self._blocks.popitem(last=False)
+            return cube
+
     def steps(self, start, end) -> np.ndarray:
         s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")
         sel = self.times[(self.times >= s) & (self.times <= e)]

@@ -114,7 +114,7 @@ class Runner:
                 "device": self.device, "mixed_precision": self.amp}
 
     # ---------------------------------------------------------------- predict
-    def _predict(self, times, amp=None) -> np.ndarray:
+    def _predict(self, times, amp=None, cube=None) -> np.ndarray:
         from ..grids import tp_mask
         from .inputs import normalise_batch
 
@@ -123,15 +123,15 @@ class Runner:
         out = np.empty((len(times),) + mask.shape, np.float32)
         if self.kind == "reference":
             for k, t in enumerate(times):
-                cube = self.provider.cube_for(t) if self.name == "era5_cdf" else None
-                out[k] = self.model.predict(t, cube)
+                c = (cube or self.provider.cube_for(t)) if self.name == "era5_cdf" else None
+                out[k] = self.model.predict(t, c)
         else:
             groups: dict = {}
             for k, t in enumerate(times):
-                cube = self.provider.cube_for(t)
-                groups.setdefault(id(cube), (cube, []))[1].append((k, t))
-            for cube, items in groups.values():
-                wins = [cube.window(cube.step_index(t)) for _, t in items]
+                c = cube if cube is not None else self.provider.cube_for(t)
+                groups.setdefault(id(c), (c, []))[1].append((k, t))
+            for c, items in groups.values():
+                wins = [c.window(c.step_index(t)) for _, t in items]
                 batch = {key: np.stack([w[key] for w in wins]) for key in wins[0]}
                 batch = normalise_batch(batch, self.norm)
                 pred = self._forward(batch, amp)
@@ -160,11 +160,14 @@ class Runner:
             self.amp = False
             return self._forward(batch, False)
 
-    def scenes(self, times, batch: int = 4) -> np.ndarray:
-        """Scenes (T, 150, 320) in m3 m-3 for product steps ``times`` (NaN outside the TP)."""
+    def scenes(self, times, batch: int = 4, cube=None) -> np.ndarray:
+        """Scenes (T, 150, 320) in m3 m-3 for product steps ``times`` (NaN outside the TP).
+
+        ``cube``: a TP10 predictor cube that holds every step (else the provider's cache).
+        """
         times = [self.provider.check_time(t) for t in np.atleast_1d(times)]
         with self._lock:
-            parts = [self._predict(times[k:k + batch]) for k in range(0, len(times), batch)]
+            parts = [self._predict(times[k:k + batch], cube=cube) for k in range(0, len(times), batch)]
         return np.concatenate(parts) if parts else np.empty((0, 150, 320), np.float32)
 
     def scene(self, time):

@@ -59,10 +59,11 @@ def load_inputs(ard: str | Path, start, end, history_days: int = 28):
     era5 = open_group(ard, "era5")
     t0 = era5["time"].values[0]
     s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), t0)
-    era5 = time_slice(era5, s, end, "the ERA5-Land inputs").load()
+    # local threads: inside a Dask worker task the distributed client would deadlock
+    era5 = time_slice(era5, s, end, "the ERA5-Land inputs").load(scheduler="threads")
     bad = [v for v in era5.data_vars if np.isnan(era5[v].values).all()]
     if bad:
         raise InputError(f"ERA5-Land channels {bad} are all-NaN between {start} and {end}",
                          "check the ERA5-Land inputs for that period")
-    static = open_group(ard, "static").load()
+    static = open_group(ard, "static").load(scheduler="threads")
     return era5, static

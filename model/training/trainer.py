@@ -92,7 +92,7 @@ class TrainingData:
 
 def prepare(ard, cfg: TrainConfig) -> TrainingData:
     """Load the store, aggregate to the SMAP grid, fit the normalisation, split."""
-    from .ard import load_inputs, open_group, time_slice
+    from .ard import load_inputs, open_group
     from .cube import build_cube, spatial_holdout, target_on_steps
 
     if cfg.target not in TARGETS:
@@ -102,8 +102,10 @@ def prepare(ard, cfg: TrainConfig) -> TrainingData:
     group, grid = TARGETS[cfg.target]
     era5, static = load_inputs(ard, cfg.train_start, cfg.train_end)
     cube = build_cube(era5, static, grid)
-    smap = time_slice(open_group(ard, group), era5.time.values[0], era5.time.values[-1],
-                      "the SMAP inputs").load()
+    smap = open_group(ard, group).sel(time=slice(era5.time.values[0], era5.time.values[-1])).load()
+    if smap.sizes["time"] == 0:
+        raise InputError(f"no SMAP ({cfg.target}) retrieval between {cfg.train_start} and {cfg.train_end}",
+                         "choose a period the SMAP inputs cover (sm-downscale inspect)")
     y = target_on_steps(cube, smap)
     s, e = np.datetime64(cfg.train_start, "ns"), np.datetime64(cfg.train_end, "ns") + np.timedelta64(1, "D")
     in_period = (cube.times >= s) & (cube.times < e)
@@ -321,7 +323,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
             except torch.OutOfMemoryError as exc:  # pragma: no cover - GPU only
                 raise InputError(f"the GPU ran out of memory with batch size {cfg.batch_size}",
                                  f"retry with --batch-size {max(1, cfg.batch_size // 2)}") from exc
-            losses.append(float(loss))
+            losses.append(loss.detach().item())
             bar.update(1)
             if _time.perf_counter() > deadline:
                 break

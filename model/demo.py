@@ -7,6 +7,8 @@ world -> ingest -> train every model -> archive -> validate -> ``panel serve das
 from __future__ import annotations
 
 import json
+
+import numpy as np
 import logging
 import os
 import subprocess
@@ -24,6 +26,8 @@ def register(sub):
     p.add_argument("--no-serve", action="store_true", help="stop after the pipeline, print the summary")
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--device", default="auto")
+    p.add_argument("--quick", action="store_true",
+                   help="seconds-scale training and a two-day archive (smoke runs, tests)")
     p.set_defaults(func=_run)
 
 
@@ -40,7 +44,17 @@ def _stage(name, summary, fn):
     return True
 
 
-def run_pipeline(size="demo", models=None, device="auto") -> dict:
+#: training settings of the quick pipeline (tests, smoke runs): seconds per model
+QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune_patches": 8,
+               "max_pixel_samples": 5000}
+
+
+def run_pipeline(size="demo", models=None, device="auto", quick: bool = False) -> dict:
+    """world -> ingest -> train -> archive -> validate, reusing finished steps.
+
+    ``quick``: seconds-scale training and an archive of the first two test days only (for
+    tests and smoke runs on the tiny world); the results are real but not meant to be good.
+    """
     from .config import home, runs_dir, worlds_dir
 
     summary: dict = {"home": str(home())}
@@ -83,7 +97,8 @@ def run_pipeline(size="demo", models=None, device="auto") -> dict:
             if (runs_dir() / name / "LATEST").exists():
                 done[name] = "reused"
                 continue
-            cfg = train_config(name, ard, config="demo", device=device)
+            over = dict(QUICK_TRAIN) if quick else {}
+            cfg = train_config(name, ard, config="demo", device=device, **over)
             run = train(name, cfg, ard=ard)
             done[name] = json.loads((run / "summary.json").read_text()).get("tune_rmse")
         return {"models": done}
@@ -97,7 +112,13 @@ def run_pipeline(size="demo", models=None, device="auto") -> dict:
 
         names = list(summary["train"]["models"])
         s, e = default_period(ard)
-        res = build_archive(names, s, e, ard=ard, workers=2, device=device)
+        if quick:
+            from .training.ard import ard_info
+
+            test = ard_info(ard)["world"]["periods"]["test"]
+            s = test[0]
+            e = str(np.datetime64(test[0], "D") + np.timedelta64(1, "D"))
+        res = build_archive(names, s, e, ard=ard, workers=2, device=device, block_days=1 if quick else 5)
         return {"complete": res["complete"], "size_mb": res["size_mb"]}
 
     if not _stage("archive", summary, archive):
@@ -115,7 +136,7 @@ def run_pipeline(size="demo", models=None, device="auto") -> dict:
 
 def _run(args) -> int:
     t0 = _time.perf_counter()
-    summary = run_pipeline(args.size, args.models, args.device)
+    summary = run_pipeline(args.size, args.models, args.device, quick=args.quick)
     summary["seconds_total"] = round(_time.perf_counter() - t0, 1)
     print(json.dumps(summary, indent=1, default=str))
     if args.no_serve:

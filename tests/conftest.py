@@ -71,3 +71,33 @@ def _devices():
 @pytest.fixture(params=_devices())
 def device(request):
     return request.param
+
+
+# ------------------------------------------------------------------ the tiny pipeline
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """The real pipeline on the tiny virtual TP (world -> ingest -> train every model for
+    seconds -> two-day archive -> validate), built once per test session.
+
+    ``SMDS_TEST_HOME`` reuses a folder across sessions (developer convenience)."""
+    from model.demo import run_pipeline
+
+    home = Path(os.environ.get("SMDS_TEST_HOME") or tmp_path_factory.mktemp("tiny-home"))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SMDS_HOME", str(home))
+    mp.setenv("SMDS_CATALOG", str(home / "worlds" / "tiny" / "catalog.yaml"))
+    try:
+        summary = run_pipeline("tiny", quick=True, device="cpu")
+    finally:
+        mp.undo()
+    bad = {k: v for k, v in summary.items() if isinstance(v, dict) and v.get("status") != "ok"}
+    assert not bad, f"tiny pipeline failed: {bad}"
+    return home
+
+
+@pytest.fixture
+def tiny(tiny_pipeline, monkeypatch) -> Path:
+    """Point SMDS_HOME / SMDS_CATALOG at the tiny pipeline's home for one test."""
+    monkeypatch.setenv("SMDS_HOME", str(tiny_pipeline))
+    monkeypatch.setenv("SMDS_CATALOG", str(tiny_pipeline / "worlds" / "tiny" / "catalog.yaml"))
+    return tiny_pipeline

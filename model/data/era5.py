@@ -1510,7 +1510,9 @@ def describe(path) -> dict:
         ``grid`` = {``resolution`` [dlat, dlon] deg, ``bbox`` [lon_min, lat_min, lon_max,
         lat_max] of the cell edges (deg, lon in -180..180), ``shape`` [nlat, nlon]},
         ``soil_moisture`` = {``valid_count``, ``mean``, ``min``, ``max``} of ``swvl1`` in
-        m3 m-3 over all times and cells, or None when the file has no swvl1.
+        m3 m-3 over all times and land cells (where the file carries a land-sea mask
+        ``lsm``, cells with ``lsm < 0.5`` are left out: ERA5 stores packing noise around 0
+        over the sea), or None when the file has no swvl1.
     """
     ds = read_era5(path, chunks={})
     try:
@@ -1525,6 +1527,10 @@ def describe(path) -> dict:
             import dask.array as da
 
             arr = v if isinstance(v, da.Array) else da.from_array(np.asarray(v))
+            if "lsm" in ds:
+                land = ds["lsm"].data
+                land = land if isinstance(land, da.Array) else da.from_array(np.asarray(land))
+                arr = da.where(land >= 0.5, arr, np.nan)
             cnt, mean, mn, mx = da.compute(da.isfinite(arr).sum(), da.nanmean(arr.astype(np.float64)),
                                            da.nanmin(arr), da.nanmax(arr))
             cnt = int(cnt)

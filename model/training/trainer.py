@@ -90,8 +90,23 @@ class TrainingData:
     norm: "object"
 
 
+_PREPARED: dict = {}
+
+
 def prepare(ard, cfg: TrainConfig) -> TrainingData:
-    """Load the store, aggregate to the SMAP grid, fit the normalisation, split."""
+    """Load the store, aggregate to the SMAP grid, fit the normalisation, split.
+
+    The result depends only on the store, the period, the target, the hold-out and the seed,
+    so it is kept in memory for the next model of the same process (``sm-downscale demo``
+    trains every model on the same data)."""
+    key = (str(Path(ard).resolve()), cfg.train_start, cfg.train_end, cfg.target, cfg.holdout_fraction, cfg.seed)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = _prepare(ard, cfg)
+    return _PREPARED[key]
+
+
+def _prepare(ard, cfg: TrainConfig) -> TrainingData:
     from .ard import load_inputs, open_group
     from .cube import build_cube, spatial_holdout, target_on_steps
 

@@ -1,0 +1,263 @@
+"""The real pipeline on the tiny virtual TP: ingest, training, runner, archive, export, validation.
+
+One session fixture (``tiny_pipeline`` in tests/conftest.py) builds everything once with
+the real code; these tests check what it wrote and exercise the pieces around it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from model.errors import CoverageError, InputError
+
+
+def _ard(home):
+    return home / "worlds" / "tiny" / "ard.zarr"
+
+
+# ------------------------------------------------------------------------- ingest
+def test_ingest_store_contents(tiny):
+    from model.training.ard import ard_info, open_group
+
+    ard = _ard(tiny)
+    info = ard_info(ard)
+    assert info["report"]["skipped"] == []
+    era5 = open_group(ard, "era5")
+    t = era5["time"].values
+    assert np.all(np.diff(t) == np.timedelta64(3, "h"))
+    assert set(["swvl1", "stl1", "skt", "t2m", "d2m", "tp", "e", "ssrd", "sd"]) <= set(era5.data_vars)
+    assert era5["swvl1"].attrs.get("units") == "m3 m-3"
+    sm = open_group(ard, "smap_m09")["soil_moisture"]
+    v = sm.values
+    assert np.nanmin(v) >= 0.02 and np.nanmax(v) <= 0.5  # the quality policy's valid range
+    hours = pd.DatetimeIndex(sm["time"].values).hour
+    assert set(hours) <= {0, 12, 21, 3, 9, 15}  # overpasses near 00 and 12 UTC over the TP
+    st = pd.read_parquet(ard / "stations.parquet")
+    assert {"network", "station", "time", "soil_moisture"} <= set(st.columns)
+    assert len(st) > 1000
+
+
+def test_smap_cube_skips_a_bad_file_and_reports(tiny, tmp_path):
+    from model.data.ingest import IngestReport, smap_l3_cube
+
+    files = sorted((tiny / "worlds" / "tiny" / "inputs" / "SPL3SMP").glob("*.h5"))[:3]
+    bad = tmp_path / "SMAP_L3_SM_P_20170699_R18290_001.h5"
+    bad.write_bytes(files[0].read_bytes()[:5000])
+    cube, report = smap_l3_cube(files + [bad], report=IngestReport())
+    assert [p for p, _ in report.skipped] == [str(bad)]
+    assert "skipped 1" in report.summary()
+    assert cube.sizes["time"] >= 2
+
+
+def test_catalog_entries(tiny):
+    from model.data.catalog import open_catalog, read_entry
+
+    cat = open_catalog()
+    ds = read_entry(cat, "smap_l3_36km")
+    assert ds["soil_moisture"].dims == ("time", "y", "x")
+    with pytest.raises(InputError, match="did you mean"):
+        read_entry(cat, "smap_l3_36")
+
+
+# ------------------------------------------------------------------------ training
+def test_every_model_trained_and_rebuilds_from_its_checkpoint(tiny):
+    from model.networks.checkpoint import load_checkpoint
+    from model.networks.registry import model_names
+    from model.training.trainer import latest_run
+
+    for name in model_names():
+        run = latest_run(name)
+        model, extra = load_checkpoint(run / "checkpoint.pt")
+        assert model.name == name
+        norm = extra["normalisation"]
+        train_end = np.datetime64(extra["train_period"][1]) + np.timedelta64(1, "D")
+        if name != "smap_bilinear":
+            assert np.datetime64(norm["fitted_on"]["end"]) < train_end  # never the test period
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["model"] == name
+
+
+def test_unknown_model_names_nearest(tiny):
+    from model.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--model"])  # argparse: missing value
+    assert main(["train", "--model", "pscnett"]) == 2
+
+
+# -------------------------------------------------------------------------- runner
+def test_runner_regenerates_archived_scene(tiny):
+    from model.inference.archive import open_archive
+    from model.inference.runner import Runner
+
+    maps = open_archive("maps")
+    t = maps["time"].values[5]
+    for name in ("pscnet", "rf", "era5_cdf"):
+        r = Runner(name, _ard(tiny), device="cpu")
+        a = r.scene(t)
+        b = maps[name].sel(time=t).values
+        assert a.attrs["units"] == "m3 m-3"
+        np.testing.assert_allclose(a.values, b, atol=1e-5, equal_nan=True)
+        ok = np.isfinite(a.values)
+        assert ok.sum() > 100
+        assert np.nanmin(a.values) >= 0 and np.nanmax(a.values) <= 0.7
+
+
+def test_runner_bad_times(tiny):
+    from model.inference.runner import get_runner
+
+    r = get_runner("mlp", _ard(tiny), device="cpu")
+    assert get_runner("mlp", _ard(tiny), device="cpu") is r  # shared, loaded once
+    with pytest.raises(CoverageError, match="outside"):
+        r.scene("2030-01-01T00:00")
+    with pytest.raises(CoverageError, match="product step"):
+        r.scene(str(r.provider.times[10] + np.timedelta64(1, "h")))
+
+
+def test_runner_rejects_a_checkpoint_of_another_model(tiny):
+    from model.networks.checkpoint import load_checkpoint
+    from model.training.trainer import latest_run
+
+    with pytest.raises(InputError, match="holds model"):
+        load_checkpoint(latest_run("unet") / "checkpoint.pt", name="pscnet")
+
+
+# ------------------------------------------------------------------------- archive
+class _Counting:
+    """A zarr LocalStore that records the keys it reads."""
+
+    def __new__(cls, path):
+        from zarr.storage import LocalStore
+
+        class Counting(LocalStore):
+            async def get(self, key, prototype=None, byte_range=None):
+                self.keys_read.append(key)
+                return await super().get(key, prototype, byte_range)
+
+        st = Counting(str(path), read_only=True)
+        object.__setattr__(st, "keys_read", [])
+        return st
+
+
+def test_archive_layouts_and_chunk_reads(tiny):
+    ds = xr.open_zarr(tiny / "archive" / "maps.zarr", consolidated=True)
+    assert ds.attrs["complete_models"]["pscnet"] is True
+    assert ds["pscnet"].attrs["units"] == "m3 m-3"
+    assert ds["pscnet"].attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+    assert len(ds["pscnet"].attrs["provenance_checkpoint_sha256"]) == 64
+    st = _Counting(tiny / "archive" / "series.zarr")
+    s = xr.open_zarr(st, consolidated=True)
+    st.keys_read.clear()
+    s["pscnet"].isel(lat=70, lon=190).values  # a station series
+    assert [k for k in st.keys_read if not k.endswith((".zarray", ".zattrs", ".zgroup"))] == ["pscnet/0.7.19"]
+    mt = _Counting(tiny / "archive" / "maps.zarr")
+    m = xr.open_zarr(mt, consolidated=True)
+    mt.keys_read.clear()
+    m["pscnet"].isel(time=3).values  # a map frame
+    assert len([k for k in mt.keys_read if k.startswith("pscnet/")]) == 1
+
+
+def test_archive_resumes_after_a_kill(tiny, tmp_path):
+    """Kill a build after its first finished block; the rerun redoes nothing finished."""
+    out = tmp_path / "arch"
+    code = (
+        "import sys; from model.inference.archive import build_archive; "
+        f"build_archive(['smap_bilinear', 'era5_cdf'], '2017-07-06', '2017-07-09', out=r'{out}', "
+        f"ard=r'{_ard(tiny)}', workers=1, device='cpu', block_days=1, progress=False)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    ledger = out / "build"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(ledger.glob("*/*.done")):
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    first = {p: p.stat().st_mtime_ns for p in ledger.glob("*/*.done")}
+    assert first, "no block finished before the deadline"
+    from model.inference.archive import build_archive, open_archive
+
+    res = build_archive(["smap_bilinear", "era5_cdf"], "2017-07-06", "2017-07-09", out=out, ard=_ard(tiny),
+                        workers=1, device="cpu", block_days=1, progress=False)
+    assert all(res["complete"].values())
+    assert res["blocks_todo"] < res["blocks_total"]
+    for p, mt in first.items():
+        assert p.stat().st_mtime_ns == mt  # finished work was not redone
+    ds = open_archive("maps", out)
+    assert np.isfinite(ds["era5_cdf"].values).any(axis=(1, 2)).all()
+
+
+def test_archive_bad_scheduler_and_unknown_model(tiny, tmp_path):
+    from model.inference.archive import build_archive
+
+    with pytest.raises(InputError, match="does not answer"):
+        build_archive(["smap_bilinear"], "2017-07-06", "2017-07-06", out=tmp_path / "a", ard=_ard(tiny),
+                      scheduler="tcp://127.0.0.1:9", progress=False)
+    with pytest.raises(InputError, match="did you mean|no trained run"):
+        build_archive(["pscnett"], "2017-07-06", "2017-07-06", out=tmp_path / "b", ard=_ard(tiny), progress=False)
+
+
+# -------------------------------------------------------------------------- export
+def test_export_netcdf_and_geotiff(tiny, tmp_path):
+    from model.cli import main
+
+    nc = tmp_path / "out.nc"
+    assert main(["export", "--model", "pscnet", "--model", "rf", "--start", "2017-07-06", "--end", "2017-07-06",
+                 "--bbox", "90", "30", "92", "32", "-o", str(nc)]) == 0
+    ds = xr.open_dataset(nc)
+    assert ds["pscnet"].attrs["units"] == "m3 m-3"
+    assert ds["pscnet"].attrs["standard_name"] == "volume_fraction_of_condensed_water_in_soil"
+    assert ds["lat"].attrs["standard_name"] == "latitude"
+    assert ds.attrs["Conventions"].startswith("CF")
+    assert float(ds.lat.min()) >= 30 and float(ds.lon.max()) <= 92
+    assert ds.sizes["time"] == 8
+    tif = tmp_path / "out.tif"
+    assert main(["export", "--model", "pscnet", "--start", "2017-07-06", "--end", "2017-07-06",
+                 "--format", "geotiff", "-o", str(tif)]) == 0
+    import rasterio
+
+    with rasterio.open(tif) as src:
+        assert src.count == 8 and src.crs.to_epsg() == 4326
+        band = src.read(1)
+        assert band.shape == (150, 320)
+    assert main(["export", "--model", "nope", "-o", str(tmp_path / "x.nc")]) == 2
+    assert main(["export", "--model", "pscnet", "--bbox", "0", "0", "1", "1", "-o", str(tmp_path / "y.nc")]) == 2
+    assert not (tmp_path / "y.nc").exists()
+
+
+# ----------------------------------------------------------------------- validation
+def test_validation_outputs(tiny):
+    from model.validation import results
+
+    st = results.settings()
+    assert all(v == "ok" for v in st["status"].values()), st["status"]
+    m = results.maps("smap")
+    assert {"R", "bias", "ubRMSE", "N"} <= set(m.data_vars)
+    assert "pscnet" in m.model.values and "smap_l4" in m.model.values
+    t = results.maps("truth")
+    assert t["R"].dims == ("model", "lat", "lon")
+    stations = results.table("stations")
+    assert {"rank_R", "rank_ubRMSE", "network", "N", "status"} <= set(stations.columns)
+    nets = results.table("networks")
+    assert set(nets["form"]) == {"mean_of_stations", "network_mean_series"}
+    temporal = results.table("temporal")
+    assert {"rel_change_R", "rel_change_ubRMSE"} <= set(temporal.columns)
+    ser = results.table("station_series")
+    assert {"insitu", "pscnet", "precipitation_mm"} <= set(ser["source"])
+    assert (tiny / "validation" / "report" / "index.md").exists()
+
+
+def test_validate_unknown_model_is_a_clear_error(tiny):
+    from model.cli import main
+
+    assert main(["validate", "--model", "nope", "--out", "/tmp/never-written"]) == 2
+    assert not Path("/tmp/never-written").exists()

@@ -39,7 +39,11 @@ def prepare(out: Path, models=("pscnet", "unet", "resnet", "convlstm", "vit", "m
         cube = r.provider.cube_for(t)
         w = cube.window(cube.step_index(t))
         batch = normalise_batch({k: v[None] for k, v in w.items()}, r.norm)
-        np.savez(out / f"{m}_batch.npz", **batch)
+        if not (out / "batch.npz").exists():
+            np.savez_compressed(out / "batch.npz", **batch)
+            meta["_norm"] = r.norm.to_dict()
+        elif r.norm.to_dict() != meta["_norm"]:  # models of one store share the normalisation
+            np.savez_compressed(out / f"{m}_batch.npz", **batch)
         shutil.copy(r.checkpoint, out / f"{m}.pt")
         ref = r.scenes([t])[0]
         np.save(out / f"{m}_cpu_scene.npy", ref)
@@ -69,12 +73,14 @@ def run(folder: Path):
     from model.networks.checkpoint import load_checkpoint
 
     meta = json.loads((folder / "meta.json").read_text())
+    meta.pop("_norm", None)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     print(f"machine: {platform.node()} {platform.processor()} cpus={torch.get_num_threads()} torch={torch.__version__}"
           f" device={torch.cuda.get_device_name(0) if dev == 'cuda' else 'cpu'}")
     rows = []
     for m, info in meta.items():
-        b = {k: torch.from_numpy(v) for k, v in np.load(folder / f"{m}_batch.npz").items()}
+        f = folder / f"{m}_batch.npz"
+        b = {k: torch.from_numpy(v) for k, v in np.load(f if f.exists() else folder / "batch.npz").items()}
         std, mean = info["target_std"], info["target_mean"]
         cpu_model, _ = load_checkpoint(folder / f"{m}.pt", map_location="cpu")
         with torch.no_grad():
@@ -83,8 +89,8 @@ def run(folder: Path):
         mask = np.isfinite(ref)
         runner_vs_here = float(np.nanmax(np.abs(np.clip(y_cpu, 0, 0.7)[mask] - ref[mask])))
         row = {"model": m, "runner_cpu_vs_here": runner_vs_here}
-        t_cpu = _time(lambda: cpu_model(b), n=5) if True else None
-        row["cpu_ms"] = round(1000 * t_cpu, 1)
+        with torch.no_grad():
+            row["cpu_ms"] = round(1000 * _time(lambda: cpu_model(b), n=5), 1)
         if dev == "cuda":
             gm, _ = load_checkpoint(folder / f"{m}.pt", map_location="cuda")
             bg = {k: v.cuda() for k, v in b.items()}

@@ -213,7 +213,7 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
             cluster = None
         else:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                                   dashboard_address=None, processes=True)
+                                   dashboard_address=":0", processes=True)
             client = Client(cluster)
         try:
             runs_s = {m: str(r) for m, r in runs.items()}

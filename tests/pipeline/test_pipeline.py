@@ -189,7 +189,6 @@ def test_archive_resumes_after_a_kill(tiny, tmp_path):
     res = build_archive(["smap_bilinear", "era5_cdf"], "2017-07-06", "2017-07-09", out=out, ard=_ard(tiny),
                         workers=1, device="cpu", block_days=1, progress=False)
     assert all(res["complete"].values())
-    assert res["blocks_todo"] < res["blocks_total"]
     for p, mt in first.items():
         assert p.stat().st_mtime_ns == mt  # finished work was not redone
     ds = open_archive("maps", out)

@@ -1,0 +1,261 @@
+"""Benchmark the dashboard in a real browser: first render, time step, station click, PNG export.
+
+Starts ``python -m panel serve dashboard/app.py`` on a free loopback port against a home
+folder (``--home``, default ``$SMDS_HOME``), drives headless Debian chromium through Python
+playwright and prints the machine and the four timings (median and worst of the repeats):
+
+* first render: from the server being up (its port open) to the first page's map raster in
+  the browser (a cold server: the first session pays the imports and the datashader JIT);
+  then each page in a new session (warm);
+* time step: a click on "+3 h" to the new raster in the browser;
+* station click: a click on a station in the map to its series and metrics table drawn;
+* PNG export: a click on "Export PNG" to the finished download.
+
+Usage::
+
+    SMDS_HOME=/tmp/smds-tiny python benchmarks/bench_dashboard.py [--repeat 10] [--screenshots docs/figures]
+
+Targets (the issue): first render <= 5 s, step <= 0.5 s, click <= 1 s, PNG export <= 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--disable-3d-apis"]
+TARGETS = {"first_render_s": 5.0, "time_step_s": 0.5, "station_click_s": 1.0, "png_export_s": 5.0}
+SNAP = """() => { window.__snap = (col) => { const out = [];
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.model || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (s && s.data && (col in s.data)) out.push(s.data);
+    } }
+  return out; }; }"""
+CHANGED = ("(col) => { const n = window.__snap(col); "
+           "return n.length > 0 && n.some((d, i) => d !== window.__before[i]); }")
+STATION_XY = """(sid) => {
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data || !s.data.id) continue;
+      const k = Array.from(s.data.id).indexOf(sid);
+      if (k < 0) continue;
+      const rect = v.canvas_view.el.getBoundingClientRect();
+      return [rect.left + v.frame.x_scale.compute(s.data.lon[k]),
+              rect.top + v.frame.y_scale.compute(s.data.lat[k])];
+    } }
+  return null; }"""
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    import bokeh
+    import holoviews
+    import panel
+
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": mem, "python": platform.python_version(),
+            "panel": panel.__version__, "bokeh": bokeh.__version__, "holoviews": holoviews.__version__,
+            "browser": "Debian chromium (headless, --disable-3d-apis)"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(home: str, port: int, log: Path, warm: bool):
+    env = {**os.environ, "SMDS_HOME": home, "BOKEH_ALLOW_WS_ORIGIN": f"127.0.0.1:{port}", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "panel", "serve", "dashboard/app.py", "--address", "127.0.0.1", "--port", str(port)]
+    if warm:
+        cmd.append("--warm")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    t0 = time.perf_counter()
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"panel serve exited ({proc.returncode}); see {log}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return proc, time.perf_counter() - t0
+        except OSError:
+            if time.perf_counter() - t0 > 180:
+                proc.terminate()
+                raise SystemExit("the server did not open its port in 180 s") from None
+            time.sleep(0.05)
+
+
+def stats(xs) -> dict:
+    return {"median": round(statistics.median(xs), 3), "max": round(max(xs), 3), "n": len(xs)}
+
+
+def stations_with_data(home: str, network: str, n: int) -> list[str]:
+    os.environ["SMDS_HOME"] = home
+    from dashboard import store
+
+    st = store.station_table(home)
+    sub = st[st["has_data"] & (st["n_insitu"] > 0) & (st["network"] == network)]
+    return list(sub["id"])[:n]
+
+
+def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/app"
+    logdir = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    proc, up_s = start_server(home, port, logdir / "server.log", warm)
+    out: dict = {"server_up_s": round(up_s, 2), "server_log": str(logdir / "server.log")}
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            ctx = b.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+            pg = ctx.new_page()
+            pg.set_default_timeout(120_000)
+            # 1. first render after the server is up (cold), map page
+            t0 = time.perf_counter()
+            pg.goto(url + "?page=map")
+            pg.wait_for_selector(".map-plot canvas")
+            pg.evaluate(SNAP)
+            pg.wait_for_function("() => window.__snap('image').length > 0")
+            out["first_render_s"] = round(time.perf_counter() - t0, 3)
+            if screenshots:
+                pg.wait_for_timeout(800)
+                pg.screenshot(path=str(screenshots / "dashboard_map.png"), full_page=True)
+            # 2. time steps
+            steps = []
+            for _ in range(repeat):
+                pg.evaluate("() => { window.__before = window.__snap('image'); }")
+                t0 = time.perf_counter()
+                pg.locator(".time-next button").click()
+                pg.wait_for_function(CHANGED, arg="image")
+                steps.append(time.perf_counter() - t0)
+                pg.wait_for_timeout(150)
+            out["time_step_s"] = stats(steps)
+            # 3. PNG export
+            exports = []
+            for _ in range(max(3, repeat // 3)):
+                t0 = time.perf_counter()
+                with pg.expect_download() as dl:
+                    pg.locator(".export-png button").click()
+                path = dl.value.path()
+                exports.append(time.perf_counter() - t0)
+                assert open(path, "rb").read(4) == b"\x89PNG"
+                pg.locator(".time-next button").click()  # a new view: the next export renders again
+                pg.wait_for_timeout(500)
+            out["png_export_s"] = stats(exports)
+            out["png_name"] = dl.value.suggested_filename
+            # 4. station clicks, in a new session (warm server): page render, then clicks
+            ids = stations_with_data(home, "CTP_SMTMN", repeat + 1)
+            pg2 = ctx.new_page()
+            pg2.set_default_timeout(120_000)
+            t0 = time.perf_counter()
+            pg2.goto(url + "?page=stations&network=CTP_SMTMN")
+            pg2.wait_for_selector(".series-plot canvas")
+            pg2.evaluate(SNAP)
+            pg2.wait_for_function("() => window.__snap('soil_moisture').length > 0")
+            warm_pages = {"stations": round(time.perf_counter() - t0, 3)}
+            clicks = []
+            for sid in ids[1:]:
+                xy = pg2.evaluate(STATION_XY, sid)
+                pg2.evaluate("() => { window.__before = window.__snap('soil_moisture'); }")
+                t0 = time.perf_counter()
+                pg2.mouse.click(*xy)
+                pg2.locator(".series-title h3", has_text=sid.split("/", 1)[1]).wait_for()
+                pg2.wait_for_function(CHANGED, arg="soil_moisture")
+                pg2.locator(".metrics-table .tabulator-row").first.wait_for()
+                clicks.append(time.perf_counter() - t0)
+                pg2.wait_for_timeout(150)
+            out["station_click_s"] = stats(clicks) if clicks else None
+            if screenshots:
+                pg2.wait_for_timeout(800)
+                pg2.screenshot(path=str(screenshots / "dashboard_stations.png"), full_page=True)
+            # 5. the other pages, each in a new session
+            for name, ready in (("metrics", ".metric-map canvas"), ("regenerate", ".regenerate-button button"),
+                                ("about", ".page-nav")):
+                pgn = ctx.new_page()
+                pgn.set_default_timeout(120_000)
+                t0 = time.perf_counter()
+                pgn.goto(f"{url}?page={name}")
+                pgn.wait_for_selector(ready)
+                warm_pages[name] = round(time.perf_counter() - t0, 3)
+                if name == "regenerate":
+                    t0 = time.perf_counter()
+                    pgn.locator(".regenerate-button button").click()
+                    pgn.locator(".regen-status", has_text=re.compile("Done|Failed")).wait_for(timeout=600_000)
+                    if "Done" in pgn.locator(".regen-status").evaluate("(e) => e.shadowRoot ? e.shadowRoot.textContent : e.textContent"):
+                        pgn.wait_for_selector(".regen-panel canvas")
+                        out["regenerate_s"] = round(time.perf_counter() - t0, 2)
+                    else:
+                        out["regenerate_s"] = "failed (see the page)"
+                if screenshots:
+                    pgn.wait_for_timeout(1200)
+                    pgn.screenshot(path=str(screenshots / f"dashboard_{name}.png"), full_page=True)
+                pgn.close()
+            out["page_render_warm_s"] = warm_pages
+            b.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--home", default=os.environ.get("SMDS_HOME"), help="product home (default $SMDS_HOME)")
+    ap.add_argument("--repeat", type=int, default=10, help="time steps and station clicks to time")
+    ap.add_argument("--screenshots", type=Path, help="write dashboard_<page>.png of each page here")
+    ap.add_argument("--warm", action="store_true", help="serve with --warm (the app runs once at start-up)")
+    ap.add_argument("--json", type=Path, help="also write the results as JSON")
+    a = ap.parse_args(argv)
+    if not a.home:
+        ap.error("give --home or set SMDS_HOME (a folder built by `sm-downscale demo`)")
+    if a.screenshots:
+        a.screenshots.mkdir(parents=True, exist_ok=True)
+    res = {"machine": machine(), "home": a.home, "warm_server": a.warm,
+           **run(str(Path(a.home).resolve()), a.repeat, a.screenshots, a.warm)}
+    res["targets"] = TARGETS
+    print(json.dumps(res, indent=1))
+    if a.json:
+        a.json.write_text(json.dumps(res, indent=1))
+    ok = (res["first_render_s"] <= TARGETS["first_render_s"] and res["time_step_s"]["max"] <= TARGETS["time_step_s"]
+          and (res["station_click_s"] or {"max": 0})["max"] <= TARGETS["station_click_s"]
+          and res["png_export_s"]["max"] <= TARGETS["png_export_s"])
+    print("all four within target" if ok else "NOT all within target (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""One session's page: a header, the page navigation and the current page.
+
+:func:`build` makes a new :class:`~dashboard.state.DashboardState` for the session, syncs its
+shareable part with the URL and renders pages on demand (each page function runs the first
+time its page is shown, then the page is kept for the session).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import holoviews as hv
+import panel as pn
+
+from . import export
+from .state import PAGES, URL_PARAMS, DashboardState
+from .views import page_function
+
+log = logging.getLogger(__name__)
+
+_EXTENSIONS_LOADED = False
+CSS = """
+.smds-header h2 { margin: 4px 0 0 0; }
+.smds-sub { color: #555; font-size: 12px; }
+"""
+
+
+def load_extensions() -> None:
+    """HoloViews (bokeh for the browser, matplotlib for exports) and Panel (Tabulator)."""
+    global _EXTENSIONS_LOADED
+    if not _EXTENSIONS_LOADED:
+        from bokeh.core.validation import silence
+        from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+
+        # HoloViews sizes map frames with frame_width/frame_height, which Bokeh's validator
+        # reports as "fixed sizing mode without width/height" on every render: not a problem.
+        silence(FIXED_SIZING_MODE, True)
+        hv.extension("bokeh", "matplotlib", logo=False)
+        export.ensure_matplotlib()
+        _EXTENSIONS_LOADED = True
+    pn.extension("tabulator", raw_css=[CSS], notifications=False)
+
+
+def _apply_one_by_one(state):
+    def on_error(values: dict):
+        for k, v in values.items():
+            try:
+                state.param.update(**{k: v})
+            except Exception as exc:  # noqa: BLE001 - a bad URL value is skipped, not fatal
+                log.warning("URL value %s=%r ignored: %s", k, v, exc)
+    return on_error
+
+
+def build(home: str | None = None, state: DashboardState | None = None) -> pn.viewable.Viewable:
+    """The page of one session."""
+    load_extensions()
+    state = state or DashboardState(home=home)
+    if pn.state.location is not None:
+        pn.state.location.sync(state, URL_PARAMS, on_error=_apply_one_by_one(state))
+    inv = state.inv
+    nav = pn.widgets.RadioButtonGroup.from_param(state.param.page, options={v: k for k, v in PAGES.items()},
+                                                 button_type="primary", button_style="outline",
+                                                 css_classes=["page-nav"], name="page")
+    sub = (f"{len(inv.models)} models, {inv.period_text()}, home `{inv.home}`" if inv.has_archive
+           else " ".join(inv.problems) or "no archive")
+    header = pn.Row(pn.pane.Markdown("## Soil moisture over the Tibetan Plateau: 10 km, 3-hourly",
+                                     css_classes=["smds-header"], margin=(0, 10)),
+                    pn.pane.Markdown(sub, css_classes=["smds-sub"], margin=(14, 10, 0, 10)))
+    main = pn.Column(name="main")
+    pages: dict = {}
+
+    def show(*_):
+        name = state.page
+        if name not in pages:
+            try:
+                pages[name] = page_function(name)(state)
+            except Exception as exc:  # noqa: BLE001 - the page says why instead of a blank screen
+                log.exception("page %s failed", name)
+                pages[name] = pn.pane.Alert(f"The {PAGES[name]} page could not be drawn: {exc}",
+                                            alert_type="danger")
+        main.objects = [pages[name]]
+
+    show()
+    state.param.watch(show, "page")
+    return pn.Column(header, nav, main, name="dashboard")

@@ -1,0 +1,31 @@
+"""The About page: what the server found in its home folder, and what to do when something is missing."""
+
+from __future__ import annotations
+
+import panel as pn
+
+
+
+def page(state) -> pn.viewable.Viewable:
+    inv = state.inv
+    rows = [
+        ("home folder (`$SMDS_HOME`)", f"`{inv.home}`"),
+        ("archive period", inv.period_text()),
+        ("models in the archive", ", ".join(inv.models) or "none"),
+        ("partly archived", ", ".join(inv.partial) or "none"),
+        ("analysis-ready store", f"`{inv.ard}`" if inv.ard else "none"),
+        ("hidden truth (virtual TP)", f"`{inv.truth}`" if inv.truth else "none (real data)"),
+        ("validation results", "yes" if inv.validation else "none"),
+        ("validation periods", ", ".join(f"{k}: {v[0]} .. {v[1]}" for k, v in inv.periods.items()) or "none"),
+    ]
+    md = "\n".join(["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]])
+    probs = "\n".join(f"* {p}" for p in inv.problems) or "* nothing missing"
+    return pn.Column(
+        pn.pane.Markdown("### What this server reads\n" + md),
+        pn.pane.Markdown("### Missing pieces\n" + probs),
+        pn.pane.Markdown(
+            "### Sharing a view\nThe address bar holds the page, model, time, station and the other choices: "
+            "copy it to reopen the same view.\n\n"
+            "### Units and colours\nSoil moisture in m³ m⁻³ (0-0.5), differences -0.15..0.15, R 0..1, "
+            "bias -0.1..0.1, ubRMSE 0..0.08: fixed per variable, never per frame. Times are UTC."),
+        name="about-page")

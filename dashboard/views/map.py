@@ -1,0 +1,227 @@
+"""Page 1, map exploration: the 10 km product (or SMAP, ERA5-Land, the truth, a difference) at
+any 3-hourly step, rendered by datashader over an offline basemap, with the four station
+networks on top.
+
+The time player (first / previous / play / next / last), a slider that redraws on release
+(``value_throttled``) and a date + hour jump all write ``state.time``; the map redraws through
+one ``DynamicMap`` stream, so a step only sends the new raster. Colour limits are fixed per
+variable (``store.CLIM``), never per frame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+from bokeh.models import CustomJSHover, CustomJSTickFormatter
+from holoviews.operation.datashader import rasterize
+
+from .. import export, store
+from ..store import EmptyState
+from .common import basemap, extent, frame_size, linked_select, message, station_points
+
+VARIABLE_LABELS = {"product": "Product (model)", "smap_36km": "SMAP 36 km", "smap_9km": "SMAP 9 km",
+                   "era5land": "ERA5-Land swvl1", "truth": "Truth (virtual TP)", "difference": "Difference A - B"}
+SOURCE_LABELS = {"product": "model product", "compare": "second model", "smap_36km": "SMAP 36 km",
+                 "smap_9km": "SMAP 9 km", "era5land": "ERA5-Land", "truth": "truth"}
+STREAM_PARAMS = ["model", "compare_to", "variable", "diff_a", "diff_b", "time"]
+
+_CELL_JS = """
+const lon0 = 73.0, lat0 = 25.0, d = 0.1;
+if (format == 'col') { return String(Math.floor((value - lon0) / d)); }
+if (format == 'row') { return String(Math.floor((value - lat0) / d)); }
+return value.toFixed(3);
+"""
+
+
+def _values(state) -> np.ndarray:
+    lat, lon = store.tp10_coords()
+    try:
+        return np.asarray(state.map_data().values, np.float32)
+    except EmptyState:
+        return np.full((lat.size, lon.size), np.nan, np.float32)
+
+
+def _image(state, **_) -> hv.Image:
+    lat, lon = store.tp10_coords()
+    return hv.Image((lon, lat, _values(state)), kdims=["lon", "lat"], vdims=["value"])
+
+
+def _hover_hook(state):
+    fmt = {"$x": CustomJSHover(code=_CELL_JS), "$y": CustomJSHover(code=_CELL_JS)}
+
+    def hook(plot, element):
+        hover = plot.handles.get("hover")
+        if hover is None:
+            return
+        hover.tooltips = [("map", state.map_title), ("value", "@image{0.000} m³ m⁻³"),
+                          ("lon, lat", "$x{lon} E, $y{lat} N"), ("cell (row, col)", "$y{row}, $x{col}")]
+        hover.formatters = fmt
+    return hook
+
+
+def map_plot(state, kind: str):
+    """The bokeh map: rasterized frame * basemap * stations, for a colour ``kind``."""
+    box = extent(state.home)
+    fw, fh = frame_size(box)
+    dmap = hv.DynamicMap(lambda **kw: _image(state, **kw), streams=[hv.streams.Params(state, STREAM_PARAMS)])
+    label = "soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)"
+    ras = rasterize(dmap, aggregator="mean").opts(
+        cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
+        clabel=label, hooks=[_hover_hook(state)])
+    st = station_points(store.station_table(state.home))
+    return (ras * basemap() * st).opts(
+        hv.opts.Overlay(xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw, frame_height=fh,
+                        xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"],
+                        toolbar="above", title=""))
+
+
+def time_controls(state, interval_ms: int = 1000) -> pn.Column:
+    """Step / play buttons, a slider that redraws on release, and a date + hour jump."""
+    times = state.times
+    n = max(int(times.size), 1)
+    i0 = state.time_index or 0
+    t0 = int(times[0].astype("datetime64[ms]").astype(np.int64)) if times.size else 0
+    fmt = CustomJSTickFormatter(code=f"const d = new Date({t0} + tick * 3 * 3600 * 1000); "
+                                     "return d.toISOString().slice(0, 13).replace('T', ' ') + ':00 UTC';")
+    slider = pn.widgets.IntSlider(name="time (redraws on release)", start=0, end=n - 1, value=i0, format=fmt,
+                                  width=420, css_classes=["time-slider"])
+    buttons = {key: pn.widgets.Button(name=label, width=62, button_type="light", css_classes=[f"time-{key}"],
+                                      description=desc, margin=(5, 2))
+               for key, label, desc in (("first", "« first", "first step"),
+                                        ("prev", "‹ −3 h", "previous step (3 h earlier)"),
+                                        ("play", "▶ play", "play: one step a second"), ("pause", "pause", "pause"),
+                                        ("next", "+3 h ›", "next step (3 h later)"), ("last", "last »", "last step"))}
+    d0 = dt.date.fromisoformat(store.time_key(times[0])[:10]) if times.size else None
+    d1 = dt.date.fromisoformat(store.time_key(times[-1])[:10]) if times.size else None
+    date = pn.widgets.DatePicker(name="jump to date", start=d0, end=d1, width=140, css_classes=["time-date"],
+                                 value=dt.date.fromisoformat(state.time[:10]) if state.time_index is not None else d0)
+    hour = pn.widgets.Select(name="hour (UTC)", options=[f"{h:02d}" for h in range(0, 24, 3)], width=80,
+                             css_classes=["time-hour"],
+                             value=state.time[11:13] if state.time_index is not None else "00")
+    label = pn.pane.Markdown("", css_classes=["time-label"], margin=(8, 5, 0, 10))
+    player = {"cb": None}
+
+    def stop(*_):
+        if player["cb"] is not None:
+            player["cb"].stop()
+            player["cb"] = None
+
+    def tick():
+        i = state.time_index
+        if i is None or i >= n - 1:
+            stop()
+            return
+        state.set_index(i + 1)
+
+    def play(*_):
+        if player["cb"] is None and pn.state.curdoc is not None:
+            player["cb"] = pn.state.add_periodic_callback(tick, period=interval_ms)
+
+    buttons["first"].on_click(lambda e: state.set_index(0))
+    buttons["prev"].on_click(lambda e: state.step(-1))
+    buttons["next"].on_click(lambda e: state.step(1))
+    buttons["last"].on_click(lambda e: state.set_index(n - 1))
+    buttons["play"].on_click(play)
+    buttons["pause"].on_click(stop)
+
+    def from_slider(e):
+        if e.new is not None and e.new != state.time_index:
+            state.set_index(int(e.new))
+
+    def from_date(*_):
+        if date.value is not None:
+            state.jump(f"{date.value.isoformat()}T{hour.value}:00")
+
+    def to_widgets(*_):
+        i = state.time_index
+        label.object = f"**{state.time.replace('T', ' ')}:00 UTC**" + ("" if i is not None else " (not in the archive)")
+        if i is None:
+            return
+        if slider.value != i:
+            slider.value = i
+        d = dt.date.fromisoformat(state.time[:10])
+        if date.value != d:
+            date.value = d
+        if hour.value != state.time[11:13]:
+            hour.value = state.time[11:13]
+
+    slider.param.watch(from_slider, "value_throttled")
+    date.param.watch(from_date, "value")
+    hour.param.watch(from_date, "value")
+    state.param.watch(to_widgets, "time")
+    to_widgets()
+    return pn.Column(pn.Row(*buttons.values(), label), slider, pn.Row(date, hour), css_classes=["time-player"])
+
+
+def controls(state) -> pn.Column:
+    inv = state.inv
+    model = linked_select(state, "model", inv.models, "model", width=160, css_classes=["model-select"])
+    variable = pn.widgets.Select.from_param(state.param.variable, name="variable", width=180,
+                                            options={VARIABLE_LABELS[v]: v for v in store.VARIABLES})
+    compare = linked_select(state, "compare_to", inv.models, "second model", width=160)
+    a = pn.widgets.Select.from_param(state.param.diff_a, name="A", width=140,
+                                     options={SOURCE_LABELS[k]: k for k in store.SOURCES})
+    b = pn.widgets.Select.from_param(state.param.diff_b, name="B", width=140,
+                                     options={SOURCE_LABELS[k]: k for k in store.SOURCES})
+    diff_row = pn.Row(a, b, compare, visible=state.variable == "difference")
+    state.param.watch(lambda e: setattr(diff_row, "visible", e.new == "difference"), "variable")
+    return pn.Column(pn.Row(model, variable), diff_row, time_controls(state))
+
+
+def figure(state):
+    """The current map for export (matplotlib backend)."""
+    from .common import basemap as bm, station_points as sp
+
+    da = state.map_data()
+    box = extent(state.home)
+    kind = state.color_kind
+    img = hv.Image((da["lon"].values, da["lat"].values, da.values), kdims=["lon", "lat"], vdims=["value"]).opts(
+        cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, backend="matplotlib",
+        clabel="soil moisture (m³ m⁻³)" if kind == "sm" else "difference (m³ m⁻³)", hooks=[export.rasterize_hook])
+    over = img * bm("matplotlib") * sp(store.station_table(state.home), "matplotlib", size=5)
+    w, h = frame_size(box, width=300, max_height=170)
+    return over.opts(hv.opts.Overlay(backend="matplotlib", title=state.map_title, xlim=(box[0], box[2]),
+                                     ylim=(box[1], box[3]), aspect=w / h, fig_inches=(9, 9 * h / w + 0.5),
+                                     xlabel="longitude (°E)", ylabel="latitude (°N)", fontsize={"title": 10}))
+
+
+def data(state):
+    da = state.map_data()
+    da = da.assign_coords(time=np.datetime64(store.parse_time(state.time), "ns")).expand_dims("time")
+    da.attrs.update({"source": "sm-downscale dashboard export", "home": state.home})
+    if state.variable in ("product", "difference"):
+        da.attrs["model"] = state.model
+    return export.netcdf_bytes(da)
+
+
+def stem(state) -> str:
+    kind = "diff" if state.variable == "difference" else "sm"
+    return f"{state.map_tag()}_{state.time}_{kind}"
+
+
+def page(state) -> pn.viewable.Viewable:
+    plot = pn.pane.HoloViews(map_plot(state, state.color_kind), name="map-plot", css_classes=["map-plot"])
+    state.param.watch(lambda e: setattr(plot, "object", map_plot(state, e.new)), "color_kind")
+    title = pn.pane.Markdown("", css_classes=["map-title"])
+
+    def retitle(*_):
+        title.object = f"### {state.map_title}"
+
+    retitle()
+    state.param.watch(retitle, STREAM_PARAMS)
+    return pn.Column(
+        controls(state),
+        message(state, "map", *STREAM_PARAMS),
+        title,
+        plot,
+        pn.pane.Markdown("Colour limits are fixed per variable: soil moisture 0-0.5 m³ m⁻³, differences "
+                         "-0.15..0.15 m³ m⁻³. SMAP is drawn on the 10 km grid by area overlap; it exists only at "
+                         "its overpass steps (near 00 and 12 UTC). Hover shows value, cell and time; stations: "
+                         "CTP-SMTMN (red), Maqu (purple), Naqu (orange), Ngari (cyan).",
+                         styles={"font-size": "12px", "color": "#555"}),
+        export.export_row(state, stem, figure=figure, data=data, data_ext="nc", watch=STREAM_PARAMS),
+        name="map-page",
+    )

@@ -1,0 +1,215 @@
+"""Page 4, regenerate: the runner recomputes a model's scene at a time on demand (on the GPU when
+the server has one), with progress, beside the archived scene and their difference.
+
+The work runs in a thread pool shared by the server (``_EXECUTOR``) and is awaited by an
+``async`` callback, so the server's event loop, and every other session, stays responsive.
+The worker only writes a progress record; a periodic callback of the session copies it into
+the widgets (widgets are touched on the event loop only). The runner, and torch with it, is
+imported here lazily, at the first regeneration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time as _time
+from concurrent.futures import ThreadPoolExecutor
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+from holoviews.operation.datashader import rasterize
+
+from .. import export, store
+from ..store import EmptyState
+from .common import basemap, extent, frame_size, linked_select, message
+from .map import time_controls
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regenerate")
+_DEVICE: dict = {}
+_DEVICE_LOCK = threading.Lock()
+
+
+def gpu_hint() -> str:
+    """A cheap look for an NVIDIA GPU without importing torch (the page's first message)."""
+    import os
+    import shutil
+
+    if os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi"):
+        return "An NVIDIA driver is present: the runner will use the GPU if torch sees it."
+    return "No GPU found on this server: the runner will run on the CPU (slower, same results)."
+
+
+def device_info() -> dict:
+    """Whether torch sees a GPU (checked once, lazily: imports torch)."""
+    with _DEVICE_LOCK:
+        if not _DEVICE:
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    _DEVICE.update(device="cuda", text=f"GPU: {torch.cuda.get_device_name(0)}")
+                else:
+                    _DEVICE.update(device="cpu", text="no GPU: running on the CPU")
+            except Exception as exc:  # noqa: BLE001 - torch missing or broken: CPU message
+                _DEVICE.update(device="cpu", text=f"no GPU: running on the CPU (torch: {exc})")
+        return dict(_DEVICE)
+
+
+class Job:
+    """One session's regeneration: progress written by the worker, read by the session."""
+
+    def __init__(self):
+        self.phase = ""
+        self.running = False
+        self.started = 0.0
+        self.result = None      # dict(model, time, scene, archived, device, seconds)
+        self.error = None
+
+
+def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict:
+    """Regenerate ``model``'s scene at ``time`` with the runner (blocking; run it in a thread)."""
+    from model.errors import InputError
+
+    job = job or Job()
+    inv = store.inventory(home)
+    t, _ = store.check_time(inv, time)
+    job.phase = "checking for a GPU"
+    dev = device_info()
+    job.phase = f"{dev['text']}; loading {model} (first use reads the checkpoint and the inputs)"
+    t0 = _time.perf_counter()
+    try:
+        from model.inference.runner import get_runner
+
+        runner = get_runner(model, inv.ard, "auto")
+        job.phase = f"{dev['text']}; computing {model} at {store.fmt_time(t)} UTC on {runner.device}"
+        scene = runner.scene(t)
+    except InputError as exc:
+        raise EmptyState(f"Cannot regenerate {model!r}: {exc}") from exc
+    try:
+        archived = store.frame_da(home, "product", model, time)
+    except EmptyState:
+        archived = None
+    return {"model": model, "time": time, "scene": scene, "archived": archived, "device": runner.device,
+            "device_text": dev["text"], "seconds": round(_time.perf_counter() - t0, 2)}
+
+
+def result_plot(state, res) -> pn.Row:
+    """Regenerated, archived and their difference: three panes with linked zoom."""
+    box = extent(state.home)
+    fw, fh = frame_size(box, width=330, max_height=280)
+    lat, lon = store.tp10_coords()
+    panels = []
+    new = np.asarray(res["scene"].values, np.float32)
+    old = np.asarray(res["archived"].values, np.float32) if res["archived"] is not None else np.full_like(new, np.nan)
+    for title, vals, kind in ((f"regenerated ({res['device']}, {res['seconds']} s)", new, "sm"),
+                              ("archived", old, "sm"), ("regenerated - archived", new - old, "difference")):
+        img = hv.Image((lon, lat, vals), kdims=["lon", "lat"], vdims=["value"])
+        ras = rasterize(img, aggregator="mean").opts(cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True,
+                                                     tools=["hover"], title=title, toolbar="above",
+                                                     clabel="m³ m⁻³")
+        panels.append((ras * basemap()).opts(xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw,
+                                            frame_height=fh, xlabel="lon (°E)", ylabel="lat (°N)"))
+    return pn.Row(*[pn.pane.HoloViews(p, css_classes=["regen-panel"]) for p in panels])
+
+
+def _require(job: Job, state):
+    res = job.result
+    if res is None or res["model"] != state.model or res["time"] != state.time:
+        raise EmptyState(f"Nothing regenerated for {state.model} at {state.time} yet: press Regenerate first.")
+    return res
+
+
+def figure_for(job: Job):
+    def figure(state):
+        res = _require(job, state)
+        box = extent(state.home)
+        lat, lon = store.tp10_coords()
+        new = np.asarray(res["scene"].values, np.float32)
+        old = (np.asarray(res["archived"].values, np.float32) if res["archived"] is not None
+               else np.full_like(new, np.nan))
+        items = []
+        for title, vals, kind in (("regenerated", new, "sm"), ("archived", old, "sm"),
+                                  ("regenerated - archived", new - old, "difference")):
+            img = hv.Image((lon, lat, vals), kdims=["lon", "lat"], vdims=["value"]).opts(
+                cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, backend="matplotlib",
+                hooks=[export.rasterize_hook])
+            items.append((img * basemap("matplotlib")).opts(hv.opts.Overlay(
+                backend="matplotlib", xlim=(box[0], box[2]), ylim=(box[1], box[3]),
+                title=f"{res['model']} {res['time']} UTC: {title}", fontsize={"title": 8})))
+        return hv.Layout(items).cols(3).opts(hv.opts.Layout(backend="matplotlib", fig_inches=(4, 3.2),
+                                                            sublabel_format=""))
+    return figure
+
+
+def data_for(job: Job):
+    def data(state):
+        import xarray as xr
+
+        res = _require(job, state)
+        ds = xr.Dataset({"regenerated": res["scene"].drop_attrs() if hasattr(res["scene"], "drop_attrs") else res["scene"]})
+        ds["regenerated"].attrs = {k: str(v) for k, v in res["scene"].attrs.items()}
+        if res["archived"] is not None:
+            ds["archived"] = res["archived"]
+            ds["difference"] = (res["scene"] - res["archived"]).astype("float32")
+            ds["difference"].attrs = {"units": store.SM_UNITS, "long_name": "regenerated minus archived"}
+        ds = ds.expand_dims(time=[np.datetime64(store.parse_time(res["time"]), "ns")])
+        ds.attrs.update({"model": res["model"], "device": res["device"], "seconds": res["seconds"]})
+        return export.netcdf_bytes(ds)
+    return data
+
+
+def page(state) -> pn.viewable.Viewable:
+    job = Job()
+    model = linked_select(state, "model", state.inv.models, "model", width=180)
+    button = pn.widgets.Button(name="Regenerate", button_type="primary", width=140, css_classes=["regenerate-button"])
+    progress = pn.indicators.Progress(active=False, value=-1, width=240, visible=False, name="progress")
+    status = pn.pane.Markdown("The runner recomputes the scene from the model's checkpoint and the inputs. "
+                              + gpu_hint(), css_classes=["regen-status"])
+    result = pn.Column(name="regen-plot", css_classes=["regen-plot"])
+    err = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["regen-error"])
+
+    def poll():
+        if job.running:
+            status.object = f"**Running:** {job.phase} ... {(_time.perf_counter() - job.started):.0f} s"
+
+    async def run(_=None):
+        if job.running:
+            return
+        job.running, job.started, job.error = True, _time.perf_counter(), None
+        button.disabled = True
+        progress.visible, progress.active = True, True
+        err.visible = False
+        cb = pn.state.add_periodic_callback(poll, period=300) if pn.state.curdoc else None
+        model_name, time = state.model, state.time
+        try:
+            loop = asyncio.get_running_loop()
+            job.result = await loop.run_in_executor(_EXECUTOR, regenerate, state.home, model_name, time, job)
+            res = job.result
+            status.object = (f"**Done:** {res['model']} at {res['time'].replace('T', ' ')} UTC in {res['seconds']} s "
+                             f"on {res['device']} ({res['device_text']}).")
+            result.objects = [result_plot(state, res)]
+        except EmptyState as exc:
+            job.error = str(exc)
+            err.object, err.visible = str(exc), True
+            status.object = "**Failed.**"
+        except Exception as exc:  # noqa: BLE001 - shown, not raised into the server
+            job.error = f"{type(exc).__name__}: {exc}"
+            err.object, err.visible = f"The runner failed: {job.error}", True
+            status.object = "**Failed.**"
+        finally:
+            job.running = False
+            if cb is not None:
+                cb.stop()
+            button.disabled = False
+            progress.active, progress.visible = False, False
+
+    button.on_click(run)
+    return pn.Column(
+        pn.Row(model, pn.Column(pn.Spacer(height=18), button), pn.Column(pn.Spacer(height=24), progress)),
+        time_controls(state),
+        message(state, "regenerate", "model", "time"),
+        status, err, result,
+        export.export_row(state, lambda s: f"{s.model}_{s.time}_regenerated",
+                          figure=figure_for(job), data=data_for(job), data_ext="nc", watch=["model", "time"]),
+        name="regenerate-page")

@@ -1,0 +1,337 @@
+"""The dashboard in a real browser: headless Debian chromium driven by Python playwright.
+
+One ``panel serve dashboard/app.py`` on a free loopback port, against the shared tiny demo
+home. Screenshots of each tab, the downloads and the server log go to
+``tests/dashboard/artifacts/`` (``$SMDS_TEST_ARTIFACTS``): look at them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+import time
+from urllib.parse import quote
+
+import pytest
+
+from _dash_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+DEEP_TEXT = """(els) => els.map((el) => { const walk = (n) => { let s = '';
+  if (n.shadowRoot) s += walk(n.shadowRoot);
+  for (const c of n.childNodes) {
+    if (c.nodeType === 3) s += c.textContent + ' '; else if (c.nodeType === 1 && c.tagName !== 'STYLE') s += walk(c); }
+  return s; }; return walk(el); }).join(' ')"""
+
+
+# JavaScript helpers: the data objects of every renderer whose source has a column, and the
+# screen position of a station in the station map.
+SNAP = """(col) => { const out = [];
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.model || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (s && s.data && (col in s.data)) out.push(s.data);
+    } }
+  return out; }"""
+STATION_XY = """(sid) => {
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data || !s.data.id) continue;
+      const k = Array.from(s.data.id).indexOf(sid);
+      if (k < 0) continue;
+      const rect = v.canvas_view.el.getBoundingClientRect();
+      return [rect.left + v.frame.x_scale.compute(s.data.lon[k]),
+              rect.top + v.frame.y_scale.compute(s.data.lat[k])];
+    } }
+  return null; }"""
+MAP_CENTRE_XY = """() => {
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data || !s.data.image) continue;
+      const xr = v.frame.x_range, yr = v.frame.y_range;
+      const rect = v.canvas_view.el.getBoundingClientRect();
+      return [rect.left + v.frame.x_scale.compute((xr.start + xr.end) / 2),
+              rect.top + v.frame.y_scale.compute((yr.start + yr.end) / 2)];
+    } }
+  return null; }"""
+X_RANGES = """() => { const ids = {};
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data) continue;
+      if ('soil_moisture' in s.data) ids.sm = v.model.x_range.id;
+      if ('y0' in s.data && 'y1' in s.data) ids.pr = v.model.x_range.id;
+    } }
+  return ids; }"""
+
+
+def hover_text(pg) -> str:
+    """Move the mouse over the middle of the map and return the tooltip's text."""
+    xy = pg.evaluate(MAP_CENTRE_XY)
+    pg.mouse.move(xy[0] - 3, xy[1] - 3)
+    pg.mouse.move(*xy)
+    pg.wait_for_function(f"() => ({DEEP_TEXT})([document.body]).includes('cell (row, col)')", timeout=10_000)
+    body = re.sub(r"\s+", " ", pg.evaluate(f"() => ({DEEP_TEXT})([document.body])"))
+    return body[body.rfind("map:"):][:200]
+
+
+@pytest.fixture(scope="module")
+def server(demo_home):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    proc, url = start_server(demo_home, log_path=ARTIFACTS / "server.log")
+    url_up = time.perf_counter() - t0
+    yield url
+    stop_server(proc)
+    assert url_up < 120
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def tab(chromium):
+    """A fresh browser tab (context) that fails the test on outside requests or JS errors."""
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    outside = []
+    pg.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
+        ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) else None)
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.outside, pg.errors = outside, errors
+    yield pg
+    ctx.close()
+    assert not outside, f"the page asked for resources outside the server: {outside[:5]}"
+    assert not errors, f"JavaScript errors: {errors[:3]}"
+
+
+def open_page(pg, url: str, query: str, ready: str, timeout: float = 60_000) -> float:
+    """Open ``url?query`` and wait for ``ready`` (a CSS selector); seconds to first render."""
+    t0 = time.perf_counter()
+    pg.goto(f"{url}?{query}")
+    pg.wait_for_selector(ready, timeout=timeout)
+    pg.evaluate(f"() => {{ window.__snap = {SNAP}; }}")
+    return time.perf_counter() - t0
+
+
+def wait_new_data(pg, col: str, timeout: float = 30_000) -> None:
+    pg.wait_for_function(f"() => {{ const n = window.__snap({col!r}); "
+                         "return n.length > 0 && n.some((d, i) => d !== window.__before[i]); }", timeout=timeout)
+
+
+def mark_data(pg, col: str) -> None:
+    pg.evaluate(f"() => {{ window.__before = window.__snap({col!r}); }}")
+
+
+def text(pg, selector: str) -> str:
+    """The text of the elements matching ``selector``, shadow DOM included."""
+    return re.sub(r"\s+", " ", pg.locator(selector).evaluate_all(DEEP_TEXT))
+
+
+def shot(pg, name: str) -> None:
+    pg.wait_for_timeout(600)
+    pg.screenshot(path=str(ARTIFACTS / f"page_{name}.png"), full_page=True)
+
+
+def station_with_data(demo_home, network="NAQU", k=-1) -> str:
+    from dashboard import store
+
+    st = store.station_table(str(demo_home))
+    sub = st[st["has_data"] & (st["n_insitu"] > 0) & (st["network"] == network)]
+    if sub.empty:
+        sub = st[st["has_data"] & (st["n_insitu"] > 0)]
+    return str(sub.iloc[k]["id"])
+
+
+# ------------------------------------------------------------------ pages
+def test_map_page_player_and_png_export(server, tab):
+    first = open_page(tab, server, "page=map", ".map-plot canvas")
+    tab.wait_for_function("() => window.__snap('image').length > 0")
+    assert first < 30
+    shot(tab, "map")
+    label0 = text(tab, ".time-label strong")
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:00 UTC", label0), label0
+    # step forward: the raster is replaced, the label and the URL follow
+    mark_data(tab, "image")
+    t0 = time.perf_counter()
+    tab.locator(".time-next button").click()
+    wait_new_data(tab, "image")
+    step_s = time.perf_counter() - t0
+    tab.locator(".time-label strong").filter(has_not_text=label0).first.wait_for()
+    label1 = text(tab, ".time-label strong")
+    tab.wait_for_function("(t) => window.location.search.includes('time=' + t)",
+                           arg=label1[:13].replace(" ", "T"))
+    assert step_s < 5, f"a time step took {step_s:.2f} s"
+    # hover: value with units, the cell and the time of the frame shown
+    tip = hover_text(tab)
+    assert "m³ m⁻³" in tip and re.search(r"cell \(row, col\): \d+, \d+", tip), tip
+    assert label1.replace(" UTC", "") in tip, (label1, tip)
+    # export the view as PNG: a real PNG named after model, time and variable
+    with tab.expect_download(timeout=60_000) as dl:
+        tab.locator(".export-png button").click()
+    d = dl.value
+    data = open(d.path(), "rb").read()
+    d.save_as(str(ARTIFACTS / d.suggested_filename))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    assert re.fullmatch(r"[a-z0-9_]+_\d{4}-\d\d-\d\dT\d\d_sm\.png", d.suggested_filename), d.suggested_filename
+    assert label1[:13].replace(" ", "T") in d.suggested_filename
+
+
+def test_station_click_draws_series_and_metrics_and_csv(server, tab, demo_home):
+    sid = station_with_data(demo_home, "NAQU")
+    open_page(tab, server, "page=stations&network=" + sid.split("/")[0], ".series-plot canvas")
+    tab.wait_for_function("() => window.__snap('soil_moisture').length > 0")
+    shot(tab, "stations_before_click")
+    mark_data(tab, "soil_moisture")
+    xy = tab.evaluate(STATION_XY, sid)
+    assert xy, f"station {sid} is not on the map"
+    t0 = time.perf_counter()
+    tab.mouse.click(*xy)
+    name = sid.split("/", 1)[1]
+    tab.locator(".series-title h3", has_text=name).wait_for()
+    wait_new_data(tab, "soil_moisture")
+    tab.locator(".metrics-table .tabulator-row").first.wait_for()
+    click_s = time.perf_counter() - t0
+    assert click_s < 5, f"station click to series took {click_s:.2f} s"
+    assert "station=" + quote(sid, safe="") in tab.url
+    ranges = tab.evaluate(X_RANGES)
+    assert ranges.get("sm") and ranges.get("sm") == ranges.get("pr"), f"time axes not linked: {ranges}"
+    table = text(tab, ".metrics-table")
+    for col in ("R", "bias", "ubRMSE", "N", "rank_R"):
+        assert col in table
+    shot(tab, "stations")
+    with tab.expect_download(timeout=60_000) as dl:
+        tab.locator(".export-csv button").click()
+    d = dl.value
+    d.save_as(str(ARTIFACTS / d.suggested_filename))
+    rows = list(csv.reader(io.StringIO(open(d.path()).read())))
+    assert rows[0][0] == "time_utc" and "insitu_m3m-3" in rows[0] and len(rows) > 100
+    assert sid.replace("/", "-") in d.suggested_filename and d.suggested_filename.endswith("_series.csv")
+
+
+def test_metric_maps_page(server, tab):
+    open_page(tab, server, "page=metrics", ".metric-map canvas")
+    tab.locator(".temporal-table .tabulator-row").first.wait_for()
+    shot(tab, "metrics")
+    mark_data(tab, "image")
+    tab.locator(".metric-picker button", has_text="ubRMSE").click()
+    wait_new_data(tab, "image")
+    assert "metric=ubRMSE" in tab.url
+
+
+def test_regenerate_page(server, tab):
+    open_page(tab, server, "page=regenerate", ".regenerate-button button")
+    tab.locator(".regenerate-button button").click()
+    tab.locator(".regen-status", has_text="Done").wait_for(timeout=300_000)
+    status = text(tab, ".regen-status")
+    assert "cpu" in status or "cuda" in status
+    if "cuda" not in status:
+        assert "no GPU: running on the CPU" in status
+    tab.wait_for_selector(".regen-panel canvas")
+    shot(tab, "regenerate")
+
+
+def test_about_page_and_url_reopens_the_view(server, tab, demo_home):
+    open_page(tab, server, "page=about", ".page-nav")
+    tab.get_by_text("What this server reads").wait_for()
+    shot(tab, "about")
+    sid = station_with_data(demo_home, "CTP_SMTMN", 0)
+    q = f"page=stations&station={quote(sid, safe='')}&model=pscnet&time=2017-06-10T12"
+    open_page(tab, server, q, ".series-plot canvas")
+    tab.locator(".series-title h3", has_text=sid.split("/", 1)[1]).wait_for()
+    tab.locator(".page-nav button", has_text="Map exploration").click()
+    tab.locator(".time-label strong", has_text="2017-06-10 12:00").wait_for()
+
+
+def test_empty_states_are_explained(server, tab):
+    open_page(tab, server, "page=map&model=nosuchmodel", ".empty-state")
+    assert "not in the archive" in text(tab, ".empty-state")
+    open_page(tab, server, "page=map&time=2031-01-01T00", ".empty-state")
+    assert "outside the archive" in text(tab, ".empty-state")
+    shot(tab, "empty_state")
+
+
+# ------------------------------------------------------------------ load
+def test_ten_concurrent_sessions(server, demo_home):
+    """10 sessions at once on loopback, each clicking stations and moving the time."""
+    from playwright.async_api import async_playwright
+
+    from dashboard import store
+
+    st = store.station_table(str(demo_home))
+    ids = list(st[st["has_data"] & (st["network"] == "CTP_SMTMN")]["id"])[:20] or list(st[st["has_data"]]["id"])
+    n_sessions, timings = 10, []
+
+    progress: dict = {}
+
+    async def session(browser, k):
+        ctx = await browser.new_context(viewport={"width": 1300, "height": 1000})
+        pg = await ctx.new_page()
+        pg.set_default_timeout(120_000)
+        t0 = time.perf_counter()
+        log = progress.setdefault(k, [])
+        await pg.goto(f"{server}?page=stations&network=CTP_SMTMN")
+        await pg.wait_for_selector(".series-plot canvas")
+        await pg.evaluate(f"() => {{ window.__snap = {SNAP}; }}")
+        log.append(("open stations", round(time.perf_counter() - t0, 2)))
+        actions = []
+        for j in range(2):
+            sid = ids[(2 * k + j) % len(ids)]
+            xy = await pg.evaluate(STATION_XY, sid)
+            t = time.perf_counter()
+            await pg.mouse.click(*xy)
+            await pg.locator(".series-title h3", has_text=sid.split("/", 1)[1]).wait_for()
+            actions.append(time.perf_counter() - t)
+            log.append((f"click {sid}", round(actions[-1], 2)))
+        t = time.perf_counter()
+        await pg.locator(".page-nav button", has_text="Map exploration").click()
+        await pg.wait_for_selector(".map-plot canvas")
+        log.append(("open map", round(time.perf_counter() - t, 2)))
+        for _ in range(2):
+            label = " ".join(await pg.locator(".time-label strong").all_inner_texts())
+            t = time.perf_counter()
+            await pg.locator(".time-next button").click()
+            await pg.locator(".time-label strong").filter(has_not_text=label).first.wait_for()
+            actions.append(time.perf_counter() - t)
+            log.append(("step", round(actions[-1], 2)))
+        timings.append((time.perf_counter() - t0, actions))
+        await ctx.close()
+
+    async def main():
+        async with async_playwright() as p:
+            b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                await asyncio.wait_for(asyncio.gather(*[session(b, k) for k in range(n_sessions)]), timeout=300)
+            finally:
+                (ARTIFACTS / "load_test_progress.txt").write_text(
+                    "\n".join(f"session {k}: {v}" for k, v in sorted(progress.items())))
+                await b.close()
+
+    t0 = time.perf_counter()
+    asyncio.run(main())
+    total = time.perf_counter() - t0
+    assert len(timings) == n_sessions
+    worst = max(a for _, acts in timings for a in acts)
+    (ARTIFACTS / "load_test.txt").write_text(
+        f"{n_sessions} sessions, total {total:.1f} s, worst action {worst:.2f} s\n"
+        + "\n".join(f"session {k}: {s:.1f} s, actions {[round(a, 2) for a in acts]}"
+                    for k, (s, acts) in enumerate(timings)))
+    assert total < 300 and worst < 30, (total, worst)

@@ -116,8 +116,8 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False) -
             from .training.ard import ard_info
 
             test = ard_info(ard)["world"]["periods"]["test"]
-            s = test[0]
-            e = str(np.datetime64(test[0], "D") + np.timedelta64(1, "D"))
+            s = str(np.datetime64(test[0], "D") - np.timedelta64(1, "D"))  # last training day
+            e = test[0]                                                      # first test day
         res = build_archive(names, s, e, ard=ard, workers=2, device=device, block_days=1 if quick else 5)
         return {"complete": res["complete"], "size_mb": res["size_mb"]}
 

@@ -39,13 +39,23 @@ def select(models, start=None, end=None, bbox=None, archive=None):
     return sub
 
 
+def _nc_attrs(attrs: dict) -> dict:
+    """NetCDF attributes must be strings, numbers or arrays: encode the rest as JSON."""
+    import json
+
+    return {k: (json.dumps(v) if isinstance(v, (dict, bool)) or v is None else v) for k, v in attrs.items()}
+
+
 def to_netcdf(sub, path) -> Path:
     from ..io import atomic_path
 
     path = Path(path)
+    sub = sub.copy()
+    sub.attrs = _nc_attrs(sub.attrs)
+    for v in sub.variables:
+        sub[v].attrs = _nc_attrs(sub[v].attrs)
     enc = {v: {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": np.float32(np.nan)}
            for v in sub.data_vars if v not in ("tp_mask", "crs")}
-    sub = sub.copy()
     sub["tp_mask"] = sub["tp_mask"].astype("int8")
     with atomic_path(path) as tmp:
         sub.load().to_netcdf(tmp, encoding=enc, engine="netcdf4", format="NETCDF4")

@@ -107,7 +107,7 @@ def main(argv=None):
     from model.config import shared_data, worlds_dir
     from model.data.era5 import read_era5
     from model.data.smap import read_smap_l3, read_smap_l4
-    from model.grids import get_grid, regridder
+    from model.grids import get_grid
     from model.world import diagnostics as D
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,7 +185,6 @@ def main(argv=None):
     from model.grids import tp10
 
     series = {(s.network, s.station): s for s in read_ismn(world / "inputs/ISMN")}
-    rg36 = regridder("TP10", "M36")
     l4_files = sorted(glob.glob(str(world / "inputs/SPL4SMGP/*.h5")))
     fig, axs = plt.subplots(len(STATIONS), 1, figsize=(13, 11), sharex=True, constrained_layout=True)
     g10 = tp10()

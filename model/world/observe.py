@@ -19,7 +19,6 @@ worker process can run); the operators never touch a file format themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

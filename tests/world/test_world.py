@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
-import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import xarray as xr
 
 from model.errors import InputError, UnknownNameError
-from model.grids import get_grid, tp10, tp_mask
+from model.grids import get_grid, tp_mask
 from model.world import SIZES, build_world, get_config, load_manifest
 from model.world import diagnostics as D
 

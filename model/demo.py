@@ -27,7 +27,7 @@ def register(sub):
     p.add_argument("--port", type=int, default=5006)
     p.add_argument("--device", default="auto")
     p.add_argument("--quick", action="store_true",
-                   help="seconds-scale training and a two-day archive (smoke runs, tests)")
+                   help="seconds-scale training; archive only the test period and 3 training days (smoke runs, tests)")
     p.set_defaults(func=_run)
 
 
@@ -44,6 +44,9 @@ def _stage(name, summary, fn):
     return True
 
 
+#: days of the training period the quick pipeline archives before the test period
+QUICK_TRAIN_DAYS = 3
+
 #: training settings of the quick pipeline (tests, smoke runs): seconds per model
 QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune_patches": 8,
                "max_pixel_samples": 5000}
@@ -52,8 +55,9 @@ QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune
 def run_pipeline(size="demo", models=None, device="auto", quick: bool = False) -> dict:
     """world -> ingest -> train -> archive -> validate, reusing finished steps.
 
-    ``quick``: seconds-scale training and an archive of the first two test days only (for
-    tests and smoke runs on the tiny world); the results are real but not meant to be good.
+    ``quick``: seconds-scale training and an archive of the test period plus the last
+    ``QUICK_TRAIN_DAYS`` training days (tests and smoke runs on the tiny world); the results
+    are real but not meant to be good.
     """
     from .config import home, runs_dir, worlds_dir
 
@@ -116,9 +120,9 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False) -
             from .training.ard import ard_info
 
             test = ard_info(ard)["world"]["periods"]["test"]
-            s = str(np.datetime64(test[0], "D") - np.timedelta64(1, "D"))  # last training day
-            e = test[0]                                                      # first test day
-        res = build_archive(names, s, e, ard=ard, workers=2, device=device, block_days=1 if quick else 5)
+            s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
+            e = test[1]  # the whole test period, with the last training days before it
+        res = build_archive(names, s, e, ard=ard, workers=2, device=device, block_days=5)
         return {"complete": res["complete"], "size_mb": res["size_mb"]}
 
     if not _stage("archive", summary, archive):

@@ -27,6 +27,33 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 CLIP = (0.0, 0.7)  # m3 m-3: physical bounds applied to every output
+PER_PIXEL = {"mlp", "lstm"}  # torch models without spatial context (any H x W, 1 x N included)
+REGION_MARGIN = 16  # cells of context kept around the data region for spatial models
+
+
+def data_region(cube, mask: np.ndarray, margin: int = REGION_MARGIN):
+    """The TP10 cells a scene is computed on: TP mask cells whose ERA5-Land inputs exist.
+
+    Returns (valid (H, W) bool, ys, xs): the slices of the bounding box of ``valid`` widened by
+    ``margin`` cells (clipped to the grid). Outside the inputs (a regional world, the sea of
+    a sub-box) the normalised inputs are all zeros, so spatial models computed on the box see
+    what they would see on the whole grid up to ``margin`` cells away from the data; the box
+    is what makes a 3 x 3 degree world cost 3 x 3 degrees, not the whole plateau.
+    Cached on the cube.
+    """
+    hit = getattr(cube, "_region", None)
+    if hit is not None and hit[0] is mask:
+        return hit[1]
+    valid = mask & np.isfinite(cube.x3).any(axis=(0, 1))
+    if valid.any():
+        r = np.flatnonzero(valid.any(1))
+        c = np.flatnonzero(valid.any(0))
+        ys = slice(max(r[0] - margin, 0), min(r[-1] + 1 + margin, valid.shape[0]))
+        xs = slice(max(c[0] - margin, 0), min(c[-1] + 1 + margin, valid.shape[1]))
+    else:
+        ys = xs = slice(0, 0)
+    cube._region = (mask, (valid, ys, xs))
+    return valid, ys, xs
 
 
 def resolve_run(run_or_name: str | Path) -> Path:
@@ -89,6 +116,8 @@ class Runner:
             self.model = model
             self.device = dev if self.kind == "torch" else "cpu"
         self.norm = Normalisation.from_dict(self.extra["normalisation"])
+        #: per-pixel models (no spatial context) run on the cells with inputs only
+        self.per_pixel = self.kind == "sklearn" or self.name in PER_PIXEL
         self.amp = False
         if self.kind == "torch" and self.device.startswith("cuda"):
             self.amp = self._amp_ok()
@@ -130,13 +159,24 @@ class Runner:
             for k, t in enumerate(times):
                 c = cube if cube is not None else self.provider.cube_for(t)
                 groups.setdefault(id(c), (c, []))[1].append((k, t))
+            out[:] = np.nan
             for c, items in groups.values():
-                wins = [c.window(c.step_index(t)) for _, t in items]
+                valid, ys, xs = data_region(c, mask)
+                if not valid.any():
+                    continue
+                wins = [c.window(c.step_index(t), ys, xs) for _, t in items]
                 batch = {key: np.stack([w[key] for w in wins]) for key in wins[0]}
                 batch = normalise_batch(batch, self.norm)
-                pred = self._forward(batch, amp)
-                for j, (k, _) in enumerate(items):
-                    out[k] = pred[j]
+                if self.per_pixel:  # only the cells with inputs, as a 1 x N strip
+                    sub = valid[ys, xs]
+                    batch = {key: v[..., sub][..., None, :] for key, v in batch.items()}
+                    pred = self._forward(batch, amp)[:, 0, :]
+                    for j, (k, _) in enumerate(items):
+                        out[k, ys, xs][sub] = pred[j]
+                else:
+                    pred = self._forward(batch, amp)
+                    for j, (k, _) in enumerate(items):
+                        out[k, ys, xs] = pred[j]
             out = self.norm.denorm_target(out)
         out = np.clip(out, *CLIP)
         out[:, ~mask] = np.nan

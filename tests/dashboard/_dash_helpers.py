@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SMDS_TEST_ARTIFACTS", REPO / "tests" / "dashboard" / "artifacts"))
@@ -18,27 +16,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                  "--disable-3d-apis"]
-
-
-def home_is_complete(home: Path) -> bool:
-    return ((home / "archive" / "maps.zarr" / ".zmetadata").exists()
-            and (home / "archive" / "series.zarr" / ".zmetadata").exists()
-            and (home / "validation" / "settings.json").exists()
-            and (home / "validation" / "station_series.parquet").exists())
-
-
-def build_demo_home(home: Path, timeout: int = 3600) -> Path:
-    """Run ``sm-downscale demo --size tiny --no-serve`` into ``home`` (real pipeline)."""
-    env = {**os.environ, "SMDS_HOME": str(home)}
-    exe = shutil.which("sm-downscale") or str(Path(sys.executable).parent / "sm-downscale")
-    cmd = [exe, "demo", "--size", "tiny", "--no-serve"]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0 or not home_is_complete(home):
-        tail = (proc.stdout[-3000:] + "\n" + proc.stderr[-3000:]).strip()
-        pytest.fail(f"`SMDS_HOME={home} {' '.join(cmd[1:])}` did not build a complete demo home "
-                    f"(exit {proc.returncode}, {time.perf_counter() - t0:.0f} s):\n{tail}", pytrace=False)
-    return home
 
 
 def free_port() -> int:

@@ -326,7 +326,11 @@ def test_ten_concurrent_sessions(server, demo_home):
                 await b.close()
 
     t0 = time.perf_counter()
-    asyncio.run(main())
+    # a thread of its own: the sync playwright of the other tests keeps an event loop running here
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
     total = time.perf_counter() - t0
     assert len(timings) == n_sessions
     worst = max(a for _, acts in timings for a in acts)

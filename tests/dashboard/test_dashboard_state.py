@@ -134,8 +134,12 @@ def test_time_player_steps_and_jumps(state_factory):
     assert s.time_index == times.size - 1
     s.step(1)
     assert s.time_index == times.size - 1, "stepping past the end stays at the last step"
-    s.jump("2017-06-20 13:10")
-    assert s.time == "2017-06-20T12"
+    # a free-form date snaps to the product step it falls in
+    t5 = np.datetime64(times[5], "m") + np.timedelta64(70, "m")
+    s.jump(str(t5).replace("T", " "))
+    assert s.time == str(np.datetime64(times[5], "h"))
+    s.jump("1990-01-01 00:00")
+    assert s.time_index == 0, "a date before the archive goes to its first step"
 
 
 # ------------------------------------------------------------------ empty states
@@ -145,7 +149,8 @@ def test_empty_state_messages(state_factory, demo_home):
     assert "not in the archive" in msg and "Did you mean" in msg and "pscnet" in msg
     s = state_factory(time="2030-01-01T00")
     assert "outside the archive" in s.problems("map")[0]
-    s = state_factory(time="2017-06-05T04")
+    inside = str(np.datetime64(s.inv.times[3], "h") + np.timedelta64(1, "h"))  # between two steps
+    s = state_factory(time=inside)
     assert "not a product step" in s.problems("map")[0]
     s = state_factory(time="yesterday")
     assert "is not a time" in s.problems("map")[0]

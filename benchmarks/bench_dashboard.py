@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import socket
 import statistics
@@ -34,64 +33,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-3d-apis"]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from dashboard.browser import CHANGED, CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY, free_port  # noqa: E402
+
 TARGETS = {"first_render_s": 5.0, "time_step_s": 0.5, "station_click_s": 1.0, "png_export_s": 5.0}
-SNAP = """() => { window.__snap = (col) => { const out = [];
-  for (const v of Bokeh.index.all_views()) {
-    if (!v.model || !v.model.renderers) continue;
-    for (const r of v.model.renderers) {
-      const s = r.data_source;
-      if (s && s.data && (col in s.data)) out.push(s.data);
-    } }
-  return out; }; }"""
-CHANGED = ("(col) => { const n = window.__snap(col); "
-           "return n.length > 0 && n.some((d, i) => d !== window.__before[i]); }")
-STATION_XY = """(sid) => {
-  for (const v of Bokeh.index.all_views()) {
-    if (!v.frame || !v.model.renderers) continue;
-    for (const r of v.model.renderers) {
-      const s = r.data_source;
-      if (!s || !s.data || !s.data.id) continue;
-      const k = Array.from(s.data.id).indexOf(sid);
-      if (k < 0) continue;
-      const rect = v.canvas_view.el.getBoundingClientRect();
-      return [rect.left + v.frame.x_scale.compute(s.data.lon[k]),
-              rect.top + v.frame.y_scale.compute(s.data.lat[k])];
-    } }
-  return null; }"""
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
     import bokeh
     import holoviews
     import panel
 
-    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "memory_gib": mem, "python": platform.python_version(),
-            "panel": panel.__version__, "bokeh": bokeh.__version__, "holoviews": holoviews.__version__,
-            "browser": "Debian chromium (headless, --disable-3d-apis)"}
+    from model.machine import machine_info
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return machine_info(panel=panel.__version__, bokeh=bokeh.__version__, holoviews=holoviews.__version__,
+                        browser="Debian chromium (headless, --disable-3d-apis)")
 
 
 def start_server(home: str, port: int, log: Path, warm: bool):
@@ -137,7 +95,7 @@ def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
     out: dict = {"server_up_s": round(up_s, 2), "server_log": str(logdir / "server.log")}
     try:
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             ctx = b.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
             pg = ctx.new_page()
             pg.set_default_timeout(120_000)
@@ -145,7 +103,7 @@ def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
             t0 = time.perf_counter()
             pg.goto(url + "?page=map")
             pg.wait_for_selector(".map-plot canvas")
-            pg.evaluate(SNAP)
+            pg.evaluate(INSTALL_SNAP)
             pg.wait_for_function("() => window.__snap('image').length > 0")
             out["first_render_s"] = round(time.perf_counter() - t0, 3)
             if screenshots:
@@ -181,7 +139,7 @@ def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
             t0 = time.perf_counter()
             pg2.goto(url + "?page=stations&network=CTP_SMTMN")
             pg2.wait_for_selector(".series-plot canvas")
-            pg2.evaluate(SNAP)
+            pg2.evaluate(INSTALL_SNAP)
             pg2.wait_for_function("() => window.__snap('soil_moisture').length > 0")
             warm_pages = {"stations": round(time.perf_counter() - t0, 3)}
             clicks = []

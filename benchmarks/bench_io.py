@@ -8,24 +8,12 @@ when a world folder is given, and the area-overlap regridding TP10 -> M09 / M36 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
-
-def machine() -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()} | {cpu} | {os.cpu_count()} cpus | python {platform.python_version()}"
+from model.machine import machine_info, machine_line
 
 
 def timed(label, fn, nbytes=None, repeat=3):
@@ -43,7 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--world", type=Path, help="a virtual TP folder (sm-downscale world)")
     a = ap.parse_args()
-    print("machine:", machine())
+    print("machine:", machine_line(machine_info(numpy=np.__version__)))
     from model.config import shared_data
     from model.data import era5, ismn, smap, static
     from model.grids import Regridder

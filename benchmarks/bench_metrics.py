@@ -15,8 +15,6 @@ Run: ``python benchmarks/bench_metrics.py [--ntime 2000] [--models 10] [--repeat
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,27 +28,13 @@ import xarray as xr  # noqa: E402
 
 from model.grids import tp10, tp_mask  # noqa: E402
 from model.validation.matching import match_stations, network_metrics  # noqa: E402
+from model.machine import machine_info, machine_line  # noqa: E402
 from model.validation.metrics import ALL_METRICS, metric_map  # noqa: E402
 
 
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        mem = float("nan")
-    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"{platform.node()} | {cpu} | {ncpu} usable cores | {mem:.1f} GiB | "
-            f"load avg {', '.join(f'{x:.2f}' for x in load)} | Python {platform.python_version()} | "
-            f"numpy {np.__version__}, xarray {xr.__version__}, dask {dask.__version__}, pandas {pd.__version__}")
+    return machine_line(machine_info(numpy=np.__version__, xarray=xr.__version__, dask=dask.__version__,
+                                     pandas=pd.__version__))
 
 
 def make_fields(ntime: int, seed: int = 0):
@@ -142,7 +126,7 @@ def main(argv=None) -> int:
     print(f"per model (best of numpy/Dask): {per_model:.2f} s wall -> {args.models} models "
           f"{per_model * args.models:.1f} s (target <= 60 s on 2 cores); "
           f"CPU per model {min(c_np, c_dk):.2f} s")
-    print("machine at the end:", machine().split(" | ")[4])
+    print("machine at the end: load avg", machine_info()["load_avg"])
     return 0
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -29,25 +27,13 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
+from model.machine import machine_info  # noqa: E402
 from model.networks.inputs import InputDims, example_batch  # noqa: E402
 from model.networks.registry import get_model, list_models  # noqa: E402
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: str) -> dict:
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(),
-            "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "cuda": None}
+    info = machine_info(torch_threads=torch.get_num_threads(), torch=torch.__version__, cuda=None)
     if torch.cuda.is_available():
         info["cuda"] = {"device": torch.cuda.get_device_name(0),
                         "capability": ".".join(map(str, torch.cuda.get_device_capability(0))),

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from model.world import build_world
-    from model.world.build import machine_info
+    from model.machine import machine_info
 
     info = machine_info()
     info["load_average_before"] = [round(x, 2) for x in os.getloadavg()]

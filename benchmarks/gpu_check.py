@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -75,8 +74,10 @@ def run(folder: Path):
     meta = json.loads((folder / "meta.json").read_text())
     meta.pop("_norm", None)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"machine: {platform.node()} {platform.processor()} cpus={torch.get_num_threads()} torch={torch.__version__}"
-          f" device={torch.cuda.get_device_name(0) if dev == 'cuda' else 'cpu'}")
+    from model.machine import machine_info, machine_line
+
+    print("machine:", machine_line(machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                                                device=torch.cuda.get_device_name(0) if dev == "cuda" else "cpu")))
     rows = []
     for m, info in meta.items():
         f = folder / f"{m}_batch.npz"

@@ -57,44 +57,36 @@ class InputProvider:
         day = (np.datetime64(t, "D") - np.datetime64(self.start, "D")).astype(int)
         return int(day // self.block_days)
 
-    def cube_for(self, t):
-        """The TP10 :class:`~model.training.cube.PredictorCube` holding step ``t`` (cached)."""
+    def _cached(self, key, start, end):
+        """The TP10 predictor cube of [start, end] plus its history, from the cache or loaded
+        (and cached; the least recently used cube goes when more than ``max_blocks`` are held)."""
         from ..training.ard import load_inputs
         from ..training.cube import build_cube
 
-        t = self.check_time(t)
-        key = self._block_key(t)
         with self._lock:
             if key in self._blocks:
                 self._blocks.move_to_end(key)
                 return self._blocks[key]
-            b0 = np.datetime64(self.start, "D") + np.timedelta64(key * self.block_days, "D")
-            b1 = min(b0 + np.timedelta64(self.block_days, "D") - np.timedelta64(3, "h"), self.end)
-            era5, static = load_inputs(self.ard, b0, b1, history_days=HISTORY_DAYS)
+            era5, static = load_inputs(self.ard, start, end, history_days=HISTORY_DAYS)
             cube = build_cube(era5, static, "TP10")
             self._blocks[key] = cube
             while len(self._blocks) > self.max_blocks:
                 self._blocks.popitem(last=False)
             return cube
+
+    def cube_for(self, t):
+        """The TP10 :class:`~model.training.cube.PredictorCube` of the block of days holding
+        step ``t`` (cached)."""
+        key = self._block_key(self.check_time(t))
+        b0 = np.datetime64(self.start, "D") + np.timedelta64(key * self.block_days, "D")
+        b1 = min(b0 + np.timedelta64(self.block_days, "D") - np.timedelta64(3, "h"), self.end)
+        return self._cached(key, b0, b1)
 
     def cube_between(self, start, end):
         """A TP10 cube holding every step of [start, end] (plus its history), cached like
         :meth:`cube_for` (key: the range)."""
-        from ..training.ard import load_inputs
-        from ..training.cube import build_cube
-
         s, e = self.check_time(start), self.check_time(end)
-        key = ("range", str(s), str(e))
-        with self._lock:
-            if key in self._blocks:
-                self._blocks.move_to_end(key)
-                return self._blocks[key]
-            era5, static = load_inputs(self.ard, s, e, history_days=HISTORY_DAYS)
-            cube = build_cube(era5, static, "TP10")
-            self._blocks[key] = cube
-            while len(self._blocks) > self.max_blocks:
-                self._blocks.popitem(last=False)
-            return cube
+        return self._cached(("range", str(s), str(e)), s, e)
 
     def steps(self, start, end) -> np.ndarray:
         s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")

@@ -175,8 +175,9 @@ class Runner:
                         out[k, ys, xs][sub] = pred[j]
                 else:
                     pred = self._forward(batch, amp)
+                    sub = valid[ys, xs]
                     for j, (k, _) in enumerate(items):
-                        out[k, ys, xs] = pred[j]
+                        out[k, ys, xs] = np.where(sub, pred[j], np.nan)  # no inputs, no product
             out = self.norm.denorm_target(out)
         out = np.clip(out, *CLIP)
         out[:, ~mask] = np.nan

@@ -134,20 +134,23 @@ def _da(values, times, grid_name):
     return xr.DataArray(values, dims=("time",) + g.dims, coords={"time": times, **g.coords()})
 
 
-def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
-    """Experiment 1 (maps, histograms, scatter density) and the SMAP half of experiment 3."""
+def _exp_against(inp: Inputs, settings, periods, *, steps, reference, product, grid, metrics, ref_name,
+                 count_name):
+    """One reference against every product: per-period map summaries, the test-period metric
+    maps (dim ``model``) and scatter-density counts. ``steps(period)`` gives the times,
+    ``reference(steps)`` and ``product(name, steps)`` the (time, y, x) arrays on ``grid``."""
     import xarray as xr
 
     maps, summaries, scatter = {}, [], {}
     for period in periods:
-        st = inp.smap_steps(period)
+        st = steps(period)
         if st.size == 0:
             continue
-        ref = _da(inp.smap.sel(time=st).values.astype(np.float32), st, "M09")
+        ref = _da(reference(st), st, grid)
         for name in inp.products:
-            prod = _da(inp.product_m09(name, st), st, "M09")
-            m = metric_map(prod, ref, metrics=SMAP_METRICS, settings=settings).compute()
-            summaries.append({"model": name, "reference": "smap_l3_9km", "period": period, **map_summary(m)})
+            prod = _da(product(name, st), st, grid)
+            m = metric_map(prod, ref, metrics=metrics, settings=settings).compute()
+            summaries.append({"model": name, "reference": ref_name, "period": period, **map_summary(m)})
             if period == "test":
                 maps[name] = m
                 p, r = prod.values.ravel(), ref.values.ravel()
@@ -156,41 +159,34 @@ def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
     ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
     sc = None
     if scatter:
-        sc = xr.Dataset({"count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
+        sc = xr.Dataset({count_name: (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
                         coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
                                 "reference_bin": BINS[:-1] + 0.005})
     return ds, pd.DataFrame(summaries), sc
+
+
+def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
+    """Experiment 1 (maps, histograms, scatter density) and the SMAP half of experiment 3."""
+    return _exp_against(inp, settings, periods, steps=inp.smap_steps,
+                        reference=lambda st: inp.smap.sel(time=st).values.astype(np.float32),
+                        product=inp.product_m09, grid="M09", metrics=SMAP_METRICS,
+                        ref_name="smap_l3_9km", count_name="count")
 
 
 def exp_vs_truth(inp: Inputs, settings, periods=("train", "test")):
-    import xarray as xr
-
+    """Experiment 5: every product against the virtual TP's hidden 10 km truth."""
     if inp.truth is None:
         return None, pd.DataFrame(), None
-    maps, summaries, scatter = {}, [], {}
-    for period in periods:
+    tt = inp.truth["time"].values
+
+    def steps(period):
         st = inp.steps(period)
-        tt = inp.truth["time"].values
-        st = st[np.isin(st, tt)]
-        if st.size == 0:
-            continue
-        ref = _da(inp.truth.sel(time=st).values.astype(np.float32), st, "TP10")
-        for name in inp.products:
-            prod = _da(inp.product_tp10(name, st), st, "TP10")
-            m = metric_map(prod, ref, metrics=TRUTH_METRICS, settings=settings).compute()
-            summaries.append({"model": name, "reference": "truth_10km", "period": period, **map_summary(m)})
-            if period == "test":
-                maps[name] = m
-                p, r = prod.values.ravel(), ref.values.ravel()
-                ok = np.isfinite(p) & np.isfinite(r)
-                scatter[name] = np.histogram2d(p[ok], r[ok], bins=[BINS, BINS])[0]
-    ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
-    sc = None
-    if scatter:
-        sc = xr.Dataset({"truth_count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
-                        coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
-                                "reference_bin": BINS[:-1] + 0.005})
-    return ds, pd.DataFrame(summaries), sc
+        return st[np.isin(st, tt)]
+
+    return _exp_against(inp, settings, periods, steps=steps,
+                        reference=lambda st: inp.truth.sel(time=st).values.astype(np.float32),
+                        product=inp.product_tp10, grid="TP10", metrics=TRUTH_METRICS,
+                        ref_name="truth_10km", count_name="truth_count")
 
 
 def temporal_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -224,8 +220,6 @@ def load_stations(ard) -> tuple[dict, pd.DataFrame]:
 
 def exp_stations(inp: Inputs, settings, periods=("train", "test")):
     """Experiments 2 and 4: station and network metrics with ranks, and station series."""
-    import xarray as xr
-
     from ..grids import get_grid, tp10
     from .matching import extract_station_series, locate_stations, match_station, network_metrics, rank_models
 

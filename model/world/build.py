@@ -25,7 +25,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import check_writable, write_text_atomic
+from ..machine import machine_info
 from .config import WorldConfig, check_seed, get_config
 
 MANIFEST = "world.json"
@@ -147,24 +147,6 @@ def default_folder(size: str) -> Path:
 
 def load_manifest(folder) -> WorldManifest:
     return WorldManifest.load(folder)
-
-
-def machine_info() -> dict:
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        ncpu = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover
-        ncpu = os.cpu_count() or 1
-    return {"cpus": ncpu, "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform()}
 
 
 # ------------------------------------------------------------------------------------------

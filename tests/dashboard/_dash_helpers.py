@@ -9,19 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from dashboard.browser import free_port
+
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SMDS_TEST_ARTIFACTS", REPO / "tests" / "dashboard" / "artifacts"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-3d-apis"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(home: Path, port: int | None = None, extra_args=(), log_path: Path | None = None):

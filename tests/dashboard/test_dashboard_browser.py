@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import pytest
 
-from _dash_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from _dash_helpers import ARTIFACTS, start_server, stop_server
+from dashboard.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY
 
 pytestmark = pytest.mark.browser
 
@@ -27,29 +28,7 @@ DEEP_TEXT = """(els) => els.map((el) => { const walk = (n) => { let s = '';
   return s; }; return walk(el); }).join(' ')"""
 
 
-# JavaScript helpers: the data objects of every renderer whose source has a column, and the
-# screen position of a station in the station map.
-SNAP = """(col) => { const out = [];
-  for (const v of Bokeh.index.all_views()) {
-    if (!v.model || !v.model.renderers) continue;
-    for (const r of v.model.renderers) {
-      const s = r.data_source;
-      if (s && s.data && (col in s.data)) out.push(s.data);
-    } }
-  return out; }"""
-STATION_XY = """(sid) => {
-  for (const v of Bokeh.index.all_views()) {
-    if (!v.frame || !v.model.renderers) continue;
-    for (const r of v.model.renderers) {
-      const s = r.data_source;
-      if (!s || !s.data || !s.data.id) continue;
-      const k = Array.from(s.data.id).indexOf(sid);
-      if (k < 0) continue;
-      const rect = v.canvas_view.el.getBoundingClientRect();
-      return [rect.left + v.frame.x_scale.compute(s.data.lon[k]),
-              rect.top + v.frame.y_scale.compute(s.data.lat[k])];
-    } }
-  return null; }"""
+# JavaScript helpers: see dashboard/browser.py; the map's centre in page coordinates.
 MAP_CENTRE_XY = """() => {
   for (const v of Bokeh.index.all_views()) {
     if (!v.frame || !v.model.renderers) continue;
@@ -128,7 +107,7 @@ def open_page(pg, url: str, query: str, ready: str, timeout: float = 60_000) -> 
     t0 = time.perf_counter()
     pg.goto(f"{url}?{query}")
     pg.wait_for_selector(ready, timeout=timeout)
-    pg.evaluate(f"() => {{ window.__snap = {SNAP}; }}")
+    pg.evaluate(INSTALL_SNAP)
     return time.perf_counter() - t0
 
 
@@ -290,7 +269,7 @@ def test_ten_concurrent_sessions(server, demo_home):
         log = progress.setdefault(k, [])
         await pg.goto(f"{server}?page=stations&network=CTP_SMTMN")
         await pg.wait_for_selector(".series-plot canvas")
-        await pg.evaluate(f"() => {{ window.__snap = {SNAP}; }}")
+        await pg.evaluate(INSTALL_SNAP)
         log.append(("open stations", round(time.perf_counter() - t0, 2)))
         actions = []
         for j in range(2):

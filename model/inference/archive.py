@@ -266,7 +266,22 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     summary["seconds"] = round(_time.perf_counter() - t_start, 1)
     summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
     summary["path"] = str(out)
+    summary["catalog"] = _register(out, ard)
     return summary
+
+
+def _register(out: Path, ard) -> str | None:
+    """Refresh the products catalog of the home folder holding ``out`` (``<home>/archive``)."""
+    from ..data.catalog import register_products
+
+    if out.name != "archive":
+        log.info("archive at %s is not <home>/archive: the products catalog is not updated", out)
+        return None
+    try:
+        return str(register_products(out.parent, ard))
+    except Exception as exc:  # noqa: BLE001 - the archive itself is complete; say so and go on
+        log.warning("could not update the products catalog in %s: %s", out.parent, exc)
+        return None
 
 
 def open_archive(layout: str = "maps", path=None):

@@ -167,6 +167,53 @@ def test_archive_layouts_and_chunk_reads(tiny):
     assert len([k for k in mt.keys_read if k.startswith("pscnet/")]) == 1
 
 
+_OPENED: list = []
+_AUDIT = {"on": False}
+
+
+def _audit(event, args):
+    if _AUDIT["on"] and event == "open" and isinstance(args[0], (str, Path)):
+        _OPENED.append(str(args[0]))
+
+
+sys.addaudithook(_audit)  # counts the files Python really opens (zarr chunks are files)
+
+
+def _chunk_files_opened(fn) -> list[str]:
+    _OPENED.clear()
+    _AUDIT["on"] = True
+    try:
+        fn()
+    finally:
+        _AUDIT["on"] = False
+    return [p for p in _OPENED if ".zarr" in p and not Path(p).name.startswith(".z")]
+
+
+def test_products_catalog_entries_read_one_chunk(tiny):
+    """The products catalog lists the archive per model and layout, the L4 and ERA5-Land
+    comparisons and the validation results; a station series or a map frame read through
+    it opens exactly one chunk file."""
+    from model.data.catalog import open_catalog, products_catalog_path
+
+    cat = open_catalog(products_catalog_path())
+    names = set(cat.entries)
+    models = xr.open_zarr(tiny / "archive" / "maps.zarr", consolidated=True).attrs["complete_models"]
+    for m in models:
+        assert {f"archive_maps_{m}", f"archive_series_{m}"} <= names, m
+    assert {"archive_maps", "archive_series", "smap_l4_ard", "era5land_ard", "validation_summary",
+            "validation_vs_truth_maps", "validation_stations"} <= names
+    series = cat["archive_series_pscnet"].read()
+    maps = cat["archive_maps_pscnet"].read()
+    assert set(series.data_vars) == {"pscnet", "tp_mask"}
+    opened = _chunk_files_opened(lambda: series["pscnet"].isel(lat=70, lon=190).values)
+    assert opened == [str(tiny / "archive" / "series.zarr" / "pscnet" / "0.7.19")], opened
+    opened = _chunk_files_opened(lambda: maps["pscnet"].isel(time=11).values)
+    assert opened == [str(tiny / "archive" / "maps.zarr" / "pscnet" / "1.0.0")], opened
+    l4 = cat["smap_l4_ard"].read()
+    assert l4["sm_surface"].attrs.get("units") in ("m3 m-3", "m3/m3") and l4.sizes["time"] > 0
+    assert isinstance(cat["validation_summary"].read(), pd.DataFrame)
+
+
 def test_archive_resumes_after_a_kill(tiny, tmp_path):
     """Kill a build after its first finished block; the rerun redoes nothing finished."""
     out = tmp_path / "arch"

@@ -111,6 +111,30 @@ def test_runner_regenerates_archived_scene(tiny):
         ok = np.isfinite(a.values)
         assert ok.sum() > 100
         assert np.nanmin(a.values) >= 0 and np.nanmax(a.values) <= 0.7
+        if name != "era5_cdf":
+            # a product only where the tiny world has inputs (its 3 x 3 degree box), not on
+            # the whole TP10 grid
+            lat, lon = np.meshgrid(a["lat"].values, a["lon"].values, indexing="ij")
+            assert not ok[(lat < 29.9) | (lat > 33.1) | (lon < 89.9) | (lon > 93.1)].any(), name
+            assert ok.sum() >= 800, name
+
+
+def test_data_region_of_a_regional_cube(tiny):
+    """The runner's region: TP cells with inputs, and their box widened by the margin."""
+    from model.grids import tp_mask
+    from model.inference.inputs import InputProvider
+    from model.inference.runner import REGION_MARGIN, data_region
+
+    p = InputProvider(_ard(tiny))
+    cube = p.cube_for(p.times[-1])
+    mask = tp_mask("TP10")
+    valid, ys, xs = data_region(cube, mask)
+    has_inputs = np.isfinite(cube.x3).any(axis=(0, 1))
+    np.testing.assert_array_equal(valid, has_inputs & mask)
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    assert ys == slice(rows[0] - REGION_MARGIN, rows[-1] + 1 + REGION_MARGIN)
+    assert xs == slice(cols[0] - REGION_MARGIN, cols[-1] + 1 + REGION_MARGIN)
+    assert data_region(cube, mask)[1] is ys  # cached on the cube
 
 
 def test_runner_bad_times(tiny):

@@ -45,9 +45,9 @@ SOURCES = {
 VARIABLES = ["product", "smap_36km", "smap_9km", "era5land", "truth", "difference"]
 
 #: Colour limits, fixed per variable (never per frame), and colour maps.
-CLIM = {"sm": (0.0, 0.5), "difference": (-0.15, 0.15), "R": (0.0, 1.0), "bias": (-0.1, 0.1),
+CLIM = {"sm": (0.0, 0.5), "difference": (-0.15, 0.15), "R": (-1.0, 1.0), "bias": (-0.1, 0.1),
         "ubRMSE": (0.0, 0.08), "RMSE": (0.0, 0.1)}
-CMAP = {"sm": "YlGnBu", "difference": "RdBu", "R": "viridis", "bias": "RdBu", "ubRMSE": "YlOrRd",
+CMAP = {"sm": "YlGnBu", "difference": "RdBu", "R": "RdBu", "bias": "RdBu", "ubRMSE": "YlOrRd",
         "RMSE": "YlOrRd"}
 METRIC_UNITS = {"R": "1", "bias": SM_UNITS, "ubRMSE": SM_UNITS, "RMSE": SM_UNITS}
 

@@ -48,7 +48,7 @@ def _hist(state, da, model) -> hv.Histogram:
     counts, _ = np.histogram(np.clip(v, lo, hi), bins=edges)
     med = f", median {np.median(v):.3f}" if v.size else ""
     return hv.Histogram((edges, counts), kdims=[state.metric], vdims=["cells"],
-                        label=f"{model}: {state.metric} of {v.size} cells{med} (clipped to the colour range)")
+                        label=f"{model}: {state.metric}, {v.size} cells{med}")
 
 
 def _scatter(state, model) -> hv.Overlay:
@@ -178,6 +178,8 @@ def page(state) -> pn.viewable.Viewable:
         controls(state),
         message(state, "metrics", *PAGE_PARAMS),
         *[pn.Row(*row) for row in panes],
+        pn.pane.Markdown("Histograms count values beyond the fixed colour range in its end bins "
+                         "(R -1..1, bias -0.1..0.1, ubRMSE 0..0.08 m³ m⁻³).", styles={"font-size": "12px"}),
         pn.pane.Markdown("### Temporal generalisation\nMetrics in the training period and the test period "
                          "(spatial mean of the per-cell metrics) and the relative change test vs train "
                          "(the paper: within 6 % for R and 2 % for ubRMSE)."),

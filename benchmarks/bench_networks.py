@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from model.machine import machine_info  # noqa: E402
+from model.machine import machine_info, machine_line  # noqa: E402
 from model.networks.inputs import InputDims, example_batch  # noqa: E402
 from model.networks.registry import get_model, list_models  # noqa: E402
 
@@ -132,9 +132,7 @@ def main(argv=None) -> int:
         return 2
 
     info = machine(args.device)
-    print(f"machine: {info['cpu']}, {info['cores']} cores (affinity {info['affinity']}), "
-          f"torch {info['torch']} with {info['torch_threads']} CPU threads, "
-          f"python {info['python']}")
+    print("machine:", machine_line({k: v for k, v in info.items() if k != "cuda"}))
     if info["cuda"]:
         c = info["cuda"]
         print(f"cuda: {c['device']} (sm {c['capability']}), CUDA {c['cuda_runtime']}, "

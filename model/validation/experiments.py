@@ -218,12 +218,24 @@ def load_stations(ard) -> tuple[dict, pd.DataFrame]:
     return stations, meta.set_index("id")
 
 
-def exp_stations(inp: Inputs, settings, periods=("train", "test")):
-    """Experiments 2 and 4: station and network metrics with ranks, and station series."""
+def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict | None = None):
+    """Experiments 2 and 4: station and network metrics with ranks, and station series.
+
+    ``timings`` (optional) receives the seconds of the parts: ``station_extract`` (product
+    series at the stations from the archive), ``station_tables`` (matching, station and network
+    metrics, ranks) and ``station_series`` (experiment 4's series table).
+    """
+    import time as _t
+
+    timings = {} if timings is None else timings
+    t0 = _t.perf_counter()
     from ..grids import get_grid, tp10
-    from .matching import extract_station_series, locate_stations, match_station, network_metrics, rank_models
+    from .matching import (extract_station_series, locate_stations, match_station, network_metrics,
+                           prepare_station, rank_models)
 
     stations, meta = load_stations(inp.ard)
+    prepared = {sid: prepare_station(d, name=sid) for sid, d in stations.items()}   # cleaned once
+    net_of, sta_of = meta["network"].to_dict(), meta["station"].to_dict()
     located = locate_stations(meta, tp10())
     rows, net_rows, series_rows = [], [], []
     all_steps = inp.times
@@ -241,6 +253,8 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test")):
     if inp.l4 is not None:
         prod_series["smap_l4"] = extract_station_series(inp.l4.reindex(time=all_steps), loc9, dims=("y", "x"))
     prod_series["smap_l3_9km"] = smap_s
+    timings["station_extract"] = round(_t.perf_counter() - t0, 1)
+    t0 = _t.perf_counter()
     for period in periods:
         s, e = inp.periods[period]
         s, e = pd.Timestamp(s), pd.Timestamp(e) + pd.Timedelta(days=1)
@@ -251,16 +265,16 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test")):
                     continue
                 ps = ser[sid]
                 ps = ps[(ps.index >= s) & (ps.index < e)]
-                r = match_station(ps, insitu, name=sid, settings=settings)
+                r = match_station(ps, prepared[sid], name=sid, settings=settings)
                 results.setdefault(name, {})[sid] = r
-                rows.append({"model": name, "period": period, "network": meta.loc[sid, "network"],
-                             "station": meta.loc[sid, "station"], "id": sid, "status": r.status,
+                rows.append({"model": name, "period": period, "network": net_of[sid],
+                             "station": sta_of[sid], "id": sid, "status": r.status,
                              "N": r.counts.get("n_pairs", 0), "n_frozen": r.counts.get("n_frozen", 0),
                              **{k: r.metrics.get(k, np.nan) for k in ("R", "R_p", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")},
                              "metric_status": r.metrics.get("status")})
         for name, per in results.items():
             for net in sorted(meta["network"].unique()):
-                sub = {sid: r for sid, r in per.items() if meta.loc[sid, "network"] == net}
+                sub = {sid: r for sid, r in per.items() if net_of[sid] == net}
                 if not sub:
                     continue
                 nm = network_metrics(sub, settings=settings)
@@ -284,6 +298,8 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test")):
             rk = rank_models(g.set_index("model")[rank_cols])
             parts.append(g.join(rk.add_prefix("rank_"), on="model"))
         nets = pd.concat(parts, ignore_index=True)
+    timings["station_tables"] = round(_t.perf_counter() - t0, 1)
+    t0 = _t.perf_counter()
     # experiment 4: the series, at product steps
     for sid, insitu in stations.items():
         if sid not in era_tp:
@@ -305,6 +321,7 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test")):
     if not ser.empty:
         ser = ser.dropna(subset=["value"])
         ser["value"] = ser["value"].astype("float32")
+    timings["station_series"] = round(_t.perf_counter() - t0, 1)
     return st, nets, ser
 
 
@@ -335,7 +352,9 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
 
     step("vs_smap", lambda: exp_vs_smap(inp, settings))
     step("vs_truth", lambda: exp_vs_truth(inp, settings))
-    step("stations", lambda: exp_stations(inp, settings))
+    parts: dict = {}
+    step("stations", lambda: exp_stations(inp, settings, timings=parts))
+    timings.update(parts)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         summary_parts = []

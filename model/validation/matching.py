@@ -29,6 +29,7 @@ metrics of the network-mean series. Ranking: :func:`rank_models`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -40,6 +41,7 @@ from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics
 __all__ = [
     "FROZEN_FLAGS", "MAX_DT", "RANK_RULES", "MatchResult", "extract_station_series", "locate_station",
     "locate_stations", "match_station", "match_stations", "match_to_smap", "network_metrics",
+    "PreparedStation", "prepare_station",
     "rank_models",
 ]
 
@@ -66,12 +68,22 @@ def _utc_naive_index(idx: pd.Index, what: str) -> pd.DatetimeIndex:
 
 
 def _empty_pairs() -> pd.DataFrame:
+    return _EMPTY_PAIRS().copy()
+
+
+@lru_cache(maxsize=1)
+def _EMPTY_PAIRS() -> pd.DataFrame:
     df = pd.DataFrame({
         "product": pd.Series(dtype=float), "insitu": pd.Series(dtype=float),
         "insitu_time": pd.Series(dtype="datetime64[ns]"), "dt": pd.Series(dtype="timedelta64[ns]"),
         "soil_temperature": pd.Series(dtype=float), "frozen": pd.Series(dtype=bool)})
     df.index = pd.DatetimeIndex([], name="time", dtype="datetime64[ns]")
     return df
+
+
+@lru_cache(maxsize=8)
+def _no_pair_metrics(settings: MetricSettings) -> dict:
+    return all_metrics(np.array([]), np.array([]), np.array([], "datetime64[ns]"), settings=settings)
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,7 @@ class MatchResult:
         base = dict(n_product=0, n_insitu=0, n_matched=0, n_pairs=0, n_frozen=0,
                     n_temperature_unknown=0, n_unmatched_product=0)
         base.update(counts or {})
-        empty = all_metrics(np.array([]), np.array([]), np.array([], "datetime64[ns]"), settings=settings)
+        empty = dict(_no_pair_metrics(settings))
         return cls(station=station, status=status, pairs=_empty_pairs(), frozen_pairs=_empty_pairs(),
                    counts=base, metrics=empty, frozen_metrics=dict(empty), **kw)
 
@@ -150,10 +162,11 @@ def match_station(product_series: pd.Series, station: pd.DataFrame, max_dt: pd.T
     product_series : pandas.Series
         Product soil moisture at the station's TP10 cell, m3 m-3, UTC DatetimeIndex of the
         3-hourly product steps (tz-aware is converted to UTC; naive is taken as UTC).
-    station : pandas.DataFrame
+    station : pandas.DataFrame or PreparedStation
         In-situ data, UTC DatetimeIndex (typically hourly), columns ``soil_moisture``
         (m3 m-3), optional ``soil_temperature`` (degC), ``flag`` (ISMN flag string),
-        ``frozen`` (bool).
+        ``frozen`` (bool); or the same cleaned once by :func:`prepare_station` (for matching
+        many products against one station).
     max_dt : pandas.Timedelta
         Largest |in-situ time - product step| of a pair (1.5 h, inclusive).
     name : str
@@ -179,57 +192,117 @@ def match_station(product_series: pd.Series, station: pd.DataFrame, max_dt: pd.T
     >>> res.status, res.counts["n_pairs"], round(res.metrics["bias"], 6)
     ('ok', 40, 0.01)
     """
+    max_dt = pd.Timedelta(max_dt)
+    st = station if isinstance(station, PreparedStation) else prepare_station(station, name=name,
+                                                                               frozen_flags=frozen_flags)
+    if st.frozen_flags != tuple(frozen_flags):
+        raise ValueError(f"station {name!r} was prepared with frozen_flags={st.frozen_flags}, "
+                         f"not {tuple(frozen_flags)}")
+    pidx = _utc_naive_index(product_series.index, f"product series of {name!r}")
+    pv = np.asarray(product_series, dtype=np.float64)
+    pt = pidx.asi8
+    keep = np.isfinite(pv)
+    pt, pv = pt[keep], pv[keep]
+    if not (pt[1:] > pt[:-1]).all():                   # unsorted or duplicated steps
+        order = np.argsort(pt, kind="stable")
+        pt, pv = pt[order], pv[order]
+        first = np.r_[True, pt[1:] != pt[:-1]]
+        pt, pv = pt[first], pv[first]
+
+    counts = dict(n_product=int(pt.size), n_insitu=int(st.times.size))
+    if pt.size == 0 or st.times.size == 0:
+        return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
+
+    # nearest in-situ record of every product step (ties -> the earlier), within max_dt
+    rt = st.times
+    fwd = np.searchsorted(rt, pt, side="left")                  # first record >= step
+    bwd = np.searchsorted(rt, pt, side="right") - 1             # last record <= step
+    fdiff = np.where(fwd < rt.size, rt[np.minimum(fwd, rt.size - 1)] - pt, np.iinfo(np.int64).max)
+    bdiff = np.where(bwd >= 0, pt - rt[np.maximum(bwd, 0)], np.iinfo(np.int64).max)
+    pick = np.where(fdiff < bdiff, fwd, bwd)
+    ok = np.minimum(fdiff, bdiff) <= max_dt.value
+    pt, pv, pick = pt[ok], pv[ok], pick[ok]
+    frozen = st.frozen[pick]
+    temp = st.soil_temperature[pick]
+    counts.update(
+        n_matched=int(pt.size), n_pairs=int((~frozen).sum()), n_frozen=int(frozen.sum()),
+        n_temperature_unknown=int(np.isnan(temp).sum()), n_unmatched_product=int(counts["n_product"] - pt.size),
+    )
+    if pt.size == 0:
+        return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
+
+    def frame(sel):
+        t = pt[sel].view("datetime64[ns]")
+        it = rt[pick[sel]].view("datetime64[ns]")
+        df = pd.DataFrame({"product": pv[sel], "insitu": st.insitu[pick[sel]], "insitu_time": it,
+                           "dt": (it - t), "soil_temperature": temp[sel], "frozen": frozen[sel]},
+                          index=pd.DatetimeIndex(t, name="time"))
+        return df
+
+    unfrozen = ~frozen
+    pairs = frame(unfrozen)
+    frozen_pairs = frame(frozen) if frozen.any() else _empty_pairs()
+    tu = pt[unfrozen].view("datetime64[ns]")
+    met = all_metrics(pv[unfrozen], st.insitu[pick[unfrozen]], tu, settings=settings)
+    tf = pt[frozen].view("datetime64[ns]")
+    fmet = (all_metrics(pv[frozen], st.insitu[pick[frozen]], tf, settings=settings) if frozen.any()
+            else dict(_no_pair_metrics(settings)))
+    return MatchResult(station=name, status="ok", pairs=pairs, frozen_pairs=frozen_pairs,
+                       counts=counts, metrics=met, frozen_metrics=fmet, **location)
+
+
+@dataclass(frozen=True)
+class PreparedStation:
+    """One station's in-situ records cleaned once for many :func:`match_station` calls.
+
+    Attributes
+    ----------
+    name : str
+    times : numpy.ndarray of int64
+        Record times, UTC nanoseconds, sorted, unique (the first of duplicates kept).
+    insitu, soil_temperature : numpy.ndarray of float64
+        Soil moisture (m3 m-3, finite) and soil temperature (degC, NaN where unknown).
+    frozen : numpy.ndarray of bool
+        The record is frozen (module notes).
+    frozen_flags : tuple of str
+        The flags ``frozen`` was computed with.
+    """
+
+    name: str
+    times: np.ndarray
+    insitu: np.ndarray
+    soil_temperature: np.ndarray
+    frozen: np.ndarray
+    frozen_flags: tuple
+
+
+def prepare_station(station: pd.DataFrame, *, name: str = "station",
+                    frozen_flags: tuple[str, ...] = FROZEN_FLAGS) -> PreparedStation:
+    """Clean a station's in-situ frame once (:class:`PreparedStation`) for repeated matching.
+
+    Parameters
+    ----------
+    station : pandas.DataFrame
+        As :func:`match_station` takes it.
+    name : str
+    frozen_flags : tuple of str
+    """
     from model.errors import InputError
 
-    max_dt = pd.Timedelta(max_dt)
     if "soil_moisture" not in station.columns:
         raise InputError(f"station {name!r} has columns {list(station.columns)}, no 'soil_moisture'",
                          "pass the ISMN reader's data frame (soil_moisture, flag, soil_temperature)")
-    p = pd.Series(np.asarray(product_series, dtype=np.float64),
-                  index=_utc_naive_index(product_series.index, f"product series of {name!r}"))
-    p = p[np.isfinite(p.values)].sort_index()
-    p = p[~p.index.duplicated(keep="first")]
     s = station.copy()
     s.index = _utc_naive_index(station.index, f"station {name!r}")
     s = s[np.isfinite(pd.to_numeric(s["soil_moisture"], errors="coerce").to_numpy(dtype=float))]
-    s = s.sort_index()
+    s = s.sort_index(kind="stable")
     s = s[~s.index.duplicated(keep="first")]
-
-    counts = dict(n_product=int(p.size), n_insitu=int(len(s)))
-    if p.empty or s.empty:
-        return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
-
-    right = pd.DataFrame({
-        "insitu_time": s.index,
-        "insitu": pd.to_numeric(s["soil_moisture"], errors="coerce").to_numpy(dtype=float),
-        "soil_temperature": (pd.to_numeric(s["soil_temperature"], errors="coerce").to_numpy(dtype=float)
-                             if "soil_temperature" in s.columns else np.full(len(s), np.nan)),
-    })
-    for col in ("flag", "frozen"):
-        if col in s.columns:
-            right[col] = s[col].to_numpy()
-    left = pd.DataFrame({"time": p.index, "product": p.to_numpy()})
-    m = pd.merge_asof(left, right, left_on="time", right_on="insitu_time", direction="nearest",
-                      tolerance=max_dt)
-    m = m[m["insitu_time"].notna()]
-    m = m.set_index("time")
-    m["dt"] = m["insitu_time"] - m.index
-    m["frozen"] = _frozen_mask(m, frozen_flags)     # on the matched records only
-    m = m[_PAIR_COLUMNS]
-    frozen = m["frozen"].to_numpy()
-    pairs, frozen_pairs = m[~frozen], m[frozen]
-    counts.update(
-        n_matched=int(len(m)), n_pairs=int(len(pairs)), n_frozen=int(len(frozen_pairs)),
-        n_temperature_unknown=int(m["soil_temperature"].isna().sum()),
-        n_unmatched_product=int(p.size - len(m)),
-    )
-    if len(m) == 0:
-        return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
-    met = all_metrics(pairs["product"].to_numpy(), pairs["insitu"].to_numpy(), pairs.index, settings=settings)
-    fmet = all_metrics(frozen_pairs["product"].to_numpy(), frozen_pairs["insitu"].to_numpy(),
-                       frozen_pairs.index, settings=settings)
-    return MatchResult(station=name, status="ok", pairs=pairs, frozen_pairs=frozen_pairs,
-                       counts=counts, metrics=met, frozen_metrics=fmet, **location)
+    temp = (pd.to_numeric(s["soil_temperature"], errors="coerce").to_numpy(dtype=float)
+            if "soil_temperature" in s.columns else np.full(len(s), np.nan))
+    return PreparedStation(name=name, times=s.index.asi8.copy(),
+                           insitu=pd.to_numeric(s["soil_moisture"], errors="coerce").to_numpy(dtype=float),
+                           soil_temperature=temp, frozen=_frozen_mask(s, frozen_flags),
+                           frozen_flags=tuple(frozen_flags))
 
 
 def _frozen_mask(s: pd.DataFrame, frozen_flags) -> np.ndarray:
@@ -399,12 +472,14 @@ def network_metrics(per_station: Mapping[str, MatchResult], *, min_stations: int
         used[k] = int(ok.sum())
         means[k] = float(vals[ok].mean()) if ok.any() else float("nan")
     means["N"] = int(sum(r.metrics.get("N", 0) for r in per_station.values()))
-    frames = [r.pairs[["product", "insitu"]] for r in per_station.values() if len(r.pairs)]
-    if frames:
-        allp = pd.concat(frames)
-        g = allp.groupby(level=0)
-        series = g.mean()
-        series["n_stations"] = g.size()
+    used_pairs = [r.pairs for r in per_station.values() if len(r.pairs)]
+    if used_pairs:
+        t = np.concatenate([p.index.asi8 for p in used_pairs])
+        steps, inv = np.unique(t, return_inverse=True)
+        n = np.bincount(inv, minlength=steps.size)
+        cols = {c: np.bincount(inv, weights=np.concatenate([p[c].to_numpy(dtype=float) for p in used_pairs]),
+                               minlength=steps.size) / n for c in ("product", "insitu")}
+        series = pd.DataFrame({**cols, "n_stations": n}, index=pd.DatetimeIndex(steps.view("datetime64[ns]")))
         series = series[series["n_stations"] >= min_stations]
     else:
         series = pd.DataFrame({"product": [], "insitu": [], "n_stations": []},

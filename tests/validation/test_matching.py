@@ -272,3 +272,69 @@ def test_match_to_smap_aligns_and_masks_jointly():
         match_to_smap(prod.rename(y="lat"), obs)
     with pytest.raises(InputError, match="no time step"):
         match_to_smap(prod.isel(time=[0]), obs)
+
+
+# ----------------------------------------------------------------------------- the fast path
+
+def _reference_pairs(product: pd.Series, station: pd.DataFrame, max_dt, frozen_flags=("D01", "D03")):
+    """The pairing rule written with pandas.merge_asof (independent of the searchsorted path)."""
+    p = product[np.isfinite(product.to_numpy(dtype=float))].sort_index(kind="stable")
+    p = p[~p.index.duplicated(keep="first")]
+    s = station[np.isfinite(station["soil_moisture"].to_numpy(dtype=float))].sort_index(kind="stable")
+    s = s[~s.index.duplicated(keep="first")]
+    right = pd.DataFrame({"insitu_time": s.index, "insitu": s["soil_moisture"].to_numpy(float),
+                          "soil_temperature": s["soil_temperature"].to_numpy(float),
+                          "flag": s["flag"].to_numpy()})
+    left = pd.DataFrame({"time": p.index, "product": p.to_numpy(float)})
+    m = pd.merge_asof(left, right, left_on="time", right_on="insitu_time", direction="nearest",
+                      tolerance=max_dt)
+    m = m[m["insitu_time"].notna()].set_index("time")
+    frozen = (m["soil_temperature"] <= 0).to_numpy() | m["flag"].isin(frozen_flags).to_numpy()
+    return m[~frozen], m[frozen]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_matching_equals_merge_asof(seed):
+    """Irregular in-situ times (ties half-way between steps, duplicates, NaNs, frozen records),
+    unsorted product steps with NaNs and duplicates: the same pairs and metrics as merge_asof,
+    whether the station is passed raw or prepared once."""
+    from model.validation.matching import prepare_station
+
+    rng = np.random.default_rng(seed)
+    steps = pd.date_range("2016-06-01", periods=400, freq="3h")
+    pv = 0.2 + 0.05 * rng.standard_normal(steps.size)
+    pv[rng.random(steps.size) < 0.1] = np.nan
+    prod = pd.Series(pv, index=steps)
+    prod = pd.concat([prod, prod.iloc[[5, 9]] + 0.3]).sample(frac=1.0, random_state=seed)   # shuffled + dups
+    mins = np.sort(rng.integers(-200, 400 * 180 + 200, 1500))
+    mins[::97] = (mins[::97] // 180) * 180 + 90                       # half-way between steps
+    mins = np.sort(np.r_[mins, np.arange(30) * 1800 + 60, np.arange(30) * 1800 - 60])    # ties
+    t = pd.Timestamp("2016-06-01") + pd.to_timedelta(mins, "min")
+    ins = pd.DataFrame({"soil_moisture": 0.2 + 0.05 * rng.standard_normal(t.size),
+                        "soil_temperature": rng.normal(4, 4, t.size),
+                        "flag": rng.choice(["G", "D01", "C01", "D03"], t.size, p=[.7, .1, .1, .1])},
+                       index=t)
+    ins.iloc[rng.integers(0, t.size, 40), 0] = np.nan
+    ins.iloc[rng.integers(0, t.size, 40), 1] = np.nan
+    ref, ref_frozen = _reference_pairs(prod, ins, pd.Timedelta("1.5h"))
+    assert len(ref) > 100 and len(ref_frozen) > 10
+    for station in (ins, prepare_station(ins, name="X")):
+        res = match_station(prod, station, name="X")
+        for got, want in ((res.pairs, ref), (res.frozen_pairs, ref_frozen)):
+            np.testing.assert_array_equal(got.index.to_numpy(), want.index.to_numpy())
+            np.testing.assert_array_equal(got["insitu_time"].to_numpy(), want["insitu_time"].to_numpy())
+            np.testing.assert_allclose(got["product"], want["product"])
+            np.testing.assert_allclose(got["insitu"], want["insitu"])
+        assert res.counts["n_pairs"] == len(ref) and res.counts["n_frozen"] == len(ref_frozen)
+        d = ref["product"] - ref["insitu"]
+        assert res.metrics["bias"] == pytest.approx(d.mean())
+        assert res.metrics["ubRMSE"] == pytest.approx(np.sqrt(((d - d.mean()) ** 2).mean()))
+
+
+def test_prepared_station_keeps_its_frozen_flags():
+    from model.validation.matching import prepare_station
+
+    p = _product()
+    st = prepare_station(_hourly(p), name="S")
+    with pytest.raises(ValueError, match="frozen_flags"):
+        match_station(p, st, frozen_flags=("D02",))

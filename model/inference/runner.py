@@ -26,6 +26,9 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
+#: most pixel sequences a per-pixel model (MLP, LSTM) runs in one forward pass
+PIXEL_CHUNK = 32768
+
 CLIP = (0.0, 0.7)  # m3 m-3: physical bounds applied to every output
 PER_PIXEL = {"mlp", "lstm"}  # torch models without spatial context (any H x W, 1 x N included)
 REGION_MARGIN = 16  # cells of context kept around the data region for spatial models
@@ -170,7 +173,11 @@ class Runner:
                 if self.per_pixel:  # only the cells with inputs, as a 1 x N strip
                     sub = valid[ys, xs]
                     batch = {key: v[..., sub][..., None, :] for key, v in batch.items()}
-                    pred = self._forward(batch, amp)[:, 0, :]
+                    # in pieces of PIXEL_CHUNK sequences: a whole-TP LSTM strip at once asks a
+                    # GPU for ~150 GiB (measured on an H100) and the CPU for several GiB
+                    n, step = int(sub.sum()), max(1, PIXEL_CHUNK // len(items))
+                    pred = np.concatenate([self._forward({key: v[..., a:a + step] for key, v in batch.items()},
+                                                         amp) for a in range(0, n, step)], axis=-1)[:, 0, :]
                     for j, (k, _) in enumerate(items):
                         out[k, ys, xs][sub] = pred[j]
                 else:

@@ -119,6 +119,19 @@ def test_runner_regenerates_archived_scene(tiny):
             assert ok.sum() >= 800, name
 
 
+def test_per_pixel_models_run_in_pieces(tiny, monkeypatch):
+    """Per-pixel models (MLP, LSTM) run the strip of TP cells in pieces of PIXEL_CHUNK
+    sequences (a whole-TP LSTM strip does not fit a GPU); the pieces give the same scenes."""
+    from model.inference import runner as R
+
+    r = R.Runner("lstm", _ard(tiny), device="cpu")
+    t = r.provider.times[-3:]
+    whole = r.scenes(t, batch=3)
+    monkeypatch.setattr(R, "PIXEL_CHUNK", 301)  # not a divisor of the strip, > batch
+    np.testing.assert_allclose(r.scenes(t, batch=3), whole, atol=1e-6, equal_nan=True)
+    assert np.isfinite(whole).sum() > 300 * 3
+
+
 def test_data_region_of_a_regional_cube(tiny):
     """The runner's region: TP cells with inputs, and their box widened by the margin."""
     from model.grids import tp_mask

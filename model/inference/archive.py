@@ -20,6 +20,8 @@ after both layouts hold all its blocks.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -156,6 +158,32 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
     return done
 
 
+#: compressed bytes per model and step of both layouts (demo archive: 595 MB for 320 steps x 11
+#: models = 0.17 MB; float32 150 x 320 is 0.19 MB per layout before compression), with margin
+BYTES_PER_MODEL_STEP = 0.25 * 2**20
+
+
+def _bytes_needed(steps: int, models: int) -> int:
+    return int(steps * models * BYTES_PER_MODEL_STEP)
+
+
+@contextlib.contextmanager
+def _disk_full_is_clear(out: Path, need: int):
+    """Turn "no space left on device" (from this process or a Dask worker) into an InputError
+    that says what to do; the blocks already written keep their markers, so a rerun resumes."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        free = shutil.disk_usage(out).free if out.exists() else 0
+        raise InputError(
+            f"the disk is full while writing the archive ({exc.strerror}; {free / 1e9:.2f} GB free, "
+            f"about {need / 1e9:.2f} GB needed for what is left)",
+            "free space or give --out on a larger disk, then rerun the same command: finished "
+            "blocks are kept and the archive is not marked complete until every block is written", out) from exc
+
+
 def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: str | None = None,
                   workers: int = 2, device: str = "auto", force: bool = False, progress: bool = True,
                   block_days: int = 5) -> dict:
@@ -194,7 +222,6 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
         del r
     maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
-    _init_store(maps, times, prov)
     t_start = _time.perf_counter()
     block = MAP_CHUNK_T * block_days
     tasks = []
@@ -203,6 +230,10 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
             tasks.append(t0)
     summary = {"models": models, "steps": int(times.size), "blocks_todo": len(tasks),
                "blocks_total": int(np.ceil(times.size / block))}
+    need = _bytes_needed(len(tasks) * block, len(runs))
+    check_writable(out, need_bytes=need)      # before anything is written
+    with _disk_full_is_clear(out, need):
+        _init_store(maps, times, prov)
     if tasks:
         if scheduler:
             try:
@@ -223,7 +254,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
             bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
                        disable=not progress, unit="block")
             for f in as_completed(futs):
-                f.result()
+                with _disk_full_is_clear(out, need):
+                    f.result()
                 bar.update(1)
             bar.close()
         finally:
@@ -234,7 +266,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     zarr.consolidate_metadata(maps)
     # series layout, per model, from the finished maps
     t1 = _time.perf_counter()
-    _init_store(series, times, prov)
+    with _disk_full_is_clear(out, _bytes_needed(times.size, len(runs)) // 2):
+        _init_store(series, times, prov)
     mds = xr.open_zarr(maps, consolidated=True)
     done_series = ledger / "series"
     for m in tqdm(models, desc="archive (series)", disable=not progress, unit="model"):
@@ -245,8 +278,9 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         arr = mds[m].chunk({"time": times.size, "lat": SERIES_CHUNK_XY, "lon": SERIES_CHUNK_XY})
         sub = xr.Dataset({m: arr})
         sub[m].encoding = {}
-        sub.to_zarr(series, region={"time": slice(0, times.size), "lat": slice(0, 150), "lon": slice(0, 320)},
-                    zarr_format=2, consolidated=False)
+        with _disk_full_is_clear(out, _bytes_needed(times.size, 1) // 2):
+            sub.to_zarr(series, region={"time": slice(0, times.size), "lat": slice(0, 150), "lon": slice(0, 320)},
+                        zarr_format=2, consolidated=False)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(stamp))
     zarr.consolidate_metadata(series)

@@ -289,6 +289,44 @@ def test_archive_bad_scheduler_and_unknown_model(tiny, tmp_path):
         build_archive(["pscnett"], "2017-07-06", "2017-07-06", out=tmp_path / "b", ard=_ard(tiny), progress=False)
 
 
+def test_archive_full_disk(tiny, tmp_path, monkeypatch):
+    """Too little space: refused before any work, nothing written. The disk filling up during
+    the build: a clear error, the archive not marked complete, and a rerun finishes it."""
+    import errno
+    import shutil as _shutil
+    from collections import namedtuple
+
+    import xarray as xr
+
+    from model.inference import archive as A
+
+    out = tmp_path / "arch"
+    args = (["smap_bilinear"], "2017-07-06", "2017-07-07")
+    kw = dict(out=out, ard=_ard(tiny), workers=1, device="cpu", block_days=1, progress=False)
+    real_usage = _shutil.disk_usage
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(_shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 10**6, 10**6))
+    with pytest.raises(InputError, match="GB free.*GB needed"):
+        A.build_archive(*args, **kw)
+    assert not (out / "build").exists() and not (out / "maps.zarr" / "smap_bilinear").exists()
+    monkeypatch.setattr(_shutil, "disk_usage", real_usage)
+
+    real_to_zarr = xr.Dataset.to_zarr
+
+    def full(self, store, *a, **k):  # the series layout is written in this process
+        if "series.zarr" in str(store):
+            raise OSError(errno.ENOSPC, "No space left on device", str(store))
+        return real_to_zarr(self, store, *a, **k)
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", full)
+    with pytest.raises(InputError, match="disk is full.*rerun the same command"):
+        A.build_archive(*args, **kw)
+    assert not A.open_archive("maps", out).attrs.get("complete_models", {}).get("smap_bilinear")
+    monkeypatch.setattr(xr.Dataset, "to_zarr", real_to_zarr)
+    res = A.build_archive(*args, **kw)
+    assert res["complete"] == {"smap_bilinear": True} and res["blocks_todo"] == 0  # maps kept
+
+
 # -------------------------------------------------------------------------- export
 def test_export_netcdf_and_geotiff(tiny, tmp_path):
     from model.cli import main

@@ -19,7 +19,7 @@ Variants (constructor arguments of :class:`model.networks.pscnet.PSCNet`):
 
 Usage (after ``sm-downscale demo --no-serve`` built the demo world's store)::
 
-    python benchmarks/bench_ablation.py [--ard var/worlds/demo/ard.zarr] [--minutes 6]
+    python benchmarks/bench_ablation.py [--ard var/worlds/demo/ard.zarr] [--minutes 6] [--seed 0]
         [--variants full no_mftf ...] [--reuse-full RUN] [--out var/ablation]
 
 Prints the machine and a Markdown table; writes ``ablation.json`` and ``ablation.md`` to
@@ -96,6 +96,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse-full", type=Path, help="a trained default PSCNet run to score as 'full'")
     ap.add_argument("--out", type=Path, default=None, help="folder of the runs and results (default $SMDS_HOME/ablation)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (also draws the spatial tuning split)")
     a = ap.parse_args(argv)
 
     from model.config import home
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             run, trained = a.reuse_full, "reused"
         else:
             cfg = train_config("pscnet", ard, config="demo", device=a.device, max_minutes=a.minutes,
-                               model_kwargs=VARIANTS[v])
+                               model_kwargs=VARIANTS[v], seed=a.seed)
             run = train("pscnet", cfg, ard=ard, out=out / v)
             trained = json.loads((run / "summary.json").read_text())
         res = score(Path(run), ard, a.device)
@@ -127,6 +128,7 @@ def main(argv=None) -> int:
         rows[v] = res
         print(v, json.dumps({k: res[k] for k in ("truth", "smap", "seconds")}), flush=True)
         (out / "ablation.json").write_text(json.dumps({"machine": mach, "ard": str(ard), "minutes": a.minutes,
+                                                       "seed": a.seed,
                                                        "variants": rows}, indent=1, default=str))
     lines = ["| variant | constructor | truth R | truth bias | truth ubRMSE | SMAP R | SMAP bias | SMAP ubRMSE | params |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -49,7 +49,11 @@ def main():
         f = sh / "ismn/header_values_tp/MAQU/CST-01"
         timed("ISMN Maqu CST-01, 16k hourly records (real)", lambda: ismn.read_ismn(f), None, repeat=1)
         f = sh / "dem/pvlib_Altitude_global_1_12deg.h5"
-        timed("DEM global 1/12 deg -> TP10 static layers", lambda: static.static_layers(f), f.stat().st_size)
+        def dem_layers():
+            static._layers.cache_clear()  # the layers are cached per process: time the real work
+            static.static_layers(f)
+
+        timed("DEM global 1/12 deg -> TP10 static layers", dem_layers, f.stat().st_size)
     if a.world:
         w = a.world / "inputs"
         f = sorted((w / "ERA5-Land").glob("*.nc"))[0]
@@ -70,7 +74,7 @@ def main():
     timed("regrid M36 -> TP10, 240 frames", lambda: rg(y), y.nbytes)
     t0 = time.perf_counter()
     Regridder("TP10", "M09")
-    print(f"{'build the TP10 -> M09 weights (once, then cached)':55s} {time.perf_counter() - t0:8.3f} s")
+    print(f"{'build the TP10 -> M09 weights (separable 1-D overlaps)':55s} {time.perf_counter() - t0:8.3f} s")
 
 
 if __name__ == "__main__":

@@ -414,12 +414,17 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
 
 
 def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: vs SMAP, vs truth (test period) and per network (network-mean series)."""
+    """One row per model: vs SMAP, vs truth (test period) and per network (mean of the station
+    metrics). Products scored only against the stations (SMAP L3 itself) get a row too."""
     if summary.empty:
         return pd.DataFrame()
     test = summary[summary["period"] == "test"]
+    models = list(dict.fromkeys(sorted(test["model"].unique())))
+    if not nets.empty:
+        models += [m for m in sorted(nets.loc[nets["period"] == "test", "model"].unique()) if m not in models]
     rows = []
-    for model, g in test.groupby("model"):
+    for model in models:
+        g = test[test["model"] == model]
         row = {"model": model}
         for ref, tag in (("smap_l3_9km", "smap"), ("truth_10km", "truth")):
             r = g[g["reference"] == ref]
@@ -429,7 +434,7 @@ def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
         if not nets.empty:
             n = nets[(nets["model"] == model) & (nets["period"] == "test") & (nets["form"] == "mean_of_stations")]
             for _, r in n.iterrows():
-                row[f"{r['network']}_R"] = r.get("R")
-                row[f"{r['network']}_ubRMSE"] = r.get("ubRMSE")
+                for k in ("R", "bias", "ubRMSE"):
+                    row[f"{r['network']}_{k}"] = r.get(k)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -370,6 +370,13 @@ def test_validation_outputs(tiny):
     assert {"rank_R", "rank_ubRMSE", "network", "N", "status"} <= set(stations.columns)
     nets = results.table("networks")
     assert set(nets["form"]) == {"mean_of_stations", "network_mean_series"}
+    # The main table: per network R, bias and ubRMSE, the same numbers as the network table.
+    summary = results.table("summary").set_index("model")
+    mos = nets[(nets["period"] == "test") & (nets["form"] == "mean_of_stations")]
+    assert len(mos)
+    for _, r in mos.iterrows():
+        for k in ("R", "bias", "ubRMSE"):
+            np.testing.assert_allclose(summary.loc[r["model"], f"{r['network']}_{k}"], r[k], equal_nan=True)
     temporal = results.table("temporal")
     assert {"rel_change_R", "rel_change_ubRMSE"} <= set(temporal.columns)
     ser = results.table("station_series")

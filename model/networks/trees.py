@@ -31,6 +31,12 @@ from .recording import ConfigMixin
 from .inputs import InputDims, check_batch, feature_names, flatten_pixels
 
 
+def _in_daemon_process() -> bool:
+    import multiprocessing
+
+    return bool(multiprocessing.current_process().daemon)
+
+
 class NotFittedError(InputError):
     """A tree model asked to predict before it was fitted."""
 
@@ -79,7 +85,12 @@ class TreeModel(ConfigMixin):
         if self.estimator is None:
             raise NotFittedError(f"{self.name} is not fitted",
                                  "call fit(X, y) or load a checkpoint")
-        return self.estimator.predict(np.asarray(X, dtype=np.float32)).astype(np.float32)
+        est = self.estimator
+        if getattr(est, "n_jobs", None) not in (None, 1) and _in_daemon_process():
+            # A daemonic process (a Dask worker) cannot start joblib workers; scikit-learn would
+            # fall back to one job anyway, with a warning on every call. Say one job up front.
+            est.n_jobs = 1
+        return est.predict(np.asarray(X, dtype=np.float32)).astype(np.float32)
 
     def predict_batch(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """Predict a batch: ``(B, 1, H, W)`` float32 tensor on the batch's device."""

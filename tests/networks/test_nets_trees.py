@@ -89,3 +89,33 @@ def test_unfitted_checkpoint_round_trip(tmp_path):
     m = build("rf")
     again, _ = load_checkpoint(save_checkpoint(tmp_path / "rf.pt", m))
     assert again.estimator is None and again.config_dict() == m.config_dict()
+
+
+def _predict_in_daemon(m, X, q):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        p = m.predict(X)
+    q.put((p, [str(w.message) for w in caught]))
+
+
+def test_forest_in_a_daemon_process_predicts_without_warnings():
+    """In a Dask worker (a daemonic process) the forest predicts with one job, silently, and
+    gives the same answer as with all cores."""
+    import multiprocessing as mp
+
+    m = get_model("rf", n_dynamic=3, n_static=2, t3=4, td=3, tw=2, n_estimators=10, max_depth=8, n_jobs=2)
+    batch, y = training_data()
+    X = m.features(batch)
+    m.fit(X, y)
+    want = m.predict(X)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_predict_in_daemon, args=(m, X, q), daemon=True)
+    p.start()
+    got, messages = q.get(timeout=60)
+    p.join(timeout=60)
+    assert not [s for s in messages if "n_jobs" in s], messages
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert m.estimator.n_jobs == 2  # the parent's estimator is untouched

@@ -58,6 +58,7 @@ class DashboardState(param.Parameterized):
         self._fill_defaults()
         self._on_variable()
         self.param.watch(lambda e: self._on_variable(), ["variable"])
+        self.param.watch(self._on_network, ["network"])
 
     # ------------------------------------------------------------------ defaults
     @property
@@ -107,6 +108,18 @@ class DashboardState(param.Parameterized):
         if ok.empty:
             return None
         return str(ok.sort_values("n_insitu", ascending=False, kind="mergesort").iloc[0]["id"])
+
+    def _on_network(self, *_) -> None:
+        """A network picked (by hand or from a link) whose stations do not include the current
+        one: show that network's best-covered station instead."""
+        if self.network == "ALL":
+            return
+        row = self.station_row()
+        if row is not None and str(row["network"]) == self.network:
+            return
+        sid = self.default_station()
+        if sid:
+            self.station = sid
 
     def _on_variable(self) -> None:
         self.color_kind = "difference" if self.variable == "difference" else "sm"

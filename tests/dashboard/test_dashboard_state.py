@@ -209,6 +209,34 @@ def test_station_series_metrics_and_network_mean(state_factory):
     assert len(s.metrics_table())
 
 
+def test_picking_a_network_shows_one_of_its_stations(state_factory):
+    from panel.io.location import Location
+
+    from dashboard.state import URL_PARAMS
+
+    s = state_factory(page="stations")
+    home_net = str(s.station_row()["network"])
+    nets = sorted(set(s.stations()["network"]) - {home_net})
+    assert nets, "the test world needs stations of two networks"
+    for net in nets:
+        s.network = net
+        assert str(s.station_row()["network"]) == net
+        assert s.station in set(s.stations()["id"])
+    # back to all networks: the station stays
+    kept = s.station
+    s.network = "ALL"
+    assert s.station == kept
+    # a link with a network only opens one of its stations; with a station of it, that one
+    s2 = state_factory()
+    Location(search=f"?page=stations&network={nets[0]}").sync(s2, URL_PARAMS)
+    assert str(s2.station_row()["network"]) == nets[0]
+    st = s.stations()  # all networks
+    sid = str(st[st["network"] == nets[-1]]["id"].iloc[-1])
+    s3 = state_factory()
+    Location(search=f"?page=stations&network={nets[-1]}&station={sid}").sync(s3, URL_PARAMS)
+    assert s3.station == sid and s3.network == nets[-1]
+
+
 # ------------------------------------------------------------------ metric maps
 def test_metric_maps_and_temporal_table(state_factory):
     s = state_factory(page="metrics")

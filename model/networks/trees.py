@@ -21,6 +21,7 @@ and numpy alone. ``random_state`` is fixed (a constructor argument, default 0).
 from __future__ import annotations
 
 import io
+import multiprocessing
 from typing import Any, Mapping
 
 import numpy as np
@@ -29,12 +30,6 @@ import torch
 from ..errors import InputError
 from .recording import ConfigMixin
 from .inputs import InputDims, check_batch, feature_names, flatten_pixels
-
-
-def _in_daemon_process() -> bool:
-    import multiprocessing
-
-    return bool(multiprocessing.current_process().daemon)
 
 
 class NotFittedError(InputError):
@@ -86,7 +81,7 @@ class TreeModel(ConfigMixin):
             raise NotFittedError(f"{self.name} is not fitted",
                                  "call fit(X, y) or load a checkpoint")
         est = self.estimator
-        if getattr(est, "n_jobs", None) not in (None, 1) and _in_daemon_process():
+        if getattr(est, "n_jobs", None) not in (None, 1) and multiprocessing.current_process().daemon:
             # A daemonic process (a Dask worker) cannot start joblib workers; scikit-learn would
             # fall back to one job anyway, with a warning on every call. Say one job up front.
             est.n_jobs = 1

@@ -419,9 +419,9 @@ def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
     if summary.empty:
         return pd.DataFrame()
     test = summary[summary["period"] == "test"]
-    models = list(dict.fromkeys(sorted(test["model"].unique())))
-    if not nets.empty:
-        models += [m for m in sorted(nets.loc[nets["period"] == "test", "model"].unique()) if m not in models]
+    mos = nets[(nets["period"] == "test") & (nets["form"] == "mean_of_stations")] if not nets.empty else nets
+    models = sorted(test["model"].unique())
+    models += sorted(set(mos["model"]) - set(models)) if not mos.empty else []
     rows = []
     for model in models:
         g = test[test["model"] == model]
@@ -431,9 +431,8 @@ def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
             if len(r):
                 for k in ("R", "bias", "ubRMSE"):
                     row[f"{tag}_{k}"] = float(r.iloc[0].get(k, np.nan))
-        if not nets.empty:
-            n = nets[(nets["model"] == model) & (nets["period"] == "test") & (nets["form"] == "mean_of_stations")]
-            for _, r in n.iterrows():
+        if not mos.empty:
+            for _, r in mos[mos["model"] == model].iterrows():
                 for k in ("R", "bias", "ubRMSE"):
                     row[f"{r['network']}_{k}"] = r.get(k)
         rows.append(row)

@@ -14,4 +14,5 @@ fi
 python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0          # CPU wheel first: a bare `torch` pulls a multi-GB CUDA build
 python -m pip install -q -e ".[test]"
+python -m ruff check .                          # lint (pyproject.toml [tool.ruff])
 exec python -m pytest "$@"

@@ -232,7 +232,7 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     from tqdm.auto import tqdm
 
     from ..io import check_writable
-    from ..training.ard import default_ard
+    from ..training.ard import default_ard, run_input_mismatch
     from .inputs import InputProvider
     from .runner import Runner, resolve_run
 
@@ -248,6 +248,13 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     prov = {}
     for m, run in runs.items():
         r = Runner(run, ard, "cpu", provider=provider)
+        why = run_input_mismatch(r.extra, ard)
+        if why and r.extra.get("ard_identity"):
+            raise InputError(f"the latest run of {m!r} ({run.name}) does not belong to these inputs: {why}",
+                             f"retrain it on them (sm-downscale train --model {m} --ard {ard}), or give "
+                             "--ard of the store it was trained on", ard)
+        if why:
+            log.warning("archive: %s's run %s: %s; archiving it anyway", m, run.name, why)
         prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
         del r
     shas = {m: prov[m]["checkpoint_sha256"] for m in runs}

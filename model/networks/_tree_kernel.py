@@ -1,7 +1,9 @@
 """The compiled tree-ensemble traversal (numba); see :mod:`model.networks.tree_arrays`.
 
 Imported on first prediction only (numba's import and the first compilation cost about a
-second; the compiled code is cached next to this file where it is writable).
+second; the compiled code is cached next to this file where it is writable). The kernels are
+serial and release the GIL; :meth:`TreeArrays.predict_numba` runs them on row ranges in
+Python threads (no OpenMP: safe in forked processes and from several threads at once).
 
 ``fc`` is ``(n_nodes, 2)`` int32: the node's feature and its left child (the right child is
 the left child + 1; a leaf is its own child with threshold +inf), one cache line per node.
@@ -13,7 +15,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def kernel(fc, thr, value, roots, depth, X, out, blk):  # pragma: no cover - compiled
     """``out[i] = sum over trees of value[leaf of row i]`` for NaN-free rows; rows in blocks
     of ``blk``, every tree walked level by level for the whole block without branches
@@ -21,7 +23,7 @@ def kernel(fc, thr, value, roots, depth, X, out, blk):  # pragma: no cover - com
     n = X.shape[0]
     t_n = roots.shape[0]
     nblk = (n + blk - 1) // blk
-    for b in numba.prange(nblk):
+    for b in range(nblk):
         a = b * blk
         m = min(n, a + blk) - a
         acc = np.zeros(m)
@@ -40,13 +42,13 @@ def kernel(fc, thr, value, roots, depth, X, out, blk):  # pragma: no cover - com
             out[a + j] = acc[j]
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True)
 def kernel_nan(fc, thr, mgl, value, roots, depth, X, out, blk):  # pragma: no cover - compiled
     """As :func:`kernel`, for rows that may hold NaN (missing goes left where ``mgl``)."""
     n = X.shape[0]
     t_n = roots.shape[0]
     nblk = (n + blk - 1) // blk
-    for b in numba.prange(nblk):
+    for b in range(nblk):
         a = b * blk
         m = min(n, a + blk) - a
         acc = np.zeros(m)

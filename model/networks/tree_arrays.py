@@ -230,14 +230,26 @@ class TreeArrays:
         L = self.layout()
         out = np.empty(len(X), np.float64)
         if len(X):
-            n = threads or _default_threads()
-            nb.numba.set_num_threads(max(1, min(n, nb.numba.config.NUMBA_NUM_THREADS)))
+            n = max(1, min(threads or _default_threads(), -(-len(X) // 1024)))
             if L.fc is None:
                 L.fc = np.ascontiguousarray(np.stack([L.feature, L.child], 1), dtype=np.int32)
-            if np.isnan(X).any():
-                nb.kernel_nan(L.fc, L.threshold, L.missing_left, L.value, L.roots, L.depth, X, out, 64)
+            has_nan = bool(np.isnan(X).any())
+
+            def run(a, b):
+                if has_nan:
+                    nb.kernel_nan(L.fc, L.threshold, L.missing_left, L.value, L.roots, L.depth,
+                                  X[a:b], out[a:b], 64)
+                else:
+                    nb.kernel(L.fc, L.threshold, L.value, L.roots, L.depth, X[a:b], out[a:b], 64)
+
+            cuts = np.linspace(0, len(X), n + 1).astype(int)
+            if n == 1:
+                run(0, len(X))
             else:
-                nb.kernel(L.fc, L.threshold, L.value, L.roots, L.depth, X, out, 64)
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(n, thread_name_prefix="trees") as ex:
+                    list(ex.map(run, cuts[:-1], cuts[1:]))
         return self.baseline + self.scale * out
 
     def predict_numpy(self, X: np.ndarray, rows: int = 4096) -> np.ndarray:

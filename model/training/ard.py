@@ -42,19 +42,26 @@ def ard_info(ard: str | Path) -> dict:
 
 def ard_identity(ard: str | Path) -> dict:
     """What identifies an analysis-ready store independent of where it lies: the SHA-256 of
-    its ingest manifest (``.complete``: sources, period, world) and the world size (None for
-    real inputs). Recorded in every trained run (``extra``) and checked before a run is reused."""
+    its ingest manifest (``.complete``: period, files read and skipped, world size, seed and
+    periods), leaving out the catalog's path and the stage timings, and the world size (None
+    for real inputs). Recorded in every trained run (``extra``) and checked before a run is
+    reused. Ingesting the same inputs again gives the same identity."""
     import hashlib
 
     p = Path(ard) / ".complete"
     if not p.exists():
         raise InputError("analysis-ready store missing or incomplete",
                          "run `sm-downscale ingest` first", ard)
-    raw = p.read_bytes()
     try:
-        world = (json.loads(raw).get("world") or {})
-    except ValueError:
-        world = {}
+        man = json.loads(p.read_text())
+    except ValueError as exc:
+        raise InputError("the ingest manifest (.complete) is damaged",
+                         "run `sm-downscale ingest` again", ard) from exc
+    man = {k: v for k, v in man.items() if k != "catalog"}
+    if isinstance(man.get("report"), dict):
+        man["report"] = {k: v for k, v in man["report"].items() if k != "seconds"}
+    raw = json.dumps(man, sort_keys=True, default=str).encode()
+    world = man.get("world") or {}
     size = world.get("size") or (world.get("config") or {}).get("name")
     return {"sha256": hashlib.sha256(raw).hexdigest(), "world_size": size}
 

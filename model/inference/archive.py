@@ -120,10 +120,11 @@ def _init_store(path: Path, times, models_prov: dict):
         ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
     elif new:
         ds[new].to_zarr(path, mode="a", compute=False, zarr_format=2, consolidated=True)
-    else:  # refresh provenance of re-run models
+    old = [m for m in models_prov if m not in new]
+    if exists and old:  # refresh the provenance of re-run models (even when others are new)
         g = zarr.open_group(path, mode="r+", zarr_format=2)
-        for m, prov in models_prov.items():
-            g[m].attrs.update(_var_attrs(m, prov))
+        for m in old:
+            g[m].attrs.update(_var_attrs(m, models_prov[m]))
         zarr.consolidate_metadata(path)
 
 

@@ -73,7 +73,7 @@ class StageError(InputError):
         self.stage, self.summary = stage, summary
         if isinstance(exc, ModuleNotFoundError):
             cause = f"the Python package {exc.name!r} is missing"
-            todo = f"install it (pip install -e . in the repository), then rerun the same command"
+            todo = "install it (pip install -e . in the repository), then rerun the same command"
         else:
             text = str(exc).splitlines()[0] if str(exc) else ""
             cause = text if isinstance(exc, InputError) else f"{type(exc).__name__}: {text}"
@@ -123,7 +123,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     if bad:
         raise InputError(f"cannot skip {', '.join(sorted(bad))}",
                          f"only {', '.join(SKIPPABLE)} can be skipped")
-    from .config import home, runs_dir, worlds_dir
+    from .config import home, worlds_dir
 
     summary: dict = {"home": str(home())}
     world_dir = worlds_dir() / size

@@ -14,7 +14,6 @@ import logging
 import os
 
 import numpy as np
-import pytest
 
 
 def _scratch_home(tiny, tmp_path, monkeypatch):

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["rf", "gbm"], choices=["rf", "gbm"])
     ap.add_argument("--rows", type=int, default=60_000, help="rows predicted (default 60000)")
-    ap.add_argument("--train-rows", type=int, default=20_000)
+    ap.add_argument("--train-rows", type=int, default=10_000)
     ap.add_argument("--features", type=int, default=None, help="default: the registry's default inputs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)

@@ -53,13 +53,13 @@ def score(run: Path, ard: Path, device: str) -> dict:
     import xarray as xr
 
     from model.grids import get_grid, regridder, tp10
-    from model.inference.runner import Runner
+    from model.inference.runner import Runner, resolve_run
     from model.training.ard import ard_info, open_group
     from model.validation.metrics import map_summary, metric_map
 
     info = ard_info(ard)
     s, e = info["world"]["periods"]["test"]
-    r = Runner(run, ard, device)
+    r = Runner(resolve_run(run, allow_path=True), ard, device)  # this script's own run folders
     times = r.provider.steps(s, np.datetime64(e, "D") + np.timedelta64(21, "h"))
     t0 = time.perf_counter()
     prod = r.scenes(times, batch=8)

@@ -10,6 +10,11 @@ it. Loaders read:
   chunk of ``archive/series.zarr`` for a model the validation did not cover);
 * the small validation results whole (:func:`metric_maps`, :func:`table`, ...).
 
+Every cache is keyed to the data's version as well (:func:`data_version`: the archive's
+``VERSION`` stamp, rewritten by every ``sm-downscale archive``, and the validation results'
+``settings.json``), so a running server shows rebuilt values at the next read, without a
+restart; the version is one small file read per call.
+
 Nothing here loads the archive as a whole; ``tests/dashboard/test_state.py`` counts the chunk
 reads to prove it. Empty states (no archive, a model not in it, a time outside it, a station
 without data, no SMAP overpass at a step) raise :class:`EmptyState` with a message that says
@@ -18,6 +23,7 @@ what is missing and what to do.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -56,6 +62,49 @@ SERIES_REFERENCES = ("insitu", "smap_l3_9km", "smap_l4", "era5land")
 PRECIP = "precipitation_mm"
 NETWORKS = ("CTP_SMTMN", "MAQU", "NAQU", "NGARI")
 NETWORK_LABELS = {"CTP_SMTMN": "CTP-SMTMN", "MAQU": "Maqu", "NAQU": "Naqu", "NGARI": "Ngari"}
+
+
+def data_version(home: str) -> str:
+    """The version of a home folder's archive and validation results: the archive's
+    ``VERSION`` stamp (a new one after every archive build) and the validation settings'
+    modification time and size. Any rebuild changes it."""
+    hp = Path(home)
+    try:
+        av = json.loads((hp / "archive" / "VERSION").read_text()).get("version", "")
+    except (OSError, ValueError, AttributeError):
+        try:  # an archive from before the VERSION stamp: its consolidated metadata's identity
+            st = (hp / "archive" / "maps.zarr" / ".zmetadata").stat()
+            av = f"zmeta-{st.st_mtime_ns}-{st.st_size}"
+        except OSError:
+            av = "none"
+    try:
+        st = (hp / "validation" / "settings.json").stat()
+        vv = f"{st.st_mtime_ns}-{st.st_size}"
+    except OSError:
+        vv = "none"
+    return f"{av}/{vv}"
+
+
+def versioned_cache(func=None, **cache_kw):
+    """``pn.cache`` keyed on ``(home, data_version(home), *args)``: shared by every session
+    of a server, and never stale after a rebuild of the archive or the validation results.
+    Used as ``@versioned_cache`` or ``@versioned_cache(max_items=..., policy=...)``."""
+    def deco(f):
+        def inner(home, _version, *args, **kwargs):
+            return f(home, *args, **kwargs)
+
+        inner.__name__ = inner.__qualname__ = f"{f.__name__}__versioned"
+        inner.__module__ = f.__module__
+        cached = pn.cache(inner, **cache_kw)
+
+        @functools.wraps(f)
+        def wrapper(home, *args, **kwargs):
+            return cached(home, data_version(home), *args, **kwargs)
+
+        wrapper.clear = cached.clear
+        return wrapper
+
+    return deco(func) if func is not None else deco
 
 
 class EmptyState(Exception):
@@ -118,7 +167,7 @@ def parse_time(text) -> np.datetime64 | None:
         return None
 
 
-@pn.cache
+@versioned_cache
 def inventory(home: str) -> Inventory:
     """Models, time axis, ARD and truth locations, validation results of a home folder."""
     from model.errors import InputError
@@ -214,21 +263,21 @@ def snap_time(inv: Inventory, time) -> str | None:
 
 
 # ------------------------------------------------------------------ lazy datasets
-@pn.cache
+@versioned_cache
 def maps_ds(home: str):
     from model.inference.archive import open_archive
 
     return open_archive("maps", Path(home) / "archive")
 
 
-@pn.cache
+@versioned_cache
 def series_ds(home: str):
     from model.inference.archive import open_archive
 
     return open_archive("series", Path(home) / "archive")
 
 
-@pn.cache
+@versioned_cache
 def ard_group(home: str, group: str):
     from model.errors import InputError
     from model.training.ard import open_group
@@ -242,7 +291,7 @@ def ard_group(home: str, group: str):
         raise EmptyState(f"The analysis-ready store has no {group!r} group ({exc.what}).") from exc
 
 
-@pn.cache
+@versioned_cache
 def truth_ds(home: str):
     import xarray as xr
 
@@ -276,7 +325,7 @@ def _nearest_steps(times: np.ndarray, t: np.datetime64, n: int = 2) -> str:
 
 
 # ------------------------------------------------------------------ one map frame
-@pn.cache(max_items=512, policy="LRU")
+@versioned_cache(max_items=512, policy="LRU")
 def frame(home: str, source: str, model: str, time: str) -> np.ndarray:
     """One (150, 320) float32 frame on the TP10 grid, m3 m-3 (NaN outside the data).
 
@@ -343,7 +392,7 @@ def frame_da(home: str, source: str, model: str, time: str, compare_to: str = ""
                                "time": fmt_time(parse_time(time)) + " UTC"})
 
 
-@pn.cache
+@versioned_cache
 def data_extent(home: str):
     """(lon0, lat0, lon1, lat1) of the cells with product values (one frame read), or None when
     they cover most of the TP box (then the whole box is shown)."""
@@ -365,7 +414,7 @@ def data_extent(home: str):
 
 
 # ------------------------------------------------------------------ stations
-@pn.cache
+@versioned_cache
 def station_table(home: str) -> pd.DataFrame:
     """The stations of the four networks, their TP10 cell and whether the validation has data.
 
@@ -397,7 +446,7 @@ def station_table(home: str) -> pd.DataFrame:
     return t[keep].reset_index(drop=True)
 
 
-@pn.cache
+@versioned_cache
 def station_index(home: str) -> dict:
     """``{NETWORK/STATION: row dict}`` for fast lookups (a click must not filter a DataFrame)."""
     return {r["id"]: r for r in station_table(home).to_dict("records")}
@@ -417,7 +466,7 @@ def _wide(long: pd.DataFrame) -> pd.DataFrame:
     return w.sort_index()
 
 
-@pn.cache(max_items=256, policy="LRU")
+@versioned_cache(max_items=256, policy="LRU")
 def station_series(home: str, station_id: str, models: tuple = ()) -> pd.DataFrame:
     """One station's series at product steps, wide: columns ``insitu``, ``smap_l3_9km``,
     ``smap_l4``, ``era5land``, each model, ``precipitation_mm`` (mm per 3 h); index time (UTC).
@@ -445,7 +494,7 @@ def station_series(home: str, station_id: str, models: tuple = ()) -> pd.DataFra
     return w
 
 
-@pn.cache(max_items=16, policy="LRU")
+@versioned_cache(max_items=16, policy="LRU")
 def network_series(home: str, network: str) -> pd.DataFrame:
     """The network mean series (mean over the network's stations at each step), wide."""
     long = pd.read_parquet(_series_file(home), filters=[("network", "==", network)],
@@ -455,7 +504,7 @@ def network_series(home: str, network: str) -> pd.DataFrame:
     return _wide(long)
 
 
-@pn.cache
+@versioned_cache
 def table(home: str, name: str) -> pd.DataFrame:
     """A validation table (stations, networks, temporal, summary, period_summary)."""
     from model.errors import InputError
@@ -506,7 +555,7 @@ def _metric_rows(sub: pd.DataFrame, models) -> pd.DataFrame:
     return out.sort_values(["rank_R", "model"] if "rank_R" in out else ["model"], na_position="last").reset_index(drop=True)
 
 
-@pn.cache
+@versioned_cache
 def metric_maps(home: str, reference: str):
     """Per-cell metric maps against ``smap`` (M09 cells) or ``truth`` (TP10), loaded (small)."""
     from model.errors import InputError
@@ -521,7 +570,7 @@ def metric_maps(home: str, reference: str):
         raise EmptyState(f"No metric maps against {reference}: {what}.") from exc
 
 
-@pn.cache
+@versioned_cache
 def scatter(home: str):
     from model.errors import InputError
     from model.validation import results

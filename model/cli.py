@@ -61,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was left behind", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line, non-zero; -v shows the traceback
+        if args.verbose:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: sm-downscale {args.command} failed: {type(exc).__name__}: {first} -- rerun "
+              "with -v for the traceback; finished steps are kept, so the same command resumes",
+              file=sys.stderr)
+        return 1
     return int(rc or 0)
 
 

@@ -68,11 +68,21 @@ class Job:
 
 
 def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict:
-    """Regenerate ``model``'s scene at ``time`` with the runner (blocking; run it in a thread)."""
+    """Regenerate ``model``'s scene at ``time`` with the runner (blocking; run it in a thread).
+
+    ``model`` comes from the page's URL, so it is checked before anything is loaded: it must
+    be a model of the archive (complete or partial) and a registry name; the runner then
+    resolves it by name through the run registry only (never as a folder path).
+    """
     from model.errors import InputError
+    from model.networks.registry import list_models
 
     job = job or Job()
     inv = store.inventory(home)
+    if model not in inv.all_models or model not in {m.name for m in list_models()}:
+        store.check_model(inv, model)  # the archive's message with the nearest names
+        raise EmptyState(f"Model {model!r} is not a registered model: pick one of the archive's "
+                         f"models ({', '.join(inv.models) or 'none'}).")
     t, _ = store.check_time(inv, time)
     job.phase = "checking for a GPU"
     dev = device_info()

@@ -4,7 +4,10 @@ Layout (``$SMDS_HOME/archive``)::
 
     maps.zarr     map-shaped chunks   (8 steps, 150, 320): one chunk read per map frame
     series.zarr   series-shaped chunks (all steps, 10, 10): one chunk read per station series
-    build/        progress ledger: one marker file per finished (model, day block)
+    build/        progress ledger: one marker file per finished (model, day block), each
+                  naming the checkpoint (SHA-256) that computed the block
+    VERSION       a new stamp after every build (JSON: version, checkpoint per model); the
+                  dashboard keys its caches on it, so a running server shows new values
 
 Zarr format 2 with consolidated metadata (read by xarray, GDAL, netCDF-C and older zarr).
 One float32 variable per model (its registry name), dims (time, lat, lon), CF attributes and
@@ -16,6 +19,12 @@ blocks of days as Dask tasks (inputs assembled once per block, every model run o
 each task writes each model's aligned chunk region and only then drops that model's marker. A killed build resumes at the first missing marker. The series layout is rewritten
 from the maps once a model is complete; ``maps.zarr/.zattrs`` says ``complete`` per model only
 after both layouts hold all its blocks.
+
+Keyed to the checkpoint: a block counts as done only when its marker names the SHA-256 of the
+checkpoint of the model's current run. After a retrain, ``archive`` therefore recomputes every
+block of that model (it logs both hashes, marks the model incomplete until the last block is
+rewritten, then refreshes the provenance), so archived values always equal the current
+runner's output. A torn marker is treated as absent (warning) and its block recomputed.
 """
 
 from __future__ import annotations
@@ -24,7 +33,6 @@ import contextlib
 import errno
 import json
 import logging
-import os
 import shutil
 import time as _time
 from pathlib import Path
@@ -32,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io import read_json_marker, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +120,11 @@ def _init_store(path: Path, times, models_prov: dict):
         ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
     elif new:
         ds[new].to_zarr(path, mode="a", compute=False, zarr_format=2, consolidated=True)
-    else:  # refresh provenance of re-run models
+    old = [m for m in models_prov if m not in new]
+    if exists and old:  # refresh the provenance of re-run models (even when others are new)
         g = zarr.open_group(path, mode="r+", zarr_format=2)
-        for m, prov in models_prov.items():
-            g[m].attrs.update(_var_attrs(m, prov))
+        for m in old:
+            g[m].attrs.update(_var_attrs(m, models_prov[m]))
         zarr.consolidate_metadata(path)
 
 
@@ -122,16 +132,34 @@ def _init_store(path: Path, times, models_prov: dict):
 _WORKER_RUNNERS: dict = {}
 
 
+def block_marker(ledger, model: str, t0: int) -> Path:
+    return Path(ledger) / model / f"{t0:06d}.done"
+
+
+def block_done(ledger, model: str, t0: int, sha: str) -> bool:
+    """Whether the block at ``t0`` of ``model`` was written by the checkpoint ``sha``."""
+    m = read_json_marker(block_marker(ledger, model, t0), "archive block marker")
+    return m is not None and m.get("checkpoint_sha256") == sha
+
+
+def block_sha(ledger, model: str, t0: int) -> str | None:
+    """The checkpoint hash a block marker names (None: no marker, torn, or an old marker)."""
+    m = read_json_marker(block_marker(ledger, model, t0), "archive block marker")
+    return None if m is None else m.get("checkpoint_sha256")
+
+
 def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, t0: int,
-                times: list) -> dict:
-    """Compute one block of days for every model still missing it, assembling the inputs
-    once, and write each model's aligned chunk region (then its marker)."""
+                times: list, shas: dict | None = None) -> dict:
+    """Compute one block of days for every model still missing it (or holding it from another
+    checkpoint than ``shas[model]``), assembling the inputs once, and write each model's
+    aligned chunk region (then its marker, naming the checkpoint)."""
     import dask
     import xarray as xr
 
     from .runner import get_runner
 
-    todo = {m: r for m, r in runs.items() if not (Path(ledger) / m / f"{t0:06d}.done").exists()}
+    shas = shas or {}
+    todo = {m: r for m, r in runs.items() if not block_done(ledger, m, t0, shas.get(m))}
     if not todo:
         return {"skipped": list(runs)}
     tt = np.array(times, dtype="datetime64[ns]")
@@ -141,6 +169,10 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
         for model, run in todo.items():
             t_m = _time.perf_counter()
             runner = get_runner(run, ard, device)
+            if shas.get(model) and runner.checkpoint_sha256 != shas[model]:
+                raise InputError(f"the checkpoint of {model!r} changed while the archive was being "
+                                 f"built ({shas[model][:12]} -> {runner.checkpoint_sha256[:12]})",
+                                 "rerun the same archive command once training has finished")
             if cube is None:
                 cube = runner.provider.cube_between(tt[0], tt[-1])
             vals = runner.scenes(tt, batch=8, cube=cube)
@@ -148,12 +180,10 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
             ds[model].encoding = {}
             ds.to_zarr(maps_path, region={"time": slice(t0, t0 + len(times)), "lat": slice(0, 150),
                                           "lon": slice(0, 320)}, zarr_format=2, consolidated=False)
-            marker = Path(ledger) / model / f"{t0:06d}.done"
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            tmp = marker.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"steps": len(times), "time": str(times[0]),
-                                       "seconds": round(_time.perf_counter() - t_m, 2)}))
-            os.replace(tmp, marker)
+            write_json_atomic(block_marker(ledger, model, t0),
+                              {"steps": len(times), "time": str(times[0]),
+                               "checkpoint_sha256": runner.checkpoint_sha256,
+                               "seconds": round(_time.perf_counter() - t_m, 2)})
             done[model] = round(_time.perf_counter() - t_m, 2)
     return done
 
@@ -203,7 +233,7 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     from tqdm.auto import tqdm
 
     from ..io import check_writable
-    from ..training.ard import default_ard
+    from ..training.ard import default_ard, run_input_mismatch
     from .inputs import InputProvider
     from .runner import Runner, resolve_run
 
@@ -219,21 +249,42 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     prov = {}
     for m, run in runs.items():
         r = Runner(run, ard, "cpu", provider=provider)
+        why = run_input_mismatch(r.extra, ard)
+        if why and r.extra.get("ard_identity"):
+            raise InputError(f"the latest run of {m!r} ({run.name}) does not belong to these inputs: {why}",
+                             f"retrain it on them (sm-downscale train --model {m} --ard {ard}), or give "
+                             "--ard of the store it was trained on", ard)
+        if why:
+            log.warning("archive: %s's run %s: %s; archiving it anyway", m, run.name, why)
         prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
         del r
+    shas = {m: prov[m]["checkpoint_sha256"] for m in runs}
     maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
     t_start = _time.perf_counter()
     block = MAP_CHUNK_T * block_days
-    tasks = []
+    tasks, stale = [], {}
     for t0 in range(0, times.size, block):
-        if any(not (ledger / m / f"{t0:06d}.done").exists() for m in runs):
+        todo = [m for m in runs if not block_done(ledger, m, t0, shas[m])]
+        if todo:
             tasks.append(t0)
+        for m in todo:
+            old = block_sha(ledger, m, t0)
+            if old and old != shas[m]:
+                stale.setdefault(m, old)
+    for m, old in stale.items():
+        log.warning("archive: %s's blocks were computed by checkpoint %s, its current run %s has "
+                    "checkpoint %s: recomputing every block of %s", m, old[:12], runs[m].name,
+                    shas[m][:12], m)
+    summary_stale = {m: {"archived": old, "current": shas[m]} for m, old in stale.items()}
     summary = {"models": models, "steps": int(times.size), "blocks_todo": len(tasks),
                "blocks_total": int(np.ceil(times.size / block))}
     need = _bytes_needed(len(tasks) * block, len(runs))
     check_writable(out, need_bytes=need)      # before anything is written
     with _disk_full_is_clear(out, need):
         _init_store(maps, times, prov)
+    if stale:  # never show a model complete while its blocks come from two checkpoints
+        _mark_incomplete(maps, series, list(stale))
+        _write_version(out, shas, building=True)
     if tasks:
         if scheduler:
             try:
@@ -249,7 +300,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         try:
             runs_s = {m: str(r) for m, r in runs.items()}
             futs = [client.submit(_block_task, runs_s, str(ard), device, str(maps), str(ledger), t0,
-                                  [str(t) for t in times[t0:t0 + block]], key=f"block-{t0}", pure=False)
+                                  [str(t) for t in times[t0:t0 + block]], shas, key=f"block-{t0}",
+                                  pure=False)
                     for t0 in tasks]
             bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
                        disable=not progress, unit="block")
@@ -273,7 +325,7 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     for m in tqdm(models, desc="archive (series)", disable=not progress, unit="model"):
         marker = done_series / f"{m}.done"
         stamp = {"checkpoint_sha256": prov[m]["checkpoint_sha256"]}
-        if marker.exists() and json.loads(marker.read_text()) == stamp:
+        if read_json_marker(marker, "archive series marker") == stamp:
             continue
         arr = mds[m].chunk({"time": times.size, "lat": SERIES_CHUNK_XY, "lon": SERIES_CHUNK_XY})
         sub = xr.Dataset({m: arr})
@@ -281,15 +333,16 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         with _disk_full_is_clear(out, _bytes_needed(times.size, 1) // 2):
             sub.to_zarr(series, region={"time": slice(0, times.size), "lat": slice(0, 150), "lon": slice(0, 320)},
                         zarr_format=2, consolidated=False)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(stamp))
+        write_json_atomic(marker, stamp)
     zarr.consolidate_metadata(series)
     summary["series_seconds"] = round(_time.perf_counter() - t1, 1)
     # completeness
     status = {}
     for m in models:
-        n_done = sum((ledger / m / f"{t0:06d}.done").exists() for t0 in range(0, times.size, block))
-        status[m] = n_done == int(np.ceil(times.size / block)) and (done_series / f"{m}.done").exists()
+        n_done = sum(block_done(ledger, m, t0, shas[m]) for t0 in range(0, times.size, block))
+        status[m] = (n_done == int(np.ceil(times.size / block))
+                     and read_json_marker(done_series / f"{m}.done", "archive series marker")
+                     == {"checkpoint_sha256": shas[m]})
     for store in (maps, series):
         g = zarr.open_group(store, mode="r+", zarr_format=2)
         comp = dict(g.attrs.get("complete_models", {}))
@@ -297,11 +350,44 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         g.attrs["complete_models"] = comp
         zarr.consolidate_metadata(store)
     summary["complete"] = status
+    summary["recomputed_after_retrain"] = summary_stale
+    summary["version"] = _write_version(out, shas)
     summary["seconds"] = round(_time.perf_counter() - t_start, 1)
     summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
     summary["path"] = str(out)
     summary["catalog"] = _register(out, ard)
     return summary
+
+
+def _mark_incomplete(maps: Path, series: Path, models: list[str]) -> None:
+    import zarr
+
+    for store in (maps, series):
+        if not (store / ".zmetadata").exists():
+            continue
+        g = zarr.open_group(store, mode="r+", zarr_format=2)
+        comp = dict(g.attrs.get("complete_models", {}))
+        comp.update({m: False for m in models})
+        g.attrs["complete_models"] = comp
+        zarr.consolidate_metadata(store)
+
+
+def _write_version(out: Path, shas: dict, building: bool = False) -> str:
+    """A new ``VERSION`` stamp of the archive (written atomically); returns the version."""
+    import uuid
+
+    prev = read_json_marker(out / "VERSION", "archive version") or {}
+    models = {**(prev.get("models") or {}), **shas}
+    version = uuid.uuid4().hex
+    write_json_atomic(out / "VERSION", {"version": version, "models": models, "building": building,
+                                        "written": str(np.datetime64("now", "s"))}, indent=1)
+    return version
+
+
+def archive_version(path=None) -> str:
+    """The archive's current version stamp ("" when there is none): changes after every build."""
+    v = read_json_marker(archive_dir(path) / "VERSION", "archive version")
+    return str((v or {}).get("version", ""))
 
 
 def _register(out: Path, ard) -> str | None:

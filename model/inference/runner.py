@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time as _time
 from functools import lru_cache
@@ -59,16 +60,58 @@ def data_region(cube, mask: np.ndarray, margin: int = REGION_MARGIN):
     return valid, ys, xs
 
 
-def resolve_run(run_or_name: str | Path) -> Path:
-    """A run folder from a path or a model name (its latest run)."""
-    p = Path(run_or_name)
-    if p.is_dir() and (p / "checkpoint.pt").exists():
-        return p
-    if p.suffix == ".pt" and p.exists():
-        return p.parent
-    from ..training.trainer import latest_run
+#: files that unpickle (run code) when loaded; a run folder holding one is refused
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".cloudpickle")
 
-    return latest_run(str(run_or_name))
+#: run folders outside the registry given by an explicit option (resolve_run(allow_path=True))
+_EXPLICIT_RUNS: set = set()
+
+
+def resolve_run(model_or_run: str | Path, allow_path: bool = False) -> Path:
+    """The run folder of a model, through the run registry (``$SMDS_HOME/runs``).
+
+    ``model_or_run`` is a registry model name (its latest run, ``runs/<model>/LATEST``), or a
+    run folder of the registry itself (``runs/<model>/<run>``, as :func:`resolve_run` returns
+    it). Any other folder (or ``checkpoint.pt``) is accepted only with ``allow_path=True``,
+    which only an explicit command-line option may pass (``sm-downscale downscale --run``);
+    never pass a value from a URL with it. Once accepted, that folder is accepted again in
+    this process (the runner resolves it a second time). A run folder holding a pickle or
+    joblib file is refused: nothing in a run folder may need unpickling.
+    """
+    from ..config import runs_dir
+    from ..networks.registry import list_models, model_info
+
+    text = str(model_or_run)
+    names = {m.name for m in list_models()}
+    if not isinstance(model_or_run, Path) and text in names:
+        from ..training.trainer import latest_run
+
+        run = latest_run(text)
+    elif isinstance(model_or_run, Path) or "/" in text or os.sep in text or text.endswith(".pt"):
+        p = Path(model_or_run)
+        run = p.parent if p.suffix == ".pt" else p
+        real = run.resolve()
+        registry = runs_dir().resolve()
+        in_registry = real.parent.parent == registry and real.parent.name in names
+        if not (in_registry or allow_path or real in _EXPLICIT_RUNS):
+            raise InputError(f"{text!r} is not a model of the run registry ({registry})",
+                             "give a model name (sm-downscale models lists them); a run folder "
+                             "elsewhere is accepted only through an explicit option (--run PATH)")
+        if not (run / "checkpoint.pt").is_file():
+            raise InputError("this folder holds no checkpoint.pt", "give a run folder written by "
+                             "sm-downscale train", run)
+        if allow_path:
+            _EXPLICIT_RUNS.add(real)
+    else:
+        model_info(text)  # an unknown name: the nearest valid names
+        raise InputError(f"model {text!r} is not registered", "see sm-downscale models")  # pragma: no cover
+    planted = sorted(f.name for f in run.iterdir() if f.suffix.lower() in PICKLE_SUFFIXES)
+    if planted:
+        raise InputError(f"the run folder holds {', '.join(planted)}: pickle/joblib files can run "
+                         "arbitrary code when loaded, and sm-downscale never loads them",
+                         "remove them (this version stores every model in checkpoint.pt, read "
+                         "with torch.load(weights_only=True)), or retrain the model", run)
+    return run
 
 
 def sha256(path: Path) -> str:
@@ -257,7 +300,10 @@ def get_runner(run_or_name, ard=None, device: str = "auto") -> Runner:
     from ..training.ard import default_ard
 
     run = resolve_run(run_or_name)
-    key = (str(run), str(Path(ard) if ard else default_ard()), device)
+    # the checkpoint's identity is part of the key: a checkpoint rewritten in place (train
+    # --out of an existing folder) is loaded again, never served stale from this cache
+    st = (run / "checkpoint.pt").stat()
+    key = (str(run), str(Path(ard) if ard else default_ard()), device, st.st_mtime_ns, st.st_size)
     with _RUNNERS_LOCK:
         r = _RUNNERS.get(key)
         if r is None:

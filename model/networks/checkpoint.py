@@ -2,10 +2,12 @@
 config, state_dict, extra}`` in one ``torch.save`` file, written atomically.
 
 The same structure serves every registry model: a torch network's ``state_dict``; a tree
-model's fitted estimator as joblib-pickled bytes (a uint8 tensor); a fitted reference
-method's arrays (numpy arrays are stored as tensors). The file is read with ``torch.load(weights_only=True)`` (plain
-containers and tensors only); a tree model's estimator bytes are then unpickled by joblib,
-so load tree checkpoints only from sources you trust, as with any pickle.
+model's fitted ensemble as plain arrays (children, feature, threshold, value per node); a
+fitted reference method's arrays (numpy arrays are stored as tensors). The file is read with
+``torch.load(weights_only=True)`` only (plain containers, numbers, strings and tensors), so
+loading a checkpoint never runs code: a file that needs anything else to unpickle (a planted
+pickle, a joblib dump) is refused as unreadable, and a tree checkpoint of the old
+pickled-estimator layout is refused by the tree model.
 
 ``extra`` is the trainer's own dict (normalisation statistics, channel names, metrics...):
 JSON-like values and tensors; numpy arrays come back as tensors, numpy scalars as Python

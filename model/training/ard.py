@@ -40,6 +40,48 @@ def ard_info(ard: str | Path) -> dict:
     return json.loads(p.read_text())
 
 
+def ard_identity(ard: str | Path) -> dict:
+    """What identifies an analysis-ready store independent of where it lies: the SHA-256 of
+    its ingest manifest (``.complete``: period, files read and skipped, world size, seed and
+    periods), leaving out the catalog's path and the stage timings, and the world size (None
+    for real inputs). Recorded in every trained run (``extra``) and checked before a run is
+    reused. Ingesting the same inputs again gives the same identity."""
+    import hashlib
+
+    p = Path(ard) / ".complete"
+    if not p.exists():
+        raise InputError("analysis-ready store missing or incomplete",
+                         "run `sm-downscale ingest` first", ard)
+    try:
+        man = json.loads(p.read_text())
+    except ValueError as exc:
+        raise InputError("the ingest manifest (.complete) is damaged",
+                         "run `sm-downscale ingest` again", ard) from exc
+    man = {k: v for k, v in man.items() if k != "catalog"}
+    if isinstance(man.get("report"), dict):
+        man["report"] = {k: v for k, v in man["report"].items() if k != "seconds"}
+    raw = json.dumps(man, sort_keys=True, default=str).encode()
+    world = man.get("world") or {}
+    size = world.get("size") or (world.get("config") or {}).get("name")
+    return {"sha256": hashlib.sha256(raw).hexdigest(), "world_size": size}
+
+
+def run_input_mismatch(extra: dict, ard: str | Path) -> str | None:
+    """Why a trained run (its checkpoint ``extra``) does not belong to ``ard``, or None when it
+    does. A run without a recorded identity (trained by an older version) is a mismatch."""
+    want = ard_identity(ard)
+    have = extra.get("ard_identity") or {}
+    if not have:
+        return "it records no analysis-ready store identity (trained by an older version)"
+    if have.get("world_size") != want["world_size"]:
+        return (f"it was trained on world size {have.get('world_size')!r}, these inputs are "
+                f"{want['world_size']!r}")
+    if have.get("sha256") != want["sha256"]:
+        return (f"it was trained on another analysis-ready store (manifest "
+                f"{str(have.get('sha256'))[:12]}, these inputs {want['sha256'][:12]})")
+    return None
+
+
 def time_slice(ds, start, end, what: str):
     t = ds["time"].values
     s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")

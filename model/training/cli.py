@@ -23,7 +23,9 @@ def register(sub):
     p.set_defaults(func=_train)
 
     d = sub.add_parser("downscale", help="apply a trained model at every 3-hourly step of a period")
-    d.add_argument("--model", required=True, help="registry name or run folder")
+    d.add_argument("--model", help="registry name (its latest run in $SMDS_HOME/runs)")
+    d.add_argument("--run", help="a run folder outside the run registry, accepted on purpose "
+                                 "(trusted by you; its checkpoint is still read without unpickling)")
     d.add_argument("--start", required=True)
     d.add_argument("--end", required=True)
     d.add_argument("--ard")
@@ -122,6 +124,13 @@ def downscale_period(model, start, end, output=None, ard=None, device="auto", ba
 
 
 def _downscale(args) -> int:
-    out = downscale_period(args.model, args.start, args.end, args.output, args.ard, args.device, args.batch)
+    from ..errors import InputError
+    from ..inference.runner import resolve_run
+
+    if bool(args.model) == bool(args.run):
+        raise InputError("give exactly one of --model NAME and --run FOLDER",
+                         "--model picks a trained model by name; --run a run folder elsewhere")
+    model = args.model or resolve_run(args.run, allow_path=True)
+    out = downscale_period(model, args.start, args.end, args.output, args.ard, args.device, args.batch)
     print(f"wrote {out}")
     return 0

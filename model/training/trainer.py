@@ -188,7 +188,8 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     RMSE in m3 m-3, seconds), ``config.json`` and ``summary.json``.
     """
     from ..networks.registry import model_info
-    from .ard import default_ard
+    from ..io import write_text_atomic
+    from .ard import ard_identity, default_ard
 
     info = model_info(model_name)
     ard = Path(ard) if ard else default_ard()
@@ -196,10 +197,10 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     data = prepare(ard, cfg)
     out = Path(out) if out else run_dir_for(model_name, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     extra = {"normalisation": data.norm.to_dict(), "train_config": cfg.to_dict(),
              "train_period": [cfg.train_start, cfg.train_end], "target": cfg.target,
-             "ard": str(ard), "code_version": _code_version()}
+             "ard": str(ard), "ard_identity": ard_identity(ard), "code_version": _code_version()}
     if info.kind == "torch":
         summary = _train_torch(model_name, info, cfg, data, out, extra, progress)
     elif info.kind == "sklearn":
@@ -209,7 +210,7 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     summary["seconds_total"] = round(_time.perf_counter() - t_start, 1)
     summary["model"] = model_name
     summary["run"] = str(out)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     _mark_latest(model_name, out)
     return out
 

@@ -231,6 +231,11 @@ def test_regenerate_page(server, tab):
 def test_about_page_and_url_reopens_the_view(server, tab, demo_home):
     open_page(tab, server, "page=about", ".page-nav")
     tab.get_by_text("What this server reads").wait_for()
+    tab.get_by_text("Products catalog").wait_for()
+    from model.products import open_products
+
+    sha = open_products(demo_home / "catalog.yaml")["archive_maps_pscnet"].metadata["checkpoint_sha256"]
+    tab.locator(".products-catalog", has_text=sha[:12]).first.wait_for()  # entry metadata on the page
     shot(tab, "about")
     sid = station_with_data(demo_home, "CTP_SMTMN", 0)
     q = f"page=stations&station={quote(sid, safe='')}&model=pscnet&time=2017-06-10T12"

@@ -109,24 +109,19 @@ def temporal(state) -> pd.DataFrame:
 
 
 def figure(state):
-    """Both maps and histograms, matplotlib backend."""
+    """The paper's metric-map figure for models A and B (cartopy, ``model.figures``): R, bias and
+    ubRMSE maps in the page's projection with each map's histogram beneath."""
+    from model.figures import metric_maps_figure
+
+    ds = store.metric_maps(state.home, state.reference)
+    have = [str(m) for m in ds["model"].values]
+    models = [m for m in dict.fromkeys((state.model, state.compare_to)) if m]
+    missing = [m for m in models if m not in have]
+    if missing or not models:
+        raise EmptyState(f"No {state.reference} metric maps for {missing or 'no model'}.")
     box = extent(state.home)
-    kind = state.metric
-    items = []
-    for model in (state.model, state.compare_to):
-        mesh, da = _map_or_empty(state, model)
-        if da is None:
-            raise EmptyState(f"No {state.reference} metric maps for {model!r}.")
-        m = mesh.opts(cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, backend="matplotlib",
-                      hooks=[export.rasterize_hook], clabel=f"{state.metric} ({store.METRIC_UNITS[kind]})")
-        items.append((m * basemap("matplotlib")).opts(
-            hv.opts.Overlay(backend="matplotlib", xlim=(box[0], box[2]), ylim=(box[1], box[3]),
-                            title=f"{model}: {state.metric} vs {REF_LABEL[state.reference]}", fontsize={"title": 9})))
-    for model in (state.model, state.compare_to):
-        _, da = _map_or_empty(state, model)
-        items.append(_hist(state, da, model).opts(backend="matplotlib", color="#4c72b0", xlim=store.CLIM[kind],
-                                                  title=f"{model}: {state.metric} histogram", fontsize={"title": 9}))
-    return hv.Layout(items).cols(2).opts(hv.opts.Layout(backend="matplotlib", fig_inches=(5, 4), sublabel_format=""))
+    return metric_maps_figure(ds, models, METRICS, reference=f"{REF_LABEL[state.reference]} (test period)",
+                              proj=state.projection, extent=(box[0], box[2], box[1], box[3]))
 
 
 def data(state):

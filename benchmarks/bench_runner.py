@@ -82,9 +82,9 @@ def scenes(models, ard, device, batch):
 
 
 def archive_reads(repeat):
-    from model.data.catalog import open_catalog, products_catalog_path
+    from model.products import open_products
 
-    cat = open_catalog(products_catalog_path())
+    cat = open_products()
     names = list(cat.entries)
     series_name = next(n for n in names if n.startswith("archive_series_"))
     maps_name = next(n for n in names if n.startswith("archive_maps_"))

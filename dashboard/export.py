@@ -1,5 +1,7 @@
-"""Export of the current view: PNG and SVG made on the server (HoloViews' matplotlib backend,
-no browser, no driver download) and the view's data as NetCDF (maps) or CSV (series, tables).
+"""Export of the current view: PNG, SVG and PDF made on the server, no browser, no driver
+download -- maps as cartopy figures (``model.figures``: projection, packaged Natural Earth, TP
+outline, gridline labels, colour bar with units), series and tables through HoloViews'
+matplotlib backend -- and the view's data as NetCDF (maps) or CSV (series, tables).
 
 File names say what, when and which model, e.g. ``pscnet_2017-07-06T00_sm.png``,
 ``pscnet-unet_CTP_SMTMN-L01_2017-06-01_2017-07-15_series.csv``. Images inside SVGs are
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="export")
 _MPL_LOCK = threading.Lock()
-FIGURE_FORMATS = ("png", "svg")
+FIGURE_FORMATS = ("png", "svg", "pdf")
 
 
 def ensure_matplotlib() -> None:
@@ -54,11 +56,17 @@ def safe_name(text: str) -> str:
 
 
 def figure_bytes(obj, fmt: str = "png", dpi: int = 110) -> io.BytesIO:
-    """Render a HoloViews object with the matplotlib backend into PNG/SVG bytes."""
+    """Render a HoloViews object (matplotlib backend) or a matplotlib Figure (cartopy maps)
+    into PNG/SVG/PDF bytes."""
     import holoviews as hv
 
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {FIGURE_FORMATS}")
+    if hasattr(obj, "savefig"):  # a matplotlib Figure (model.figures)
+        from model.figures import figure_bytes as mpl_bytes
+
+        with _MPL_LOCK:
+            return mpl_bytes(obj, fmt, dpi=max(dpi, 130))
     ensure_matplotlib()
     buf = io.BytesIO()
     with _MPL_LOCK:

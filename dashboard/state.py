@@ -26,7 +26,7 @@ PAGES = {"map": "Map exploration", "stations": "Station comparison", "metrics": 
 URL_PARAMS = {"page": "page", "model": "model", "compare_to": "compare", "variable": "variable",
               "diff_a": "a", "diff_b": "b", "time": "time", "station": "station", "network": "network",
               "network_mean": "netmean", "series_models": "models", "metric": "metric",
-              "reference": "reference", "period": "period"}
+              "reference": "reference", "period": "period", "projection": "proj"}
 PREFERRED = ("pscnet", "unet", "resnet", "convlstm", "lstm", "vit", "mlp", "gbm", "rf")
 NETWORK_CHOICES = ["ALL", *store.NETWORKS]
 METRICS = ["R", "bias", "ubRMSE"]
@@ -49,6 +49,8 @@ class DashboardState(param.Parameterized):
     metric = param.Selector(default="R", objects=METRICS)
     reference = param.Selector(default="smap", objects=["smap", "truth"])
     period = param.Selector(default="test", objects=["test", "train"], doc="validation period of the tables")
+    projection = param.Selector(default="equal_area", objects=["equal_area", "plate_carree"],
+                                doc="map projection (data stay PlateCarree): equal-area TP view or lon/lat")
     color_kind = param.Selector(default="sm", objects=["sm", "difference"], precedence=-1,
                                 doc="derived: colour scheme of the map (changes only with the variable kind)")
 

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import panel as pn
+
+
+def products(home) -> pn.viewable.Viewable:
+    """The products catalog's entries with their metadata (variable, units, grid, period, model,
+    checkpoint), as written by ``model.products.register_products``."""
+    from model.errors import InputError
+    from model.products import product_table
+
+    path = Path(home) / "catalog.yaml"
+    try:
+        table = product_table(path)
+    except (InputError, OSError, ValueError) as exc:
+        return pn.pane.Markdown(f"No products catalog at `{path}` ({exc}).", css_classes=["products-catalog"])
+    return pn.Column(
+        pn.pane.Markdown(f"### Products catalog\n`{path}` opens with plain Intake 2 "
+                         "(`intake.from_yaml_file(path)`, no `sm-downscale` needed); each entry's metadata:"),
+        pn.widgets.Tabulator(table, show_index=False, disabled=True, name="products-table", height=320,
+                             css_classes=["products-catalog"], layout="fit_data_table", pagination=None),
+    )
 
 
 
@@ -23,6 +44,7 @@ def page(state) -> pn.viewable.Viewable:
     return pn.Column(
         pn.pane.Markdown("### What this server reads\n" + md),
         pn.pane.Markdown("### Missing pieces\n" + probs),
+        products(inv.home),
         pn.pane.Markdown(
             "### Sharing a view\nThe address bar holds the page, model, time, station and the other choices: "
             "copy it to reopen the same view.\n\n"

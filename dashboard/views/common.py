@@ -51,8 +51,8 @@ def basemap(backend: str = "bokeh") -> hv.Overlay:
     return hv.Overlay(layers)
 
 
-def station_points(table, backend: str = "bokeh", size: int = 7) -> hv.Points:
-    pts = hv.Points(table, kdims=["lon", "lat"],
+def station_points(table, backend: str = "bokeh", size: int = 7, element=hv.Points, **kw) -> hv.Points:
+    pts = element(table, kdims=["lon", "lat"], **kw,
                     vdims=[hv.Dimension("label", label="network"), "station", "id", "n_insitu"], group="Stations")
     if backend == "bokeh":
         return pts.opts(color="label", cmap=NETWORK_COLORS, size=size, line_color="white", line_width=0.8,
@@ -125,3 +125,53 @@ def nan_image(value_name="value") -> hv.Image:
     lat, lon = store.tp10_coords()
     return hv.Image((lon, lat, np.full((lat.size, lon.size), np.nan, np.float32)), kdims=["lon", "lat"],
                     vdims=[value_name])
+
+
+# ------------------------------------------------------------------ GeoViews maps
+#: projection picker: label -> name (model.figures.projection)
+PROJECTION_OPTIONS = {"Lambert equal-area (TP)": "equal_area", "PlateCarree (lon/lat)": "plate_carree"}
+
+
+def crs(name: str = "plate_carree"):
+    """The cartopy CRS of a projection name (PlateCarree data; equal-area TP view)."""
+    from model.figures import projection
+
+    return projection(name)
+
+
+def geo_basemap(backend: str = "bokeh") -> hv.Overlay:
+    """Coastlines, borders, lakes, rivers (packaged Natural Earth 1:50m, clipped to the TP box
+    once per process) and the TP outline, as GeoViews ``Feature`` elements in PlateCarree;
+    GeoViews projects them to the plot's projection."""
+    import geoviews as gv
+
+    from model.figures import features
+
+    layers = []
+    for name, (feat, _style) in features().items():
+        el = gv.Feature(feat, group="Basemap", label=name)
+        if backend == "bokeh":
+            el = el.opts(**BASEMAP_STYLE[name], fill_color=None, tools=[], default_tools=[], apply_ranges=False,
+                         show_legend=False)
+        layers.append(el)
+    return hv.Overlay(layers)
+
+
+def geo_station_points(table) -> hv.Points:
+    """The station layer as GeoViews points (lon/lat, PlateCarree)."""
+    import geoviews as gv
+
+    return station_points(table, element=gv.Points, crs=crs("plate_carree"))
+
+
+def projected_box(box, name: str):
+    """(x0, y0, x1, y1) in the projection's coordinates that holds the lon/lat ``box``
+    (lon0, lat0, lon1, lat1): its boundary sampled densely and projected."""
+    lon0, lat0, lon1, lat1 = box
+    t = np.linspace(0, 1, 101)
+    lons = np.concatenate([lon0 + (lon1 - lon0) * t, np.full_like(t, lon1), lon1 - (lon1 - lon0) * t,
+                           np.full_like(t, lon0)])
+    lats = np.concatenate([np.full_like(t, lat0), lat0 + (lat1 - lat0) * t, np.full_like(t, lat1),
+                           lat1 - (lat1 - lat0) * t])
+    xy = crs(name).transform_points(crs("plate_carree"), lons, lats)
+    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())

@@ -2,6 +2,14 @@
 any 3-hourly step, rendered by datashader over an offline basemap, with the four station
 networks on top.
 
+The map is GeoViews: the frame is a ``gv.Image`` in PlateCarree (the TP10 grid is regular in
+lon/lat), the basemap is packaged Natural Earth and the TP outline as ``gv.Feature`` elements,
+the stations ``gv.Points``; GeoViews projects them to the projection picked on the page
+(``state.projection``: an equal-area Lambert azimuthal view centred on the plateau, or
+PlateCarree). No tiles, nothing fetched. The hover inverts the projection in the browser
+(spherical Lambert azimuthal equal-area, the constants of ``model.figures``) to show the
+cell's lon/lat and row/col.
+
 The time player (first / previous / play / next / last), a slider that redraws on release
 (``value_throttled``) and a date + hour jump all write ``state.time``; the map redraws through
 one ``DynamicMap`` stream, so a step only sends the new raster. Colour limits are fixed per
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import geoviews as gv
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -20,7 +29,8 @@ from holoviews.operation.datashader import rasterize
 
 from .. import export, store
 from ..store import EmptyState
-from .common import basemap, extent, frame_size, linked_select, message, station_points
+from .common import (PROJECTION_OPTIONS, crs, extent, frame_size, geo_basemap, geo_station_points, linked_select,
+                     message, projected_box)
 
 VARIABLE_LABELS = {"product": "Product (model)", "smap_36km": "SMAP 36 km", "smap_9km": "SMAP 9 km",
                    "era5land": "ERA5-Land swvl1", "truth": "Truth (virtual TP)", "difference": "Difference A - B"}
@@ -28,11 +38,23 @@ SOURCE_LABELS = {"product": "model product", "compare": "second model", "smap_36
                  "smap_9km": "SMAP 9 km", "era5land": "ERA5-Land", "truth": "truth"}
 STREAM_PARAMS = ["model", "compare_to", "variable", "diff_a", "diff_b", "time"]
 
+# (x, y) of the plot -> lon/lat (inverse spherical Lambert azimuthal equal-area, Snyder 1987
+# eq. 24-16, 20-14, 24-26, for the equal-area view; identity for PlateCarree) -> TP10 row/col
 _CELL_JS = """
 const lon0 = 73.0, lat0 = 25.0, d = 0.1;
-if (format == 'col') { return String(Math.floor((value - lon0) / d)); }
-if (format == 'row') { return String(Math.floor((value - lat0) / d)); }
-return value.toFixed(3);
+let lon = special_vars.x, lat = special_vars.y;
+if (proj == 'equal_area') {
+  const x = special_vars.x, y = special_vars.y, r = Math.hypot(x, y), rad = Math.PI / 180;
+  const p0 = clat * rad;
+  if (r < 1e-6) { lon = clon; lat = clat; } else {
+    const c = 2 * Math.asin(Math.min(1, r / (2 * R)));
+    lat = Math.asin(Math.cos(c) * Math.sin(p0) + y * Math.sin(c) * Math.cos(p0) / r) / rad;
+    lon = clon + Math.atan2(x * Math.sin(c), r * Math.cos(p0) * Math.cos(c) - y * Math.sin(p0) * Math.sin(c)) / rad;
+  }
+}
+if (format == 'col') { return String(Math.floor((lon - lon0) / d)); }
+if (format == 'row') { return String(Math.floor((lat - lat0) / d)); }
+return (format == 'lat' ? lat : lon).toFixed(3);
 """
 
 
@@ -44,13 +66,23 @@ def _values(state) -> np.ndarray:
         return np.full((lat.size, lon.size), np.nan, np.float32)
 
 
-def _image(state, **_) -> hv.Image:
+def _image(state, **_) -> gv.Image:
+    """The frame in PlateCarree, cut to the region the page shows (``extent``): GeoViews warps
+    an image onto a grid of the same shape in the view's projection, so a cut keeps the warped
+    grid at the data's 10 km resolution and costs only the shown cells."""
     lat, lon = store.tp10_coords()
-    return hv.Image((lon, lat, _values(state)), kdims=["lon", "lat"], vdims=["value"])
+    lon0, lat0, lon1, lat1 = extent(state.home)
+    i = slice(*np.searchsorted(lat, [lat0, lat1]))
+    j = slice(*np.searchsorted(lon, [lon0, lon1]))
+    return gv.Image((lon[j], lat[i], _values(state)[i, j]), kdims=["lon", "lat"], vdims=["value"],
+                    crs=crs("plate_carree"))
 
 
-def _hover_hook(state):
-    fmt = {"$x": CustomJSHover(code=_CELL_JS), "$y": CustomJSHover(code=_CELL_JS)}
+def _hover_hook(state, proj: str):
+    from model.figures import LAEA_CENTRE, SPHERE_RADIUS
+
+    args = {"proj": proj, "clon": LAEA_CENTRE[0], "clat": LAEA_CENTRE[1], "R": SPHERE_RADIUS}
+    fmt = {"$x": CustomJSHover(code=_CELL_JS, args=args), "$y": CustomJSHover(code=_CELL_JS, args=args)}
 
     def hook(plot, element):
         hover = plot.handles.get("hover")
@@ -62,18 +94,25 @@ def _hover_hook(state):
     return hook
 
 
-def map_plot(state, kind: str):
-    """The bokeh map: rasterized frame * basemap * stations, for a colour ``kind``."""
+def map_plot(state, kind: str, proj: str | None = None):
+    """The bokeh map: rasterized frame * basemap * stations (GeoViews, PlateCarree data), for a
+    colour ``kind``, drawn in projection ``proj`` (default ``state.projection``)."""
+    proj = proj or state.projection
     box = extent(state.home)
-    fw, fh = frame_size(box)
+    x0, y0, x1, y1 = projected_box(box, proj)
+    fw, fh = frame_size((x0, y0, x1, y1))
     dmap = hv.DynamicMap(lambda **kw: _image(state, **kw), streams=[hv.streams.Params(state, STREAM_PARAMS)])
     label = "soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)"
-    ras = rasterize(dmap, aggregator="mean").opts(
+    # project first (GeoViews warps the lon/lat frame into the view's CRS), then rasterize in
+    # the view's coordinates, so zoom ranges and pixels agree
+    ras = rasterize(gv.project(dmap, projection=crs(proj)), aggregator="mean").opts(
         cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
-        clabel=label, hooks=[_hover_hook(state)])
-    st = station_points(store.station_table(state.home))
-    return (ras * basemap() * st).opts(
-        hv.opts.Overlay(xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw, frame_height=fh,
+        clabel=label, hooks=[_hover_hook(state, proj)])
+    st = geo_station_points(store.station_table(state.home))
+    lonlat = proj == "plate_carree"
+    return (ras * geo_basemap() * st).opts(
+        hv.opts.Overlay(projection=crs(proj), global_extent=False, xlim=(x0, x1), ylim=(y0, y1), frame_width=fw,
+                        frame_height=fh, xaxis=None if not lonlat else "bottom", yaxis=None if not lonlat else "left",
                         xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"],
                         toolbar="above", title=""))
 
@@ -158,6 +197,8 @@ def time_controls(state, interval_ms: int = 1000) -> pn.Column:
 
 def controls(state) -> pn.Column:
     inv = state.inv
+    projection = pn.widgets.Select.from_param(state.param.projection, name="projection", width=190,
+                                              options=PROJECTION_OPTIONS, css_classes=["projection-select"])
     model = linked_select(state, "model", inv.models, "model", width=160, css_classes=["model-select"])
     variable = pn.widgets.Select.from_param(state.param.variable, name="variable", width=180,
                                             options={VARIABLE_LABELS[v]: v for v in store.VARIABLES})
@@ -168,24 +209,26 @@ def controls(state) -> pn.Column:
                                      options={SOURCE_LABELS[k]: k for k in store.SOURCES})
     diff_row = pn.Row(a, b, compare, visible=state.variable == "difference")
     state.param.watch(lambda e: setattr(diff_row, "visible", e.new == "difference"), "variable")
-    return pn.Column(pn.Row(model, variable), diff_row, time_controls(state))
+    return pn.Column(pn.Row(model, variable, projection), diff_row, time_controls(state))
 
 
 def figure(state):
-    """The current map for export (matplotlib backend)."""
-    from .common import basemap as bm, station_points as sp
+    """The current map for export: a cartopy figure (``model.figures.map_figure``) in the page's
+    projection, with the packaged Natural Earth, the TP outline, gridline labels, the stations
+    and a colour bar with units (PNG, SVG, PDF)."""
+    from model.figures import map_figure
+
+    from .common import NETWORK_COLORS
 
     da = state.map_data()
     box = extent(state.home)
     kind = state.color_kind
-    img = hv.Image((da["lon"].values, da["lat"].values, da.values), kdims=["lon", "lat"], vdims=["value"]).opts(
-        cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, backend="matplotlib",
-        clabel="soil moisture (m³ m⁻³)" if kind == "sm" else "difference (m³ m⁻³)", hooks=[export.rasterize_hook])
-    over = img * bm("matplotlib") * sp(store.station_table(state.home), "matplotlib", size=5)
-    w, h = frame_size(box, width=300, max_height=170)
-    return over.opts(hv.opts.Overlay(backend="matplotlib", title=state.map_title, xlim=(box[0], box[2]),
-                                     ylim=(box[1], box[3]), aspect=w / h, fig_inches=(9, 9 * h / w + 0.5),
-                                     xlabel="longitude (°E)", ylabel="latitude (°N)", fontsize={"title": 10}))
+    st = store.station_table(state.home)
+    st = st.assign(network=st["label"]) if "label" in st else st
+    return map_figure(da, title=state.map_title, cmap=store.CMAP[kind], clim=store.CLIM[kind],
+                      label="soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)",
+                      proj=state.projection, extent=(box[0], box[2], box[1], box[3]), stations=st,
+                      station_colors=NETWORK_COLORS)
 
 
 def data(state):
@@ -204,7 +247,7 @@ def stem(state) -> str:
 
 def page(state) -> pn.viewable.Viewable:
     plot = pn.pane.HoloViews(map_plot(state, state.color_kind), name="map-plot", css_classes=["map-plot"])
-    state.param.watch(lambda e: setattr(plot, "object", map_plot(state, e.new)), "color_kind")
+    state.param.watch(lambda e: setattr(plot, "object", map_plot(state, state.color_kind)), ["color_kind", "projection"])
     title = pn.pane.Markdown("", css_classes=["map-title"])
 
     def retitle(*_):
@@ -219,7 +262,9 @@ def page(state) -> pn.viewable.Viewable:
         plot,
         pn.pane.Markdown("Colour limits are fixed per variable: soil moisture 0-0.5 m³ m⁻³, differences "
                          "-0.15..0.15 m³ m⁻³. SMAP is drawn on the 10 km grid by area overlap; it exists only at "
-                         "its overpass steps (near 00 and 12 UTC). Hover shows value, cell and time; stations: "
+                         "its overpass steps (near 00 and 12 UTC). The equal-area view (Lambert azimuthal, centred "
+                         "89° E 33° N) keeps areas comparable; the data stay on their lon/lat grid. Hover shows "
+                         "value, cell and time; stations: "
                          "CTP-SMTMN (red), Maqu (purple), Naqu (orange), Ngari (cyan).",
                          styles={"font-size": "12px", "color": "#555"}),
         export.export_row(state, stem, figure=figure, data=data, data_ext="nc", watch=STREAM_PARAMS),

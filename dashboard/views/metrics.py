@@ -5,6 +5,7 @@ histograms and scatter-density plots, and the temporal-generalisation table.
 
 from __future__ import annotations
 
+import geoviews as gv
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -14,20 +15,24 @@ from holoviews.operation.datashader import rasterize
 from .. import export, store
 from ..state import METRICS
 from ..store import EmptyState
-from .common import basemap, extent, frame_size, linked_select, message
+from .common import crs, extent, frame_size, geo_basemap, linked_select, message
 
 PAGE_PARAMS = ["model", "compare_to", "metric", "reference", "period"]
 REF_LABEL = {"smap": "SMAP L3 9 km", "truth": "hidden truth (10 km)"}
 
 
-def _mesh(da) -> hv.QuadMesh:
-    """A (lat, lon) or (y, x) metric map as a QuadMesh in lon/lat (latitude ascending)."""
+def _mesh(da) -> gv.QuadMesh:
+    """A (lat, lon) or (y, x) metric map as a GeoViews QuadMesh in lon/lat (PlateCarree,
+    latitude ascending). The page draws it in PlateCarree: M09 rows are not evenly spaced in
+    latitude, and reprojecting them would make a curvilinear mesh whose datashader kernel
+    compiles for 6-8 s on first use; the figure export draws the picked projection."""
     lat = np.asarray(da["lat"].values, float)
     lon = np.asarray(da["lon"].values, float)
     v = np.asarray(da.values, np.float32)
     if lat[0] > lat[-1]:
         lat, v = lat[::-1], v[::-1]
-    return hv.QuadMesh((lon, lat, v), kdims=["lon", "lat"], vdims=[da.attrs.get("metric", "value")])
+    return gv.QuadMesh((lon, lat, v), kdims=["lon", "lat"], vdims=[da.attrs.get("metric", "value")],
+                       crs=crs("plate_carree"))
 
 
 def _map_or_empty(state, model):
@@ -35,8 +40,8 @@ def _map_or_empty(state, model):
         da = state.metric_map(model)
     except EmptyState:
         lat, lon = store.tp10_coords()
-        return hv.QuadMesh((lon, lat, np.full((lat.size, lon.size), np.nan, np.float32)), kdims=["lon", "lat"],
-                           vdims=["value"]), None
+        return gv.QuadMesh((lon, lat, np.full((lat.size, lon.size), np.nan, np.float32)), kdims=["lon", "lat"],
+                           vdims=["value"], crs=crs("plate_carree")), None
     return _mesh(da), da
 
 
@@ -87,9 +92,10 @@ def plots(state):
             cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
             title=f"{model}: {state.metric} against {REF_LABEL[state.reference]}",
             clabel=f"{state.metric} ({store.METRIC_UNITS[kind]})", toolbar="above")
-        maps.append((ras * basemap()).opts(xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw,
-                                          frame_height=fh, xlabel="longitude (°E)", ylabel="latitude (°N)",
-                                          active_tools=["wheel_zoom"]))
+        maps.append((ras * geo_basemap()).opts(projection=crs("plate_carree"), global_extent=False,
+                                              xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw,
+                                              frame_height=fh, xlabel="longitude (°E)", ylabel="latitude (°N)",
+                                              active_tools=["wheel_zoom"]))
         h = _hist(state, da, model)
         hists.append(h.opts(frame_width=fw, height=210, color="#4c72b0", tools=["hover"], xlim=store.CLIM[kind],
                             title=h.label, toolbar="above", fontsize={"title": "10pt"}))
@@ -109,24 +115,19 @@ def temporal(state) -> pd.DataFrame:
 
 
 def figure(state):
-    """Both maps and histograms, matplotlib backend."""
+    """The paper's metric-map figure for models A and B (cartopy, ``model.figures``): R, bias and
+    ubRMSE maps in the page's projection with each map's histogram beneath."""
+    from model.figures import metric_maps_figure
+
+    ds = store.metric_maps(state.home, state.reference)
+    have = [str(m) for m in ds["model"].values]
+    models = [m for m in dict.fromkeys((state.model, state.compare_to)) if m]
+    missing = [m for m in models if m not in have]
+    if missing or not models:
+        raise EmptyState(f"No {state.reference} metric maps for {missing or 'no model'}.")
     box = extent(state.home)
-    kind = state.metric
-    items = []
-    for model in (state.model, state.compare_to):
-        mesh, da = _map_or_empty(state, model)
-        if da is None:
-            raise EmptyState(f"No {state.reference} metric maps for {model!r}.")
-        m = mesh.opts(cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, backend="matplotlib",
-                      hooks=[export.rasterize_hook], clabel=f"{state.metric} ({store.METRIC_UNITS[kind]})")
-        items.append((m * basemap("matplotlib")).opts(
-            hv.opts.Overlay(backend="matplotlib", xlim=(box[0], box[2]), ylim=(box[1], box[3]),
-                            title=f"{model}: {state.metric} vs {REF_LABEL[state.reference]}", fontsize={"title": 9})))
-    for model in (state.model, state.compare_to):
-        _, da = _map_or_empty(state, model)
-        items.append(_hist(state, da, model).opts(backend="matplotlib", color="#4c72b0", xlim=store.CLIM[kind],
-                                                  title=f"{model}: {state.metric} histogram", fontsize={"title": 9}))
-    return hv.Layout(items).cols(2).opts(hv.opts.Layout(backend="matplotlib", fig_inches=(5, 4), sublabel_format=""))
+    return metric_maps_figure(ds, models, METRICS, reference=f"{REF_LABEL[state.reference]} (test period)",
+                              proj=state.projection, extent=(box[0], box[2], box[1], box[3]))
 
 
 def data(state):

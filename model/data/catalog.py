@@ -14,18 +14,8 @@ runs unchanged on either:
 ``truth``           hidden 10 km truth (virtual TP only)      -> Dataset (time, lat, lon)
 ==================  =====================================================================
 
-The products catalog (``$SMDS_HOME/catalog.yaml``, :func:`register_products`, rewritten after
-every archive build and validation run) lists what the workbench made:
-
-===========================  ============================================================
-``archive_maps``             every model, map-shaped chunks (8 steps x 150 x 320)
-``archive_series``           every model, series-shaped chunks (all steps x 10 x 10)
-``archive_maps_<model>``     one model, map layout   -> Dataset with that variable
-``archive_series_<model>``   one model, series layout
-``smap_l4_ard``              the SMAP L4 comparison (3-hourly, M09) from the analysis-ready store
-``era5land_ard``             ERA5-Land 3-hourly on TP10 (swvl1 = the ERA5-Land comparison)
-``validation_<name>``        each validation result (NetCDF maps, Parquet tables)
-===========================  ============================================================
+The products catalog (``$SMDS_HOME/catalog.yaml``) is written by :mod:`model.products` with
+Intake's own readers only, so it opens without this package.
 
 A catalog for real downloads is ``catalogs/inputs.yaml``: set its ``root`` parameter (one
 setting: ``open_catalog(path, root=...)`` or ``SMDS_INPUTS_ROOT``) to the folder holding
@@ -53,15 +43,6 @@ ENTRY_KINDS = {
     "static_dem": ("StaticDemReader", "elevation, slope, aspect and TP mask on TP10"),
     "static_extra": ("NetcdfReader", "soil texture and land cover on TP10"),
     "truth": ("ZarrReader", "hidden 10 km truth (virtual TP only)"),
-}
-
-#: products catalog entries: name prefix -> (reader class name, what it holds)
-PRODUCT_KINDS = {
-    "archive_maps": ("ZarrReader", "product archive, map-shaped chunks"),
-    "archive_series": ("ZarrReader", "product archive, series-shaped chunks"),
-    "smap_l4_ard": ("ZarrReader", "SMAP L4 surface soil moisture, 3-hourly, M09 (analysis-ready store)"),
-    "era5land_ard": ("ZarrReader", "ERA5-Land 3-hourly on TP10 (analysis-ready store)"),
-    "validation": ("ValidationReader", "validation result"),
 }
 
 
@@ -146,32 +127,13 @@ class ZarrReader(_Reader):
         return ds[list(variables)] if variables else ds
 
 
-class ValidationReader(BaseReader):
-    """A validation result: NetCDF -> xarray Dataset, Parquet -> pandas DataFrame."""
-
-    output_instance = "builtins:object"
-
-    def _read(self, urlpath, **kw):
-        path = expand(urlpath)[0]
-        if path.suffix == ".parquet":
-            import pandas as pd
-
-            return pd.read_parquet(path, **kw)
-        import xarray as xr
-
-        return xr.open_dataset(path, **kw)
-
-
 def entry_kind(name: str) -> tuple[str, str]:
-    """(reader class name, description) of a standard or products entry name."""
+    """(reader class name, description) of a standard inputs entry name."""
     if name in ENTRY_KINDS:
         return ENTRY_KINDS[name]
-    for prefix, kind in PRODUCT_KINDS.items():
-        if name == prefix or name.startswith(prefix + "_"):
-            return kind
     from ..errors import unknown_name
 
-    raise unknown_name("catalog entry", name, list(ENTRY_KINDS) + list(PRODUCT_KINDS))
+    raise unknown_name("catalog entry", name, list(ENTRY_KINDS))
 
 
 def reader_for(name: str, urlpath: str | None, description: str | None = None, **kwargs) -> BaseReader:
@@ -267,62 +229,3 @@ def entry_files(cat, name: str) -> list[Path]:
 
 def has_entry(cat, name: str) -> bool:
     return name in cat.entries
-
-
-# ------------------------------------------------------------------ the products catalog
-def products_catalog_path() -> Path:
-    """``$SMDS_HOME/catalog.yaml``: the archive, the comparison products and the validation."""
-    from ..config import home
-
-    return home() / "catalog.yaml"
-
-
-def register_products(home_dir: str | Path | None = None, ard: str | Path | None = None) -> Path:
-    """(Re)write the products catalog of a home folder from what is on disk there.
-
-    Entries for the archive (both layouts, all models and each model), the SMAP L4 and
-    ERA5-Land comparisons of the analysis-ready store the archive was built from, and every
-    validation output. Paths are relative to the home folder, so the folder can be moved.
-    """
-    import json
-
-    from ..config import home
-
-    root = Path(home_dir) if home_dir else home()
-    locs: dict[str, str] = {}
-    kw: dict[str, dict] = {}
-    for layout in ("maps", "series"):
-        store = root / "archive" / f"{layout}.zarr"
-        meta = store / ".zmetadata"
-        if not meta.exists():
-            continue
-        locs[f"archive_{layout}"] = f"archive/{layout}.zarr"
-        zmeta = json.loads(meta.read_text())["metadata"]
-        attrs = zmeta.get(".zattrs", {})
-        complete = attrs.get("complete_models", {})
-        for key in sorted(zmeta):
-            var = key[:-len("/.zarray")] if key.endswith("/.zarray") else None
-            if not var or var in ("tp_mask", "crs", "time", "lat", "lon"):
-                continue
-            name = f"archive_{layout}_{var}"
-            locs[name] = f"archive/{layout}.zarr"
-            state = "complete" if complete.get(var) else "incomplete"
-            kw[name] = {"variables": [var, "tp_mask"],
-                        "description": f"model {var}, {layout}-shaped chunks ({state})"}
-        if ard is None:
-            prov = next((v for k, v in zmeta.items() if k.endswith("/.zattrs") and "provenance_inputs" in v), None)
-            ard = prov["provenance_inputs"] if prov else None
-    if ard is not None and (Path(ard) / ".zmetadata").exists():
-        a = Path(ard).resolve()
-        rel = os.path.relpath(a, root.resolve())
-        for name, group in (("smap_l4_ard", "smap_l4"), ("era5land_ard", "era5")):
-            locs[name] = rel
-            kw[name] = {"group": group}
-    vdir = root / "validation"
-    if (vdir / "settings.json").exists():
-        for f in sorted(vdir.glob("*.nc")) + sorted(vdir.glob("*.parquet")):
-            name = f"validation_{f.stem}"
-            locs[name] = f"validation/{f.name}"
-            kw[name] = {"description": f"validation result {f.name}"}
-    return write_catalog(root / "catalog.yaml", locs, kw,
-                         metadata={"description": "sm-downscale products: archive, comparisons, validation"})

@@ -392,7 +392,7 @@ def archive_version(path=None) -> str:
 
 def _register(out: Path, ard) -> str | None:
     """Refresh the products catalog of the home folder holding ``out`` (``<home>/archive``)."""
-    from ..data.catalog import register_products
+    from ..products import register_products
 
     if out.name != "archive":
         log.info("archive at %s is not <home>/archive: the products catalog is not updated", out)

@@ -404,7 +404,7 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
             (tmp / "settings.json").write_text(json.dumps({**settings_doc, "status": status}, indent=1, default=str))
     if out.name == "validation":
         try:
-            from ..data.catalog import register_products
+            from ..products import register_products
 
             register_products(out.parent)
         except Exception as exc:  # noqa: BLE001 - the results are written; say so and go on

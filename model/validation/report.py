@@ -26,32 +26,6 @@ def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(out) + "\n"
 
 
-def _maps_figure(ds, models, metrics, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lims = {"R": (0, 1, "viridis"), "bias": (-0.1, 0.1, "RdBu"), "ubRMSE": (0, 0.08, "magma_r"),
-            "RMSE": (0, 0.1, "magma_r")}
-    fig, axes = plt.subplots(len(models), len(metrics), figsize=(4.2 * len(metrics), 2.2 * len(models)),
-                             squeeze=False, constrained_layout=True)
-    for i, m in enumerate(models):
-        for j, k in enumerate(metrics):
-            ax = axes[i, j]
-            da = ds[k].sel(model=m)
-            lo, hi, cmap = lims.get(k, (None, None, "viridis"))
-            lat = da["lat"].values
-            lon = da["lon"].values
-            im = ax.pcolormesh(lon, lat, da.values, vmin=lo, vmax=hi, cmap=cmap, shading="nearest")
-            ax.set_title(f"{m}: {k}", fontsize=8)
-            ax.tick_params(labelsize=6)
-            fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
 def make_report(folder) -> Path:
     import matplotlib
 
@@ -78,8 +52,14 @@ def make_report(folder) -> Path:
             ds = xr.open_dataset(f)
             models = [m for m in show if m in ds.model.values] or list(ds.model.values[:3])
             png = rep / f"maps_{ref}.png"
-            _maps_figure(ds, models, ["R", "bias", "ubRMSE"], png, f"Metric maps {title}")
-            lines += [f"## Metric maps {title}", "", f"![maps]({png.name})", ""]
+            # the paper's layout (R, bias, ubRMSE maps, histograms beneath), cartopy, PNG + PDF
+            from ..figures import metric_maps_figure, save
+
+            ref_label = {"smap": "SMAP L3 9 km", "truth": "the 10 km truth"}[ref] + " (test period)"
+            fig = metric_maps_figure(ds, models, ("R", "bias", "ubRMSE"), reference=ref_label)
+            save(fig, png, dpi=110)
+            save(fig, png.with_suffix(".pdf"))
+            lines += [f"## Metric maps {title}", "", f"![maps]({png.name}) ([PDF]({png.with_suffix('.pdf').name}))", ""]
             fig, ax = plt.subplots(1, 2, figsize=(10, 3), constrained_layout=True)
             for m in ds.model.values:
                 for a, k in zip(ax, ("R", "ubRMSE")):

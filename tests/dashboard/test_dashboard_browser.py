@@ -41,6 +41,16 @@ MAP_CENTRE_XY = """() => {
               rect.top + v.frame.y_scale.compute((yr.start + yr.end) / 2)];
     } }
   return null; }"""
+MAP_CENTRE_DATA = """() => {
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data || !s.data.image) continue;
+      const xr = v.frame.x_range, yr = v.frame.y_range;
+      return [(xr.start + xr.end) / 2, (yr.start + yr.end) / 2];
+    } }
+  return null; }"""
 X_RANGES = """() => { const ids = {};
   for (const v of Bokeh.index.all_views()) {
     if (!v.frame || !v.model.renderers) continue;
@@ -163,6 +173,18 @@ def test_map_page_player_and_png_export(server, tab):
     tip = hover_text(tab)
     assert "m³ m⁻³" in tip and re.search(r"cell \(row, col\): \d+, \d+", tip), tip
     assert label1.replace(" UTC", "") in tip, (label1, tip)
+    # the map is drawn in the equal-area projection: the hover's lon/lat and cell are the
+    # inverse projection (done in JavaScript) of the point under the mouse (cartopy here)
+    import cartopy.crs as ccrs
+
+    from model.figures import projection
+
+    xy = tab.evaluate(MAP_CENTRE_DATA)
+    lon, lat = ccrs.PlateCarree().transform_point(xy[0], xy[1], projection("equal_area"))
+    m = re.search(r"lon, lat: ([\d.]+) E, ([\d.]+) N", tip)
+    assert m and abs(float(m[1]) - lon) < 0.05 and abs(float(m[2]) - lat) < 0.05, (tip, lon, lat)
+    row, col = map(int, re.search(r"cell \(row, col\): (\d+), (\d+)", tip).groups())
+    assert abs(row - (lat - 25.0) / 0.1) <= 1 and abs(col - (lon - 73.0) / 0.1) <= 1, (tip, lon, lat)
     # export the view as PNG: a real PNG named after model, time and variable
     with tab.expect_download(timeout=60_000) as dl:
         tab.locator(".export-png button").click()
@@ -231,6 +253,11 @@ def test_regenerate_page(server, tab):
 def test_about_page_and_url_reopens_the_view(server, tab, demo_home):
     open_page(tab, server, "page=about", ".page-nav")
     tab.get_by_text("What this server reads").wait_for()
+    tab.get_by_text("Products catalog").wait_for()
+    from model.products import open_products
+
+    sha = open_products(demo_home / "catalog.yaml")["archive_maps_pscnet"].metadata["checkpoint_sha256"]
+    tab.locator(".products-catalog", has_text=sha[:12]).first.wait_for()  # entry metadata on the page
     shot(tab, "about")
     sid = station_with_data(demo_home, "CTP_SMTMN", 0)
     q = f"page=stations&station={quote(sid, safe='')}&model=pscnet&time=2017-06-10T12"

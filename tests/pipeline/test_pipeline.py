@@ -230,9 +230,9 @@ def test_products_catalog_entries_read_one_chunk(tiny):
     """The products catalog lists the archive per model and layout, the L4 and ERA5-Land
     comparisons and the validation results; a station series or a map frame read through
     it opens exactly one chunk file."""
-    from model.data.catalog import open_catalog, products_catalog_path
+    from model.products import open_products
 
-    cat = open_catalog(products_catalog_path())
+    cat = open_products()
     names = set(cat.entries)
     models = xr.open_zarr(tiny / "archive" / "maps.zarr", consolidated=True).attrs["complete_models"]
     for m in models:
@@ -241,7 +241,7 @@ def test_products_catalog_entries_read_one_chunk(tiny):
             "validation_vs_truth_maps", "validation_stations"} <= names
     series = cat["archive_series_pscnet"].read()
     maps = cat["archive_maps_pscnet"].read()
-    assert set(series.data_vars) == {"pscnet", "tp_mask"}
+    assert set(series.data_vars) == {"pscnet", "tp_mask", "crs"}  # crs: the CF grid mapping
     opened = _chunk_files_opened(lambda: series["pscnet"].isel(lat=70, lon=190).values)
     assert opened == [str(tiny / "archive" / "series.zarr" / "pscnet" / "0.7.19")], opened
     opened = _chunk_files_opened(lambda: maps["pscnet"].isel(time=11).values)

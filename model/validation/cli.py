@@ -18,6 +18,9 @@ def register(sub):
     p.add_argument("--resamples", type=int, default=1000,
                    help="block-bootstrap resamples of the intervals (default 1000, 3-day blocks)")
     p.set_defaults(func=_run)
+    from .campaign import register as register_experiment
+
+    register_experiment(sub)
 
 
 def _run(args) -> int:

@@ -294,7 +294,7 @@ def _scores_from_sums(S, min_n):
             return np.nanmean(r, axis=-1), np.nanmean(ub, axis=-1)
 
 
-def block_bootstrap_difference(a: np.ndarray, b: np.ndarray, reference: np.ndarray, times, *,
+def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
                                valid=None, block_days: float = 3.0, n_resamples: int = 1000,
                                level: float = 0.90, seed: int = 0,
                                min_n: int = DEFAULT_SETTINGS.min_n, chunk: int = 100) -> dict:
@@ -302,10 +302,12 @@ def block_bootstrap_difference(a: np.ndarray, b: np.ndarray, reference: np.ndarr
 
     Parameters
     ----------
-    a, b, reference : (time, ...) arrays; the trailing axes are cells.
+    a, b : (time, ...) arrays, or lists of them (several runs/seeds of one method: the
+        statistic is then the mean over its runs of the cell-mean score).
+    reference : (time, ...) array; the trailing axes are cells.
     times : (time,) datetimes of the first axis.
     valid : (time, ...) bool, optional: cell-steps that take part (e.g. thawed). Only
-        cell-steps where a, b and the reference are all finite are used, for both methods.
+        cell-steps where every run of a and b and the reference are finite are used.
     block_days, n_resamples, level, seed : the bootstrap (3-day blocks, >= 1000, 90 %, seeded).
 
     Returns
@@ -317,29 +319,49 @@ def block_bootstrap_difference(a: np.ndarray, b: np.ndarray, reference: np.ndarr
     """
     from ..errors import InputError
 
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+    A = [np.asarray(v, np.float64) for v in (a if isinstance(a, (list, tuple)) else [a])]
+    B = [np.asarray(v, np.float64) for v in (b if isinstance(b, (list, tuple)) else [b])]
     y = np.asarray(reference, np.float64)
-    if not (a.shape == b.shape == y.shape):
-        raise InputError(f"shapes differ: a {a.shape}, b {b.shape}, reference {y.shape}",
+    if any(v.shape != y.shape for v in A + B):
+        raise InputError(f"shapes differ: a {[v.shape for v in A]}, b {[v.shape for v in B]}, reference {y.shape}",
                          "compare both methods on the same cells and steps")
-    T = a.shape[0]
-    a, b, y = (v.reshape(T, -1) for v in (a, b, y))
-    m = np.isfinite(a) & np.isfinite(b) & np.isfinite(y)
+    T = y.shape[0]
+    A = [v.reshape(T, -1) for v in A]
+    B = [v.reshape(T, -1) for v in B]
+    y = y.reshape(T, -1)
+    m = np.isfinite(y)
+    for v in A + B:
+        m &= np.isfinite(v)
     if valid is not None:
         m &= np.asarray(valid, bool).reshape(T, -1)
     keep = m.any(0)
-    a, b, y, m = a[:, keep], b[:, keep], y[:, keep], m[:, keep]
-    a, b, y = (np.where(m, v, np.nan) for v in (a, b, y))
+    m = m[:, keep]
+    y = np.where(m, y[:, keep], np.nan)
+    A = [np.where(m, v[:, keep], np.nan) for v in A]
+    B = [np.where(m, v[:, keep], np.nan) for v in B]
     blocks = block_index(times, block_days)
     if blocks.size != T:
         raise InputError(f"{blocks.size} times for {T} steps", "give one time per step")
     _, blocks = np.unique(blocks, return_inverse=True)
     nb = int(blocks.max()) + 1 if T else 0
-    Sa, Sb = _block_sums(a, y, blocks, nb), _block_sums(b, y, blocks, nb)
-    ra, ua = _scores_from_sums(Sa.sum(0), min_n)
-    rb, ub = _scores_from_sums(Sb.sum(0), min_n)
-    out = {"d_R": float(ra - rb), "d_ubRMSE": float(ua - ub), "n_blocks": nb,
+    SA = [_block_sums(v, y, blocks, nb) for v in A]
+    SB = [_block_sums(v, y, blocks, nb) for v in B]
+
+    def stat(weights):
+        """(R_a - R_b, ub_a - ub_b) for block weights (k, nb) or None (the data)."""
+        out = []
+        for S in (SA, SB):
+            rs, us = [], []
+            for Sk in S:
+                tot = Sk.sum(0) if weights is None else np.einsum("rb,bkc->rkc", weights, Sk)
+                r, u = _scores_from_sums(tot, min_n)
+                rs.append(r)
+                us.append(u)
+            out.append((np.mean(rs, axis=0), np.mean(us, axis=0)))
+        return out[0][0] - out[1][0], out[0][1] - out[1][1]
+
+    d_r, d_u = stat(None)
+    out = {"d_R": float(d_r), "d_ubRMSE": float(d_u), "n_blocks": nb, "runs_a": len(A), "runs_b": len(B),
            "n_resamples": int(n_resamples), "block_days": block_days, "level": level}
     rng = np.random.default_rng(seed)
     dR, dU = [], []
@@ -348,10 +370,9 @@ def block_bootstrap_difference(a: np.ndarray, b: np.ndarray, reference: np.ndarr
         draws = rng.integers(0, nb, size=(k, nb))
         W = np.zeros((k, nb))
         np.add.at(W, (np.repeat(np.arange(k), nb), draws.ravel()), 1.0)
-        ra_, ua_ = _scores_from_sums(np.einsum("rb,bkc->rkc", W, Sa), min_n)
-        rb_, ub_ = _scores_from_sums(np.einsum("rb,bkc->rkc", W, Sb), min_n)
-        dR.append(ra_ - rb_)
-        dU.append(ua_ - ub_)
+        r_, u_ = stat(W)
+        dR.append(r_)
+        dU.append(u_)
     q = (0.5 - level / 2) * 100, (0.5 + level / 2) * 100
     for key, d in (("R", np.concatenate(dR)), ("ubRMSE", np.concatenate(dU))):
         d = d[np.isfinite(d)]

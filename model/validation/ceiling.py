@@ -80,7 +80,7 @@ def _truth_parent(truth, times, rows, cols, chunk: int = 48):
 
 def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_times, *,
                  which=CEILINGS, max_samples: int = 60_000, max_iter: int = 200, seed: int = 0,
-                 cell_chunk: int = 4000) -> tuple[dict, dict]:
+                 cell_chunk: int = 1500) -> tuple[dict, dict]:
     """Fit the ceiling learners on ``train_times`` and predict ``test_times``.
 
     Parameters
@@ -110,7 +110,7 @@ def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_
                          "check the world's periods")
     rng = np.random.default_rng(seed)
     # training samples: a random subset of cells x steps (the cube holds only those cells)
-    n_cells = min(rows.size, max(200, max_samples // max(1, min(len(train_times), 100))), cell_chunk)
+    n_cells = min(rows.size, 2000)
     sel = np.sort(rng.choice(rows.size, n_cells, replace=False))
     cube = _cell_cube(era5, static, rows[sel], cols[sel], train_times[0], train_times[-1])
     tt, tp = _truth_parent(truth, train_times, rows[sel], cols[sel])

@@ -227,13 +227,17 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                 t0 = _time.perf_counter()
                 run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
                 tsum = json.loads((run / "summary.json").read_text())
+                wall_train = round(_time.perf_counter() - t0, 1)
                 runner = Runner(run, ard, device=device, provider=provider)
                 for period, sc in scorers.items():
+                    t1 = _time.perf_counter()
                     f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
+                    wall_infer = round(_time.perf_counter() - t1, 1)
                     row = {"model": name, "kind": "product", "seed": s, "period": period,
                            "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
                            "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
-                           "tune_rmse": tsum.get("tune_rmse"), **sc.score(f)}
+                           "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
+                           "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size), **sc.score(f)}
                     rows.append(row)
                     if period == "test":
                         fields.setdefault(name, []).append(sc.cells(f))

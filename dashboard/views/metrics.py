@@ -114,6 +114,46 @@ def temporal(state) -> pd.DataFrame:
         return pd.DataFrame(columns=["model", "reference"])
 
 
+#: columns of the truth/skill table (validation's main table), in order, with their labels
+SCIENCE_COLUMNS = {"model": "model", "kind": "kind", "truth_R": "R (thawed)", "truth_ubRMSE": "ubRMSE (thawed)",
+                   "truth_bias": "bias (thawed)", "truth_pooled_R": "pooled R", "truth_fine_R": "fine-scale R (cell)",
+                   "truth_fine_R_pooled": "fine-scale R (pooled)", "truth_frozen_R": "frozen R",
+                   "truth_frozen_ubRMSE": "frozen ubRMSE", "smap_R": "SMAP R", "smap_pooled_R": "SMAP pooled R",
+                   "stations_pooled_R": "stations pooled R"}
+INTERVAL_COLUMNS = {"model": "model", "kind": "kind", "baseline": "minus", "d_R": "ΔR", "d_R_low": "ΔR 5 %",
+                    "d_R_high": "ΔR 95 %", "p_R": "p (R)", "d_ubRMSE": "ΔubRMSE", "d_ubRMSE_low": "ΔubRMSE 5 %",
+                    "d_ubRMSE_high": "ΔubRMSE 95 %", "p_ubRMSE": "p (ubRMSE)"}
+
+
+def _labelled(t: pd.DataFrame, columns: dict, digits: int) -> pd.DataFrame:
+    keep = [c for c in columns if c in t]
+    out = t[keep].copy()
+    for c in keep:
+        if out[c].dtype.kind == "f":
+            out[c] = out[c].round(digits)
+    return out.rename(columns=columns)
+
+
+def science_table(state) -> pd.DataFrame:
+    """Test-period scores per model: against the truth on thawed steps (per cell, pooled,
+    fine-scale R), frozen steps apart, against SMAP and the stations pooled; the ceiling rows
+    (learners fitted to the truth, not products) last."""
+    try:
+        t = store.table(state.home, "summary")
+    except EmptyState:
+        return pd.DataFrame(columns=list(SCIENCE_COLUMNS.values()))
+    return _labelled(t, SCIENCE_COLUMNS, 3)
+
+
+def intervals_table(state) -> pd.DataFrame:
+    """Paired 3-day block-bootstrap 90 % intervals of every method minus PSCNet (or the best)."""
+    try:
+        t = store.table(state.home, "intervals")
+    except EmptyState:
+        return pd.DataFrame(columns=list(INTERVAL_COLUMNS.values()))
+    return _labelled(t, INTERVAL_COLUMNS, 4)
+
+
 def figure(state):
     """The paper's metric-map figure for models A and B (cartopy, ``model.figures``): R, bias and
     ubRMSE maps in the page's projection with each map's histogram beneath."""
@@ -185,6 +225,17 @@ def page(state) -> pn.viewable.Viewable:
                          "(spatial mean of the per-cell metrics) and the relative change test vs train "
                          "(the paper: within 6 % for R and 2 % for ubRMSE)."),
         tbl,
+        pn.pane.Markdown("### Against the truth, SMAP and the stations (test period)\nThe truth's headline "
+                         "scores use thawed steps only (frozen apart); *pooled* is the overall R of every "
+                         "matched pair (the paper's scatter plot); *fine-scale R* correlates the 10 km detail "
+                         "(value minus its 36 km parent) with the truth's. **Ceiling rows are learners fitted "
+                         "to the truth, not products**: the skill the inputs allow."),
+        pn.widgets.Tabulator(science_table(state), show_index=False, disabled=True, name="science-table",
+                             css_classes=["science-table"], height=320, layout="fit_data_table"),
+        pn.pane.Markdown("### Differences and their 90 % intervals\nEvery method minus the baseline on the same "
+                         "cells and thawed steps, paired block bootstrap (3-day blocks); p: two-sided paired test."),
+        pn.widgets.Tabulator(intervals_table(state), show_index=False, disabled=True, name="intervals-table",
+                             css_classes=["intervals-table"], height=300, layout="fit_data_table"),
         export.export_row(state, lambda s: s.metric_tag(), figure=figure, data=data, data_ext="nc",
                           extra=[("temporal CSV", "_temporal", "csv", temporal_data)], watch=PAGE_PARAMS),
         name="metrics-page")

@@ -28,12 +28,15 @@ import pandas as pd
 
 from ..errors import InputError
 from .metrics import DEFAULT_SETTINGS, MetricSettings, map_summary, metric_map
+from .skill import pooled_metrics, relative_change
 
 log = logging.getLogger(__name__)
 
 REFERENCES = ("smap_l4", "era5land")
 SMAP_METRICS = ("R", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")
 TRUTH_METRICS = ("R", "bias", "RMSE", "ubRMSE")
+#: ceiling learners' size in ``validate`` (kept small: the demo's first-run time must not grow)
+CEILING_DEFAULTS = {"max_samples": 20_000, "max_iter": 100}
 BINS = np.round(np.arange(0.0, 0.6001, 0.01), 4)
 
 
@@ -80,11 +83,13 @@ class Inputs:
     def _open_truth(self):
         import xarray as xr
 
+        self.truth_ds = None
         cat = Path(self.info.get("catalog", ""))
         p = cat.parent / "truth" / "truth.zarr"
         if p.exists():
             try:
-                return xr.open_zarr(p)["soil_moisture"]
+                self.truth_ds = xr.open_zarr(p)
+                return self.truth_ds["soil_moisture"]
             except Exception as exc:  # noqa: BLE001
                 log.warning("truth at %s unreadable: %s", p, exc)
         return None
@@ -150,7 +155,10 @@ def _exp_against(inp: Inputs, settings, periods, *, steps, reference, product, g
         for name in inp.products:
             prod = _da(product(name, st), st, grid)
             m = metric_map(prod, ref, metrics=metrics, settings=settings).compute()
-            summaries.append({"model": name, "reference": ref_name, "period": period, **map_summary(m)})
+            po = pooled_metrics(prod.values, ref.values, settings=settings)
+            summaries.append({"model": name, "reference": ref_name, "period": period,
+                              "kind": "reference" if name in REFERENCES else "product", **map_summary(m),
+                              **{f"pooled_{k}": po[k] for k in ("R", "bias", "ubRMSE", "N")}})
             if period == "test":
                 maps[name] = m
                 p, r = prod.values.ravel(), ref.values.ravel()
@@ -173,20 +181,143 @@ def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
                         ref_name="smap_l3_9km", count_name="count")
 
 
-def exp_vs_truth(inp: Inputs, settings, periods=("train", "test")):
-    """Experiment 5: every product against the virtual TP's hidden 10 km truth."""
+def _truth_cells(inp: Inputs):
+    """TP10 (rows, cols) of the cells the truth covers (simulated TP cells)."""
+    from ..grids import tp_mask
+
+    ds = inp.truth_ds
+    m = np.asarray(tp_mask("TP10"))
+    if ds is not None and "simulated" in ds.coords:
+        m = m & np.asarray(ds["simulated"].values, bool)
+    return np.nonzero(m)
+
+
+def truth_thawed(inp: Inputs, steps) -> tuple[np.ndarray, str]:
+    """Thawed cell-steps (T, 150, 320) at ``steps``: the truth's soil temperature > 0 C where the
+    truth file has it, else ERA5-Land stl1 (:func:`model.validation.skill.thawed_mask`)."""
+    from .skill import thawed_mask, to_celsius
+
+    ds = inp.truth_ds
+    tt = None
+    if ds is not None and "soil_temperature" in ds:
+        da = ds["soil_temperature"]
+        tt = to_celsius(da.sel(time=steps).values, da.attrs.get("units", "K"))
+    e5 = None
+    if tt is None or not np.isfinite(tt).all():
+        e5 = inp.era5["stl1"].reindex(time=steps).values
+    return thawed_mask(tt, e5)
+
+
+def _baseline(names, rows: pd.DataFrame, prefer="pscnet"):
+    """The method every other is compared with: PSCNet when present, else the best thawed R."""
+    learned = [n for n in names if n not in REFERENCES]
+    if prefer in learned:
+        return prefer
+    g = rows[rows["model"].isin(learned)].dropna(subset=["R"])
+    return str(g.sort_values("R", ascending=False)["model"].iloc[0]) if len(g) else None
+
+
+def intervals_table(fields: dict, truth, thawed, times, baseline: str, *, n_resamples: int = 1000,
+                    seed: int = 0, min_n: int = 10, kinds: dict | None = None) -> pd.DataFrame:
+    """Paired block-bootstrap (3-day blocks) 90 % intervals of every method minus ``baseline``
+    in thawed cell-mean R and ubRMSE against the truth, on the same cells and steps."""
+    from .skill import block_bootstrap_difference
+
+    rows = []
+    for name, f in fields.items():
+        if name == baseline:
+            continue
+        r = block_bootstrap_difference(f, fields[baseline], truth, times, valid=thawed,
+                                       n_resamples=n_resamples, seed=seed, min_n=min_n)
+        rows.append({"model": name, "baseline": baseline, "kind": (kinds or {}).get(name, "product"), **r})
+    return pd.DataFrame(rows)
+
+
+def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: bool = True,
+                 ceiling_kw: dict | None = None, n_resamples: int = 1000, seed: int = 0):
+    """Experiment 5: every product against the virtual TP's hidden 10 km truth.
+
+    Headline scores (``R``, ``bias``, ``ubRMSE`` per cell, the maps) use THAWED steps only;
+    ``frozen_*`` columns score the frozen steps apart; ``pooled_*`` are the overall metrics of
+    all thawed cell-steps; ``fine_R`` / ``fine_R_pooled`` the fine-scale R
+    (:mod:`model.validation.skill`). In the test period the ceiling rows
+    (:mod:`model.validation.ceiling`, ``kind`` = ceiling) are added and every method is
+    compared with PSCNet (or the best method) by a paired block bootstrap (``intervals``).
+
+    Returns (maps, summary, scatter, extras) with extras = {"intervals", "ceiling_info",
+    "thawed_source", "fine_R_maps"}.
+    """
+    import xarray as xr
+
+    from .skill import truth_scores
+
+    extras = {"intervals": pd.DataFrame(), "ceiling_info": {}, "thawed_source": None}
     if inp.truth is None:
-        return None, pd.DataFrame(), None
+        return None, pd.DataFrame(), None, extras
     tt = inp.truth["time"].values
+    rows_c, cols_c = _truth_cells(inp)
 
     def steps(period):
         st = inp.steps(period)
         return st[np.isin(st, tt)]
 
-    return _exp_against(inp, settings, periods, steps=steps,
-                        reference=lambda st: inp.truth.sel(time=st).values.astype(np.float32),
-                        product=inp.product_tp10, grid="TP10", metrics=TRUTH_METRICS,
-                        ref_name="truth_10km", count_name="truth_count")
+    maps, summaries, scatter, fine_maps = {}, [], {}, {}
+    for period in periods:
+        st = steps(period)
+        if st.size == 0:
+            continue
+        truth = inp.truth.sel(time=st).values.astype(np.float32)
+        thawed, src = truth_thawed(inp, st)
+        extras["thawed_source"] = src
+        ref = _da(np.where(thawed, truth, np.nan), st, "TP10")
+        fields = {}
+        kinds = {}
+        for name in inp.products:
+            v = inp.product_tp10(name, st)
+            kinds[name] = "reference" if name in REFERENCES else "product"
+            m = metric_map(_da(v, st, "TP10"), ref, metrics=TRUTH_METRICS, settings=settings).compute()
+            extra = truth_scores(v, truth, thawed, min_n=settings.min_n, settings=settings)
+            summaries.append({"model": name, "reference": "truth_10km", "period": period, "kind": kinds[name],
+                              **map_summary(m), **{k: extra[k] for k in extra if k not in ("R", "bias", "ubRMSE", "N", "n_cells")}})
+            if period == "test":
+                maps[name] = m
+                p, r = v[thawed], truth[thawed]
+                ok = np.isfinite(p) & np.isfinite(r)
+                scatter[name] = np.histogram2d(p[ok], r[ok], bins=[BINS, BINS])[0]
+                fields[name] = v[:, rows_c, cols_c]
+        if period == "test":
+            if ceiling:
+                from .ceiling import LABEL, fit_ceilings
+
+                train_st = steps("train")
+                era5 = inp.era5
+                from ..training.ard import open_group
+
+                preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
+                                           train_st, st, seed=seed, **(ceiling_kw or {}))
+                extras["ceiling_info"] = info
+                for name, v in preds.items():
+                    kinds[name] = "ceiling"
+                    m = metric_map(_da(v, st, "TP10"), ref, metrics=TRUTH_METRICS, settings=settings).compute()
+                    extra = truth_scores(v, truth, thawed, min_n=settings.min_n, settings=settings)
+                    summaries.append({"model": name, "reference": "truth_10km", "period": period, "kind": "ceiling",
+                                      "note": LABEL, **map_summary(m),
+                                      **{k: extra[k] for k in extra if k not in ("R", "bias", "ubRMSE", "N", "n_cells")}})
+                    maps[name] = m
+                    fields[name] = v[:, rows_c, cols_c]
+            summ = pd.DataFrame(summaries)
+            base = _baseline(list(fields), summ[summ["period"] == "test"])
+            if base is not None:
+                extras["intervals"] = intervals_table(fields, truth[:, rows_c, cols_c], thawed[:, rows_c, cols_c], st,
+                                                      base, n_resamples=n_resamples, seed=seed,
+                                                      min_n=settings.min_n, kinds=kinds)
+    ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
+    sc = None
+    if scatter:
+        sc = xr.Dataset({"truth_count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
+                        coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
+                                "reference_bin": BINS[:-1] + 0.005})
+    return ds, pd.DataFrame(summaries), sc, extras
 
 
 def temporal_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -197,11 +328,11 @@ def temporal_table(summary: pd.DataFrame) -> pd.DataFrame:
         if not {"train", "test"} <= set(g.index):
             continue
         row = {"model": model, "reference": ref}
-        for k in ("R", "ubRMSE", "bias", "RMSE"):
+        for k in ("R", "ubRMSE", "bias", "RMSE", "pooled_R", "pooled_ubRMSE", "fine_R"):
             if k in g:
                 tr, te = float(g.loc["train", k]), float(g.loc["test", k])
                 row[f"{k}_train"], row[f"{k}_test"] = tr, te
-                row[f"rel_change_{k}"] = (te - tr) / abs(tr) if tr else np.nan
+                row[f"rel_change_{k}"] = relative_change(tr, te)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -273,6 +404,14 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
                              **{k: r.metrics.get(k, np.nan) for k in ("R", "R_p", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")},
                              "metric_status": r.metrics.get("status")})
         for name, per in results.items():
+            for net in sorted(meta["network"].unique()) + ["all"]:
+                sub = [r for sid, r in per.items() if net in ("all", net_of[sid]) and len(r.pairs)]
+                if not sub:
+                    continue
+                pp = pd.concat([r.pairs[["product", "insitu"]] for r in sub])
+                po = pooled_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(), settings=settings)
+                net_rows.append({"model": name, "period": period, "network": net, "form": "pooled",
+                                 **{k: po[k] for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "N")}})
             for net in sorted(meta["network"].unique()):
                 sub = {sid: r for sid, r in per.items() if net_of[sid] == net}
                 if not sub:
@@ -326,8 +465,13 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
 
 
 def run_validation(ard=None, archive=None, out=None, models=None, settings: MetricSettings = DEFAULT_SETTINGS,
-                   report: bool = True) -> dict:
-    """Run the five experiments and write their data (and the report) atomically to ``out``."""
+                   report: bool = True, ceiling: bool = True, ceiling_kw: dict | None = None,
+                   n_resamples: int = 1000) -> dict:
+    """Run the five experiments and write their data (and the report) atomically to ``out``.
+
+    ``ceiling``: fit the ceiling learners on the truth (virtual TP only; ``ceiling_kw`` goes to
+    :func:`model.validation.ceiling.fit_ceilings`); ``n_resamples``: block-bootstrap resamples.
+    """
     from ..io import atomic_path
     from ..training.ard import default_ard
 
@@ -351,7 +495,9 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
         timings[name] = round(_time.perf_counter() - t, 1)
 
     step("vs_smap", lambda: exp_vs_smap(inp, settings))
-    step("vs_truth", lambda: exp_vs_truth(inp, settings))
+    ceiling_kw = {**CEILING_DEFAULTS, **(ceiling_kw or {})}
+    step("vs_truth", lambda: exp_vs_truth(inp, settings, ceiling=ceiling, ceiling_kw=ceiling_kw,
+                                          n_resamples=n_resamples))
     parts: dict = {}
     step("stations", lambda: exp_stations(inp, settings, timings=parts))
     timings.update(parts)
@@ -365,8 +511,11 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
             summary_parts.append(summ)
             if sc is not None:
                 sc.to_netcdf(tmp / "scatter_density.nc")
+        truth_extras = {}
         if results.get("vs_truth"):
-            maps, summ, sc = results["vs_truth"]
+            maps, summ, sc, truth_extras = results["vs_truth"]
+            if truth_extras.get("intervals") is not None:
+                truth_extras["intervals"].to_parquet(tmp / "intervals.parquet")
             if maps is not None:
                 maps.to_netcdf(tmp / "vs_truth_maps.nc")
                 if sc is not None:
@@ -390,6 +539,13 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
                                                  "of each 3-hourly step, frozen soil (T <= 0 C or ISMN D01/D03) excluded",
                                      "smap": "product aggregated to SMAP L3 9 km cells by area overlap at SMAP's "
                                              "overpass steps"},
+                        "truth": {"thawed": "truth soil temperature > 0 C where the truth has it, else ERA5-Land "
+                                            "stl1 > 273.15 K; headline scores on thawed steps, frozen_* apart",
+                                  "thawed_source": truth_extras.get("thawed_source"),
+                                  "fine_scale": "R of (10 km value minus its 36 km area-overlap parent), product vs "
+                                                "truth, masked jointly; per cell (fine_R) and pooled (fine_R_pooled)",
+                                  "ceilings": truth_extras.get("ceiling_info", {}),
+                                  "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0}},
                         "status": status, "seconds": timings, "ard": str(ard)}
         (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
         if report:
@@ -414,26 +570,41 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
 
 
 def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: vs SMAP, vs truth (test period) and per network (mean of the station
-    metrics). Products scored only against the stations (SMAP L3 itself) get a row too."""
+    """One row per model: vs SMAP (per cell and pooled), vs truth (test period, thawed steps:
+    per cell, pooled, fine-scale R; frozen steps apart) and per network (mean of the station
+    metrics, and pooled over every station). ``kind`` says product, reference or ceiling (the
+    ceiling rows are fitted to the truth and are not products). Products scored only against
+    the stations (SMAP L3 itself) get a row too."""
     if summary.empty:
         return pd.DataFrame()
     test = summary[summary["period"] == "test"]
-    mos = nets[(nets["period"] == "test") & (nets["form"] == "mean_of_stations")] if not nets.empty else nets
-    models = sorted(test["model"].unique())
+    tnets = nets[nets["period"] == "test"] if not nets.empty else nets
+    mos = tnets[tnets["form"] == "mean_of_stations"] if not tnets.empty else tnets
+    pooled = tnets[(tnets["form"] == "pooled") & (tnets["network"] == "all")] if not tnets.empty else tnets
+    models = list(dict.fromkeys(sorted(test["model"].unique())))
     models += sorted(set(mos["model"]) - set(models)) if not mos.empty else []
+    cols = {"smap": ("R", "bias", "ubRMSE", "pooled_R"),
+            "truth": ("R", "bias", "ubRMSE", "pooled_R", "fine_R", "fine_R_pooled", "frozen_R", "frozen_ubRMSE")}
     rows = []
     for model in models:
         g = test[test["model"] == model]
-        row = {"model": model}
+        kind = g["kind"].dropna().iloc[0] if "kind" in g and g["kind"].notna().any() else (
+            "reference" if model in REFERENCES + ("smap_l3_9km",) else "product")
+        row = {"model": model, "kind": kind}
         for ref, tag in (("smap_l3_9km", "smap"), ("truth_10km", "truth")):
             r = g[g["reference"] == ref]
             if len(r):
-                for k in ("R", "bias", "ubRMSE"):
-                    row[f"{tag}_{k}"] = float(r.iloc[0].get(k, np.nan))
+                for k in cols[tag]:
+                    row[f"{tag}_{k}"] = float(r.iloc[0].get(k, np.nan)) if k in r else np.nan
+        if not pooled.empty:
+            p = pooled[pooled["model"] == model]
+            if len(p):
+                row["stations_pooled_R"] = float(p.iloc[0]["R"])
         if not mos.empty:
             for _, r in mos[mos["model"] == model].iterrows():
                 for k in ("R", "bias", "ubRMSE"):
                     row[f"{r['network']}_{k}"] = r.get(k)
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    order = {"product": 0, "reference": 1, "ceiling": 2}
+    return out.sort_values("kind", key=lambda k: k.map(order).fillna(3), kind="stable").reset_index(drop=True)

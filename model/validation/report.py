@@ -43,7 +43,39 @@ def make_report(folder) -> Path:
              "Bias = product - reference. Metrics need >= "
              f"{st['settings']['min_n']} matched pairs.", ""]
     summary = pd.read_parquet(folder / "summary.parquet") if (folder / "summary.parquet").exists() else pd.DataFrame()
-    lines += ["## Main table (test period)", "", md_table(summary), ""]
+    lines += ["## Main table (test period)", "",
+              "Columns `truth_*` score the thawed steps only (frozen steps in `truth_frozen_*`); `pooled_R` is the "
+              "overall R of every matched pair (the paper's scatter plot); `fine_R` the fine-scale R (10 km minus "
+              "its 36 km parent, against the truth's); rows of kind `ceiling` are learners fitted to the truth, "
+              "NOT products: the skill the inputs allow.", "", md_table(summary), ""]
+    tr = st.get("truth") or {}
+    if "truth_R" in summary:
+        cols = [c for c in ("model", "kind", "truth_R", "truth_ubRMSE", "truth_bias", "truth_pooled_R", "truth_fine_R",
+                            "truth_fine_R_pooled", "truth_frozen_R", "truth_frozen_ubRMSE") if c in summary]
+        t = summary[cols].dropna(subset=["truth_R"])
+        c36 = t.loc[t["model"] == "ceiling_36km", "truth_fine_R_pooled"] if "truth_fine_R_pooled" in t else []
+        if len(c36) and np.isfinite(c36.iloc[0]) and c36.iloc[0] > 0:
+            t = t.assign(share_of_ceiling_fine_R=t["truth_fine_R_pooled"] / float(c36.iloc[0]))
+        lines += ["## Against the truth (test period, thawed steps; frozen apart)", "",
+                  f"Thawed: {tr.get('thawed', 'truth soil temperature > 0 C')} (decided here by "
+                  f"{tr.get('thawed_source')}). Fine-scale R: {tr.get('fine_scale', '')}. "
+                  "`share_of_ceiling_fine_R` = pooled fine-scale R / the perfect-36-km ceiling's.", "",
+                  md_table(t), ""]
+        for name, ci in (tr.get("ceilings") or {}).items():
+            lines += [f"- `{name}`: {ci.get('learner')} on {ci.get('samples')} cell-steps of the training period, "
+                      f"inputs: {ci.get('inputs')}; {ci.get('fit_seconds')} s."]
+        lines += [""]
+    if (folder / "intervals.parquet").exists():
+        iv = pd.read_parquet(folder / "intervals.parquet")
+        if not iv.empty:
+            bs = tr.get("bootstrap", {})
+            cols = [c for c in ("model", "kind", "baseline", "d_R", "d_R_low", "d_R_high", "p_R", "d_ubRMSE",
+                                "d_ubRMSE_low", "d_ubRMSE_high", "p_ubRMSE", "n_blocks") if c in iv]
+            lines += [f"## Differences from {iv['baseline'].iloc[0]} against the truth (thawed, test period)", "",
+                      f"Paired block bootstrap, {bs.get('block_days', 3)}-day blocks, {bs.get('n_resamples')} "
+                      f"resamples, {int(100 * bs.get('level', 0.9))} % percentile intervals; p: two-sided paired "
+                      "test (twice the smaller share of resampled differences on either side of 0).", "",
+                      md_table(iv[cols], "{:.4f}"), ""]
     order = list(summary.sort_values("truth_ubRMSE")["model"]) if "truth_ubRMSE" in summary else list(summary.get("model", []))
     show = [m for m in order if m in st["models"]][:3] + [r for r in ("smap_l4", "era5land") if r in order]
     for ref, title in (("smap", "against SMAP L3 9 km (test period)"), ("truth", "against the 10 km truth (test period)")):
@@ -90,12 +122,13 @@ def make_report(folder) -> Path:
     if (folder / "temporal.parquet").exists():
         t = pd.read_parquet(folder / "temporal.parquet")
         cols = [c for c in ("model", "reference", "R_train", "R_test", "rel_change_R", "ubRMSE_train",
-                            "ubRMSE_test", "rel_change_ubRMSE") if c in t]
+                            "ubRMSE_test", "rel_change_ubRMSE", "pooled_R_train", "pooled_R_test",
+                            "rel_change_pooled_R") if c in t]
         lines += ["## Temporal generalisation (training vs test period)", "", md_table(t[cols]) if cols else "", ""]
     if (folder / "networks.parquet").exists():
         n = pd.read_parquet(folder / "networks.parquet")
         n = n[(n["period"] == "test")]
-        cols = [c for c in ("network", "form", "model", "R", "bias", "ubRMSE", "rank_R", "rank_ubRMSE") if c in n]
+        cols = [c for c in ("network", "form", "model", "R", "bias", "ubRMSE", "N", "rank_R", "rank_ubRMSE") if c in n]
         lines += ["## Stations, per network (test period)", "", md_table(n[cols].sort_values(["network", "form", "rank_ubRMSE"])), ""]
     if (folder / "station_series.parquet").exists():
         s = pd.read_parquet(folder / "station_series.parquet")

@@ -1,0 +1,413 @@
+"""``sm-downscale experiment``: fair method comparison with seeds, equal budgets and intervals.
+
+For each requested method and each seed, train with the SAME stated budget (max minutes, max
+epochs, steps per epoch, early-stopping patience), downscale the test period (and a sample of
+training days, for temporal generalisation), and score against the virtual TP's truth (thawed
+headline, frozen apart, pooled, fine-scale R), SMAP (per cell at SMAP's 9 km cells and
+overpass steps, and pooled) and the stations (pooled over every station, mean of stations).
+Then the tables: per run, per method (mean +- sd over seeds), ceiling rows (learners fitted
+to the truth, :mod:`model.validation.ceiling`), paired 3-day block-bootstrap intervals of every
+method minus PSCNet (or the best method) and temporal generalisation; Parquet + Markdown,
+written atomically to the output folder.
+
+Reference methods (``smap_bilinear``, ``era5_cdf``) have no randomness: one run each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time as _time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: what every table reports for the truth (test period, thawed headline)
+TRUTH_COLUMNS = ("R", "bias", "ubRMSE", "pooled_R", "pooled_ubRMSE", "fine_R", "fine_R_pooled",
+                 "frozen_R", "frozen_ubRMSE")
+
+
+def _train_days(steps: np.ndarray, n_days: int) -> np.ndarray:
+    """The steps of the last ``n_days`` whole days of a period (all days if fewer): one
+    contiguous predictor cube serves every run, so scoring costs one cube, not one per day."""
+    days = np.unique(steps.astype("datetime64[D]"))
+    return steps[np.isin(steps.astype("datetime64[D]"), days[-max(1, n_days):])]
+
+
+class _Scorer:
+    """The references of one period, loaded once: truth, thawed mask, SMAP, stations."""
+
+    def __init__(self, ard, info, steps, *, settings, stations=True):
+        import xarray as xr
+
+        from ..grids import get_grid, tp10, tp_mask
+        from ..training.ard import open_group
+        from .experiments import load_stations
+        from .matching import locate_stations, prepare_station
+        from .skill import thawed_mask, to_celsius
+
+        self.settings = settings
+        self.steps = steps
+        cat = Path(info.get("catalog", ""))
+        p = cat.parent / "truth" / "truth.zarr"
+        if not p.exists():
+            raise InputError(f"no truth beside the inputs ({p})",
+                             "the experiment scores against the virtual TP's truth: build a world (sm-downscale world)")
+        tds = xr.open_zarr(p)
+        m = np.array(tp_mask("TP10"), bool)
+        if "simulated" in tds.coords:
+            m &= np.asarray(tds["simulated"].values, bool)
+        self.rows, self.cols = np.nonzero(m)
+        self.truth_da = tds["soil_moisture"]
+        self.truth = tds["soil_moisture"].sel(time=steps).values.astype(np.float32)
+        temp = tds["soil_temperature"].sel(time=steps) if "soil_temperature" in tds else None
+        tc = to_celsius(temp.values, temp.attrs.get("units", "K")) if temp is not None else None
+        e5 = None
+        if tc is None or not np.isfinite(tc[:, self.rows, self.cols]).all():
+            e5 = open_group(ard, "era5")["stl1"].reindex(time=steps).values
+        self.thawed, self.thawed_source = thawed_mask(tc, e5)
+        smap = open_group(ard, "smap_m09")["soil_moisture"]
+        st = smap["time"].values
+        self.smap_steps = st[np.isin(st, steps)]
+        self.smap_idx = np.searchsorted(steps, self.smap_steps)
+        self.smap = smap.sel(time=self.smap_steps).values.astype(np.float32)
+        self.stations = None
+        if stations:
+            try:
+                data, meta = load_stations(ard)
+            except (OSError, FileNotFoundError):
+                data = None
+            if data:
+                loc = locate_stations(meta, tp10())
+                self.stations = {sid: (int(loc.loc[sid, "row"]), int(loc.loc[sid, "col"]), prepare_station(d, name=sid))
+                                 for sid, d in data.items()
+                                 if sid in loc.index and loc.loc[sid, "grid_status"] == "ok"}
+        self.g9 = get_grid("M09")
+
+    def score(self, field: np.ndarray) -> dict:
+        """Every score of one (T, 150, 320) field at ``steps``."""
+        from ..grids import regridder
+        from .matching import match_station
+        from .metrics import all_metrics
+        from .skill import cell_scores, pooled_metrics, truth_scores
+
+        row = {f"truth_{k}": v for k, v in truth_scores(field, self.truth, self.thawed, min_n=self.settings.min_n,
+                                                         settings=self.settings).items()}
+        if self.smap_steps.size:
+            p9 = regridder("TP10", "M09")(field[self.smap_idx])
+            cs = cell_scores(p9, self.smap, min_n=self.settings.min_n)
+            po = pooled_metrics(p9, self.smap, settings=self.settings)
+            row.update({"smap_R": cs["R"], "smap_ubRMSE": cs["ubRMSE"], "smap_bias": cs["bias"],
+                        "smap_pooled_R": po["R"], "smap_pooled_ubRMSE": po["ubRMSE"]})
+        if self.stations:
+            pairs, rs = [], []
+            for sid, (r, c, prep) in self.stations.items():
+                ser = pd.Series(field[:, r, c], index=pd.DatetimeIndex(self.steps))
+                res = match_station(ser, prep, name=sid, settings=self.settings)
+                if len(res.pairs):
+                    pairs.append(res.pairs[["product", "insitu"]])
+                    rs.append(res.metrics.get("R", np.nan))
+            if pairs:
+                pp = pd.concat(pairs)
+                po = all_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(),
+                                 metrics=("R", "bias", "ubRMSE"), settings=self.settings)
+                row.update({"stations_pooled_R": po["R"], "stations_pooled_ubRMSE": po["ubRMSE"],
+                            "stations_mean_R": float(np.nanmean(rs)) if np.isfinite(rs).any() else np.nan,
+                            "stations_n": len(rs)})
+        return row
+
+    def cells(self, field):
+        return field[:, self.rows, self.cols]
+
+
+def _reference_fields(ard, steps):
+    """ERA5-Land swvl1 and SMAP L4 (when ingested) at the steps, on TP10."""
+    from ..grids import regridder
+    from ..training.ard import open_group
+
+    out = {"era5land": open_group(ard, "era5")["swvl1"].reindex(time=steps).values.astype(np.float32)}
+    try:
+        l4 = open_group(ard, "smap_l4")["sm_surface"].reindex(time=steps).values.astype(np.float32)
+        out["smap_l4"] = regridder("M09", "TP10")(l4)
+    except InputError:
+        pass
+    return out
+
+
+def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epochs: int = 40,
+                   steps_per_epoch: int = 60, patience: int = 5, ard=None, out=None, device: str = "auto",
+                   ceiling: bool = True, ceiling_kw: dict | None = None, n_resamples: int = 1000,
+                   train_days: int = 14, test_stride: int = 1, stations: bool = True,
+                   train_kw: dict | None = None,
+                   progress: bool = False) -> dict:
+    """Train every method for ``seeds`` seeds with one budget, score, and write the tables.
+
+    Parameters
+    ----------
+    models : list of model names (see ``sm-downscale models``).
+    seeds : runs per learned method (seeds 0 .. seeds-1); reference methods run once.
+    max_minutes, max_epochs, steps_per_epoch, patience : the EQUAL budget of every run
+        (time limit, epoch limit, early stopping on the spatial hold-out).
+    ard : analysis-ready store of a virtual-TP world (default: the demo world's).
+    out : results folder (default ``$SMDS_HOME/experiments/<world size>``).
+    ceiling, ceiling_kw : fit the ceiling learners (:func:`model.validation.ceiling.fit_ceilings`).
+    n_resamples : block-bootstrap resamples (3-day blocks, 90 % intervals).
+    train_days : the last whole days of the training period scored for temporal generalisation.
+    test_stride : score every ``test_stride``-th product step of the test period (1: all;
+        e.g. 2 halves the inference time of a long test period; blocks stay 3 days).
+    train_kw : further :class:`model.training.trainer.TrainConfig` fields, the same for every run.
+
+    Returns
+    -------
+    dict: ``out`` (folder), ``summary`` (DataFrame), ``seconds``.
+    """
+    from ..config import home
+    from ..inference.runner import Runner
+    from ..io import atomic_path
+    from ..machine import machine_info
+    from ..networks.registry import model_info
+    from ..training.ard import ard_info, default_ard, open_group
+    from ..training.trainer import TrainConfig, train
+    from .metrics import DEFAULT_SETTINGS
+    from .skill import relative_change, seed_summary
+
+    t_all = _time.perf_counter()
+    if not models:
+        raise InputError("no methods given", "name them: --model pscnet --model rf ...")
+    infos = {m: model_info(m) for m in models}          # unknown names fail here, with suggestions
+    if seeds < 1:
+        raise InputError(f"seeds={seeds} is not positive", "use --seeds 5 (>= 5 for the tables' intervals)")
+    ard = Path(ard) if ard else default_ard()
+    info = ard_info(ard)
+    world = info.get("world") or {}
+    per = world.get("periods") or {}
+    if not per.get("train") or not per.get("test"):
+        raise InputError(f"{ard} defines no training/test periods", "use a virtual-TP world's store")
+    size = world.get("size") or "world"
+    out = Path(out) if out else home() / "experiments" / str(size)
+    settings = DEFAULT_SETTINGS
+    budget = {"max_minutes": max_minutes, "max_epochs": max_epochs, "steps_per_epoch": steps_per_epoch,
+              "patience": patience, **(train_kw or {})}
+    era5 = open_group(ard, "era5")
+    times = era5["time"].values
+
+    def period_steps(p):
+        s, e = np.datetime64(per[p][0], "ns"), np.datetime64(per[p][1], "ns") + np.timedelta64(1, "D")
+        return times[(times >= s) & (times < e)]
+
+    if int(test_stride) < 1:
+        raise InputError(f"test_stride={test_stride} is not a positive integer", "use 1 (every step) or more")
+    test_steps = period_steps("test")[::int(test_stride)]
+    train_all = period_steps("train")
+    train_steps = _train_days(train_all, train_days)
+    scorers = {"test": _Scorer(ard, info, test_steps, settings=settings, stations=stations),
+               "train": _Scorer(ard, info, train_steps, settings=settings, stations=stations)}
+    from ..inference.inputs import InputProvider
+
+    provider = InputProvider(ard, max_blocks=2)
+    cubes = {p: provider.cube_between(sc.steps[0], sc.steps[-1]) for p, sc in scorers.items()}
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        rows, fields = [], {}
+        kinds = {}
+        for s in range(seeds):
+            for name in models:
+                learned = infos[name].kind != "reference"
+                if not learned and s > 0:
+                    continue
+                kinds[name] = "product"
+                cfg = TrainConfig(model=name, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
+                                  seed=s, device=device, **budget)
+                run_dir = tmp / "runs" / name / f"seed{s}"
+                t0 = _time.perf_counter()
+                run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
+                tsum = json.loads((run / "summary.json").read_text())
+                wall_train = round(_time.perf_counter() - t0, 1)
+                runner = Runner(run, ard, device=device, provider=provider)
+                for period, sc in scorers.items():
+                    t1 = _time.perf_counter()
+                    f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
+                    wall_infer = round(_time.perf_counter() - t1, 1)
+                    row = {"model": name, "kind": "product", "seed": s, "period": period,
+                           "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
+                           "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
+                           "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
+                           "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size), **sc.score(f)}
+                    rows.append(row)
+                    if period == "test":
+                        fields.setdefault(name, []).append(sc.cells(f))
+                del runner
+                log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
+        # references (no training) and ceilings
+        for period, sc in scorers.items():
+            for name, f in _reference_fields(ard, sc.steps).items():
+                kinds[name] = "reference"
+                rows.append({"model": name, "kind": "reference", "seed": 0, "period": period, **sc.score(f)})
+                if period == "test":
+                    fields[name] = [sc.cells(f)]
+        ceiling_info = {}
+        if ceiling:
+            from .ceiling import LABEL, fit_ceilings
+
+            sc = scorers["test"]
+            preds, ceiling_info = fit_ceilings(era5, open_group(ard, "static"), sc.truth_da, sc.rows, sc.cols,
+                                               train_all, test_steps, **(ceiling_kw or {}))
+            for name, f in preds.items():
+                kinds[name] = "ceiling"
+                rows.append({"model": name, "kind": "ceiling", "note": LABEL, "seed": 0, "period": "test",
+                             **sc.score(f)})
+                fields[name] = [sc.cells(f)]
+        runs = pd.DataFrame(rows)
+        runs.to_parquet(tmp / "runs.parquet")
+        # per method: mean +- sd over seeds (test period)
+        test = runs[runs["period"] == "test"]
+        metric_cols = [c for c in test.columns if c.startswith(("truth_", "smap_", "stations_")) and c != "stations_n"]
+        summ = []
+        for name, g in test.groupby("model", sort=False):
+            row = {"model": name, "kind": g["kind"].iloc[0], "runs": len(g)}
+            for c in metric_cols + ["train_seconds"]:
+                if c in g:
+                    ss = seed_summary(g[c].to_numpy(dtype=float))
+                    row[c], row[f"{c}_sd"] = ss["mean"], ss["sd"]
+            summ.append(row)
+        summary = pd.DataFrame(summ)
+        c36 = summary.loc[summary["model"] == "ceiling_36km", "truth_fine_R_pooled"]
+        if len(c36) and np.isfinite(c36.iloc[0]) and c36.iloc[0] > 0:
+            summary["share_of_ceiling_fine_R"] = summary["truth_fine_R_pooled"] / float(c36.iloc[0])
+        summary.to_parquet(tmp / "summary.parquet")
+        # intervals vs PSCNet (or the best learned method)
+        learned = [m for m in fields if kinds.get(m) == "product"]
+        base = "pscnet" if "pscnet" in learned else (
+            summary[summary["model"].isin(learned)].sort_values("truth_R", ascending=False)["model"].iloc[0]
+            if learned else None)
+        iv = []
+        sc = scorers["test"]
+        if base is not None:
+            from .skill import block_bootstrap_difference
+
+            for name, fl in fields.items():
+                if name == base:
+                    continue
+                r = block_bootstrap_difference(fl, fields[base], sc.cells(sc.truth), test_steps,
+                                               valid=sc.cells(sc.thawed), n_resamples=n_resamples,
+                                               min_n=settings.min_n)
+                iv.append({"model": name, "kind": kinds[name], "baseline": base, **r})
+        intervals = pd.DataFrame(iv)
+        intervals.to_parquet(tmp / "intervals.parquet")
+        # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
+        tg = []
+        for (name, seed), g in runs.groupby(["model", "seed"]):
+            g = g.set_index("period")
+            if not {"train", "test"} <= set(g.index):
+                continue
+            r = {"model": name, "seed": seed}
+            for ref in ("truth", "smap"):
+                for k in ("R", "ubRMSE"):
+                    c = f"{ref}_{k}"
+                    if c in g:
+                        r[f"{c}_train"], r[f"{c}_test"] = float(g.loc["train", c]), float(g.loc["test", c])
+                        r[f"rel_change_{c}"] = relative_change(r[f"{c}_train"], r[f"{c}_test"])
+            tg.append(r)
+        temporal = pd.DataFrame(tg)
+        if not temporal.empty:
+            temporal = temporal.groupby("model").agg(["mean", "std"])
+            temporal.columns = [f"{a}" if b == "mean" else f"{a}_sd" for a, b in temporal.columns]
+            temporal = temporal.drop(columns=[c for c in temporal.columns if c.startswith("seed")]).reset_index()
+        temporal.to_parquet(tmp / "temporal.parquet")
+        settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "device": device,
+                        "test_stride": int(test_stride), "test_steps_scored": int(test_steps.size),
+                        "world": {"size": size, "periods": per}, "ard": str(ard),
+                        "train_days_scored": [str(d) for d in np.unique(train_steps.astype("datetime64[D]"))],
+                        "thawed_source": sc.thawed_source, "baseline": base,
+                        "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0},
+                        "ceilings": ceiling_info, "machine": machine_info(),
+                        "seconds": round(_time.perf_counter() - t_all, 1)}
+        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
+        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc))
+    return {"out": str(out), "summary": summary, "intervals": intervals, "temporal": temporal,
+            "seconds": round(_time.perf_counter() - t_all, 1)}
+
+
+def _pm(row, col, fmt="{:.3f}"):
+    v, sd = row.get(col, np.nan), row.get(f"{col}_sd", np.nan)
+    if v is None or not np.isfinite(v):
+        return ""
+    return fmt.format(v) + (f" ± {fmt.format(sd)}" if sd is not None and np.isfinite(sd) else "")
+
+
+def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal: pd.DataFrame, st: dict) -> str:
+    """The experiment's Markdown tables (mean ± sd over seeds; ceilings labelled)."""
+    from ..machine import machine_line
+    from .report import md_table
+
+    b = st["budget"]
+    lines = ["# Method comparison", "",
+             f"World `{st['world']['size']}`: training {st['world']['periods']['train'][0]} .. "
+             f"{st['world']['periods']['train'][1]}, test {st['world']['periods']['test'][0]} .. "
+             f"{st['world']['periods']['test'][1]}. {st['seeds']} seeds per learned method, the same budget for "
+             f"every run: at most {b['max_minutes']} min, {b['max_epochs']} epochs x {b['steps_per_epoch']} steps, "
+             f"early stopping after {b['patience']} epochs without improvement on the spatial hold-out. "
+             f"Thawed steps decided by {st['thawed_source']}. Values: mean ± sd over seeds. Machine: "
+             f"{machine_line(st['machine'])}.", "",
+             "Ceiling rows are learners fitted to the TRUTH (not products): they show the reachable skill.", "",
+             "## Against the truth (test period, thawed steps; frozen apart)", ""]
+    cols = [("truth_R", "R"), ("truth_ubRMSE", "ubRMSE"), ("truth_bias", "bias"), ("truth_pooled_R", "pooled R"),
+            ("truth_fine_R", "fine R (cell)"), ("truth_fine_R_pooled", "fine R (pooled)"),
+            ("truth_frozen_R", "frozen R"), ("truth_frozen_ubRMSE", "frozen ubRMSE")]
+    t = pd.DataFrame([{"model": r["model"], "kind": r["kind"], "runs": r["runs"],
+                       **{lab: _pm(r, c) for c, lab in cols if c in summary},
+                       **({"share of ceiling fine R": _pm(r, "share_of_ceiling_fine_R", "{:.2f}")}
+                          if "share_of_ceiling_fine_R" in summary else {})}
+                      for _, r in summary.sort_values(["kind", "truth_R"], ascending=[False, False]).iterrows()])
+    lines += [md_table(t), ""]
+    cols = [("smap_R", "SMAP R"), ("smap_ubRMSE", "SMAP ubRMSE"), ("smap_pooled_R", "SMAP pooled R"),
+            ("stations_pooled_R", "stations pooled R"), ("stations_mean_R", "stations mean R")]
+    t = pd.DataFrame([{"model": r["model"], **{lab: _pm(r, c) for c, lab in cols if c in summary}}
+                      for _, r in summary.iterrows() if r["kind"] != "ceiling"])
+    lines += ["## Against SMAP (9 km, overpass steps) and the stations (test period)", "", md_table(t), ""]
+    if not intervals.empty:
+        iv = intervals[["model", "kind", "baseline", "d_R", "d_R_low", "d_R_high", "p_R",
+                        "d_ubRMSE", "d_ubRMSE_low", "d_ubRMSE_high", "p_ubRMSE"]]
+        lines += [f"## Differences from {intervals['baseline'].iloc[0]} (paired 3-day block bootstrap, "
+                  f"{st['bootstrap']['n_resamples']} resamples, 90 % intervals, two-sided p)", "",
+                  md_table(iv, "{:.4f}"), ""]
+    if not temporal.empty:
+        keep = ["model"] + [c for c in temporal.columns if c.startswith("rel_change") or c.endswith(("_train", "_test"))]
+        lines += ["## Temporal generalisation (relative change training -> test, mean over seeds)", "",
+                  md_table(temporal[keep]), ""]
+    return "\n".join(lines)
+
+
+def register(sub):
+    p = sub.add_parser("experiment", help="fair comparison: every method x seeds with one budget -> tables")
+    p.add_argument("--model", action="append", required=True, help="a method (repeat), e.g. --model pscnet --model rf")
+    p.add_argument("--seeds", type=int, default=5, help="runs per learned method (default 5)")
+    p.add_argument("--max-minutes", type=float, default=5.0, help="time budget of every run (default 5)")
+    p.add_argument("--max-epochs", type=int, default=40)
+    p.add_argument("--steps-per-epoch", type=int, default=60)
+    p.add_argument("--patience", type=int, default=5, help="early stopping: epochs without improvement")
+    p.add_argument("--ard", help="analysis-ready store of a virtual-TP world (default: the demo world's)")
+    p.add_argument("--out", help="results folder (default $SMDS_HOME/experiments/<size>)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument("--ceiling-samples", type=int, default=60_000)
+    p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--test-stride", type=int, default=1, help="score every k-th test step (default 1: all)")
+    p.add_argument("--train-days", type=int, default=14, help="last training days scored for temporal generalisation (default 14)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    res = run_experiment(args.model, seeds=args.seeds, max_minutes=args.max_minutes, max_epochs=args.max_epochs,
+                         steps_per_epoch=args.steps_per_epoch, patience=args.patience, ard=args.ard, out=args.out,
+                         device=args.device, ceiling=not args.no_ceiling,
+                         ceiling_kw={"max_samples": args.ceiling_samples}, n_resamples=args.resamples,
+                         train_days=args.train_days, test_stride=args.test_stride, progress=True)
+    print(Path(res["out"], "report.md").read_text())
+    print(f"written to {res['out']} in {res['seconds']} s")
+    return 0

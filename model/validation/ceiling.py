@@ -1,0 +1,158 @@
+"""Ceiling rows on the virtual TP: reference learners fitted to the TRUTH from the methods' inputs.
+
+The products learn from SMAP; a ceiling learner is what the same inputs could give if the target
+were the hidden 10 km truth itself. Two ceilings, both gradient boosting
+(:class:`sklearn.ensemble.HistGradientBoostingRegressor`, seeded), fitted on the training
+period and scored on the test period like any product, and labelled as ceilings in every table
+(they are NOT products; the truth is never an input of any product method):
+
+* ``ceiling_36km`` - the "perfect 36 km" ceiling: the truth aggregated to SMAP's 36 km cells
+  (area overlap, mapped back to 10 km, :func:`model.validation.skill.coarse_parent`) plus the
+  10 km inputs, predicting the 10 km truth. Its fine-scale R is what a perfect coarse signal
+  plus the 10 km inputs can reach: the reachable fine-scale skill.
+* ``ceiling_10km`` - the 10 km inputs alone, predicting the 10 km truth.
+
+Inputs are exactly the methods' predictors (:data:`model.training.features.DYNAMIC` channels,
+transformed as for training, in the multi-frequency window of
+:class:`model.training.cube.PredictorCube`: the last 24 h 3-hourly, 7 daily means, 4 weekly
+means, and the static layers), one row per cell-step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+
+import numpy as np
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+CEILINGS = ("ceiling_36km", "ceiling_10km")
+LABEL = "ceiling (fitted to the truth; not a product)"
+
+
+def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
+    """A :class:`PredictorCube` whose grid is the listed cells as a 1 x N strip."""
+    from ..grids import tp10
+    from ..training.cube import PredictorCube, static_channels
+    from ..training.features import DYNAMIC, transform
+
+    s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), era5["time"].values[0])
+    e = np.datetime64(end, "ns") + np.timedelta64(1, "D") - np.timedelta64(1, "s")
+    import xarray as xr
+
+    sub = era5.sel(time=slice(s, e))
+    ri = xr.DataArray(rows, dims="cell")
+    ci = xr.DataArray(cols, dims="cell")
+    chans = [c for c in DYNAMIC if c in sub]
+    if len(chans) != len(DYNAMIC):
+        raise InputError(f"ERA5-Land lacks {sorted(set(DYNAMIC) - set(chans))}", "ingest every predictor channel")
+    x3 = np.stack([transform(c, sub[c].isel(lat=ri, lon=ci).values) for c in chans], axis=1)  # (T, C, N)
+    st, names = static_channels(static)
+    st = st[:, rows, cols]
+    n = len(rows)
+    return PredictorCube(tp10(), sub["time"].values, x3[:, :, None, :].astype(np.float32),
+                         st[:, None, :].astype(np.float32), np.ones((1, n), bool), chans, names)
+
+
+def _features(cube, steps, cells, extra=None) -> np.ndarray:
+    b = cube.pixel_batch(steps, np.zeros_like(cells), cells)
+    parts = [b[k].reshape(len(steps), -1) for k in ("x3h", "xday", "xweek", "static")]
+    if extra is not None:
+        parts.append(np.asarray(extra, np.float32).reshape(len(steps), -1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _truth_parent(truth, times, rows, cols, chunk: int = 48):
+    """(T, N) truth and its coarse parent at the listed cells and times."""
+    from .skill import coarse_parent
+
+    tv, pv = [], []
+    for k in range(0, len(times), chunk):
+        f = truth.sel(time=times[k:k + chunk]).values.astype(np.float64)
+        p = coarse_parent(f)
+        tv.append(f[:, rows, cols])
+        pv.append(p[:, rows, cols])
+    return np.concatenate(tv).astype(np.float32), np.concatenate(pv).astype(np.float32)
+
+
+def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_times, *,
+                 which=CEILINGS, max_samples: int = 60_000, max_iter: int = 200, seed: int = 0,
+                 cell_chunk: int = 1500) -> tuple[dict, dict]:
+    """Fit the ceiling learners on ``train_times`` and predict ``test_times``.
+
+    Parameters
+    ----------
+    era5 : xarray.Dataset, the ARD ERA5-Land group (TP10, lazy).
+    static : xarray.Dataset, the ARD static group.
+    truth : xarray.DataArray (time, lat, lon), the truth's soil moisture.
+    cells_rows, cells_cols : TP10 indices of the cells scored (simulated TP cells).
+    train_times, test_times : product steps (datetime64) of the two periods.
+
+    Returns
+    -------
+    (predictions, info)
+        ``predictions[name]`` (len(test_times), 150, 320) float32, NaN off the cells;
+        ``info[name]`` the learner's settings, samples and seconds.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from ..grids import tp10
+
+    rows = np.asarray(cells_rows)
+    cols = np.asarray(cells_cols)
+    if rows.size == 0:
+        raise InputError("no truth cells to fit the ceilings on", "check the truth's simulated region")
+    if len(train_times) == 0 or len(test_times) == 0:
+        raise InputError("the ceilings need truth steps in both the training and the test period",
+                         "check the world's periods")
+    rng = np.random.default_rng(seed)
+    # training samples: a random subset of cells x steps (the cube holds only those cells)
+    n_cells = min(rows.size, 2000)
+    sel = np.sort(rng.choice(rows.size, n_cells, replace=False))
+    cube = _cell_cube(era5, static, rows[sel], cols[sel], train_times[0], train_times[-1])
+    tt, tp = _truth_parent(truth, train_times, rows[sel], cols[sel])
+    si = np.searchsorted(cube.times, np.asarray(train_times, "datetime64[ns]"))
+    k_t, k_c = np.nonzero(np.isfinite(tt))
+    if k_t.size > max_samples:
+        pick = rng.choice(k_t.size, max_samples, replace=False)
+        k_t, k_c = k_t[pick], k_c[pick]
+    y = tt[k_t, k_c]
+    base = _features(cube, si[k_t], k_c)
+    models, info = {}, {}
+    for name in which:
+        t0 = _time.perf_counter()
+        X = np.concatenate([base, tp[k_t, k_c][:, None]], axis=1) if name == "ceiling_36km" else base
+        est = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, early_stopping=True,
+                                            validation_fraction=0.1, n_iter_no_change=10, random_state=seed)
+        est.fit(X, y)
+        models[name] = est
+        info[name] = {"learner": "HistGradientBoostingRegressor", "max_iter": max_iter, "iterations": int(est.n_iter_),
+                      "samples": int(y.size), "cells": int(n_cells), "features": int(X.shape[1]),
+                      "inputs": ("truth 36 km parent + " if name == "ceiling_36km" else "") +
+                                "the methods' 10 km predictors (3-hourly/daily/weekly windows, statics)",
+                      "fit_seconds": round(_time.perf_counter() - t0, 1), "seed": seed, "label": LABEL}
+    del cube
+    # predictions at every cell and test step, in pieces of cells
+    shape = (len(test_times),) + tp10().shape
+    preds = {n: np.full(shape, np.nan, np.float32) for n in which}
+    test_times = np.asarray(test_times, "datetime64[ns]")
+    _, parent = (None, None)
+    if "ceiling_36km" in which:
+        _, parent = _truth_parent(truth, test_times, rows, cols)
+    for a in range(0, rows.size, cell_chunk):
+        r, c = rows[a:a + cell_chunk], cols[a:a + cell_chunk]
+        cube = _cell_cube(era5, static, r, c, test_times[0], test_times[-1])
+        si = np.searchsorted(cube.times, test_times)
+        kt, kc = np.meshgrid(np.arange(len(test_times)), np.arange(r.size), indexing="ij")
+        kt, kc = kt.ravel(), kc.ravel()
+        base = _features(cube, si[kt], kc)
+        for name, est in models.items():
+            X = np.concatenate([base, parent[kt, a + kc][:, None]], axis=1) if name == "ceiling_36km" else base
+            p = est.predict(X).astype(np.float32).reshape(len(test_times), r.size)
+            preds[name][:, r, c] = p
+    for name in which:
+        preds[name] = np.clip(preds[name], 0.0, 0.7)
+    return preds, info

@@ -1,0 +1,109 @@
+"""validate's truth tables on the tiny world (thawed headline, frozen apart, fine-scale R,
+pooled, ceiling rows, intervals), the report and the dashboard's tables; the experiment runner
+with 2 seeds and 2 methods at seconds-scale budgets."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.errors import InputError
+
+
+def test_validate_truth_tables_report_and_dashboard(tiny, tmp_path):
+    import xarray as xr
+
+    from model.training.ard import open_group
+    from model.validation.experiments import run_validation
+    from model.validation.skill import cell_scores, thawed_mask, to_celsius
+
+    home = tmp_path / "home"
+    ard = tiny / "worlds" / "tiny" / "ard.zarr"
+    res = run_validation(ard=ard, out=home / "validation", ceiling_kw={"max_samples": 2000, "max_iter": 20},
+                         n_resamples=200)
+    assert all(v == "ok" for v in res["status"].values()), res["status"]
+    out = home / "validation"
+    st = json.loads((out / "settings.json").read_text())
+    assert st["truth"]["thawed_source"] == "truth soil_temperature"
+    summ = pd.read_parquet(out / "summary.parquet").set_index("model")
+    assert set(summ.loc[["ceiling_36km", "ceiling_10km"], "kind"]) == {"ceiling"}
+    assert summ.loc["pscnet", "kind"] == "product" and summ.loc["era5land", "kind"] == "reference"
+    for c in ("truth_R", "truth_pooled_R", "truth_fine_R", "truth_fine_R_pooled", "truth_frozen_R",
+              "smap_pooled_R", "stations_pooled_R"):
+        assert c in summ, c
+    assert np.isfinite(summ.loc["pscnet", ["truth_fine_R_pooled", "smap_pooled_R", "truth_pooled_R"]].astype(float)).all()
+    # independent recomputation of ERA5-Land's thawed headline R against the truth
+    truth = xr.open_zarr(tiny / "worlds" / "tiny" / "truth" / "truth.zarr")
+    t0, t1 = st["periods"]["test"]
+    steps = truth.time.sel(time=slice(t0, f"{t1}T23:59")).values
+    steps = steps[np.isin(steps, open_group(ard, "era5").time.values)]
+    temp = truth.soil_temperature.sel(time=steps)
+    thawed, _ = thawed_mask(to_celsius(temp.values, temp.attrs["units"]))
+    e5 = open_group(ard, "era5")["swvl1"].sel(time=steps).values
+    ref = cell_scores(e5, truth.soil_moisture.sel(time=steps).values, thawed)
+    assert summ.loc["era5land", "truth_R"] == pytest.approx(ref["R"], abs=1e-6)
+    assert summ.loc["era5land", "truth_ubRMSE"] == pytest.approx(ref["ubRMSE"], abs=1e-7)
+    # intervals: every other method minus PSCNet, paired, 200 resamples
+    iv = pd.read_parquet(out / "intervals.parquet")
+    assert set(iv["baseline"]) == {"pscnet"}
+    assert {"ceiling_36km", "era5land", "rf"} <= set(iv["model"])
+    assert (iv["d_R_low"] <= iv["d_R_high"]).all() and (iv["n_resamples"] == 200).all()
+    nets = pd.read_parquet(out / "networks.parquet")
+    pooled = nets[(nets["form"] == "pooled") & (nets["network"] == "all") & (nets["period"] == "test")]
+    assert len(pooled) and np.isfinite(pooled["R"]).any()
+    rep = (out / "report" / "index.md").read_text()
+    assert "Against the truth (test period, thawed steps" in rep and "ceiling_36km" in rep
+    assert "Differences from pscnet" in rep
+    # the dashboard's metric maps page tables read the same data
+    from dashboard.views import metrics as page
+
+    state = SimpleNamespace(home=str(home))
+    sci = page.science_table(state)
+    assert {"fine-scale R (pooled)", "frozen R", "SMAP pooled R", "kind"} <= set(sci.columns)
+    assert "ceiling" in set(sci["kind"])
+    ivt = page.intervals_table(state)
+    assert {"ΔR 5 %", "ΔR 95 %", "p (R)"} <= set(ivt.columns) and len(ivt) == len(iv)
+
+
+def test_experiment_two_seeds_two_methods(tiny, tmp_path):
+    from model.validation.campaign import run_experiment
+
+    ard = tiny / "worlds" / "tiny" / "ard.zarr"
+    res = run_experiment(["mlp", "smap_bilinear"], seeds=2, max_minutes=0.05, max_epochs=2, steps_per_epoch=4,
+                         patience=2, ard=ard, out=tmp_path / "exp", device="cpu",
+                         ceiling_kw={"max_samples": 2000, "max_iter": 20}, n_resamples=200, train_days=2,
+                         train_kw={"tune_patches": 8, "max_pixel_samples": 5000})
+    out = tmp_path / "exp"
+    runs = pd.read_parquet(out / "runs.parquet")
+    mlp = runs[runs["model"] == "mlp"]
+    assert sorted(mlp["seed"].unique()) == [0, 1] and set(mlp["period"]) == {"train", "test"}
+    assert len(runs[runs["model"] == "smap_bilinear"]) == 2        # no randomness: one run, two periods
+    summ = res["summary"].set_index("model")
+    assert summ.loc["mlp", "runs"] == 2 and np.isfinite(summ.loc["mlp", "truth_R_sd"])
+    assert summ.loc["mlp", "truth_R"] == pytest.approx(mlp[mlp["period"] == "test"]["truth_R"].mean())
+    assert {"ceiling_36km", "ceiling_10km", "era5land"} <= set(summ.index)
+    assert "share_of_ceiling_fine_R" in summ and "smap_pooled_R" in summ and "stations_pooled_R" in summ
+    iv = pd.read_parquet(out / "intervals.parquet").set_index("model")
+    assert set(iv["baseline"]) == {"mlp"}                            # no PSCNet: the best learned method
+    assert iv.loc["smap_bilinear", "runs_b"] == 2 and iv.loc["smap_bilinear", "runs_a"] == 1
+    tg = pd.read_parquet(out / "temporal.parquet").set_index("model")
+    assert "rel_change_truth_R" in tg and np.isfinite(tg.loc["mlp", "rel_change_truth_R"])
+    st = json.loads((out / "settings.json").read_text())
+    assert st["budget"]["max_minutes"] == 0.05 and st["seeds"] == 2
+    rep = (out / "report.md").read_text()
+    assert "±" in rep and "Ceiling rows are learners fitted to the TRUTH" in rep
+    assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
+
+
+def test_experiment_bad_arguments(tiny, tmp_path):
+    from model.validation.campaign import run_experiment
+
+    with pytest.raises(InputError, match="pscnett|model"):
+        run_experiment(["pscnett"], seeds=2, out=tmp_path / "x")
+    with pytest.raises(InputError, match="seeds"):
+        run_experiment(["mlp"], seeds=0, out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()

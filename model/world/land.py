@@ -58,7 +58,7 @@ class LandParams:
     wetness: np.ndarray | None = None
     lateral_gain: float = 0.0      # upslope water received per unit wetness, x own drainage + runoff
     lateral_tau_h: float = 72.0    # e-folding time of the subsurface lateral store
-    lateral_loss_h: float = 36.0   # e-folding time of lateral drainage above field capacity at wetness -1
+    lateral_loss_h: float = 24.0   # e-folding time of lateral drainage above field capacity at wetness -1
     intercept_mm: float = 0.0      # canopy interception capacity at full vegetation cover, mm
 
 
@@ -291,8 +291,9 @@ class LandModel:
             lat_store = lat_store + self._conv * (dr2 + q_se + q_ie) * imp2
             rel = lat_store * self._k_lat * imp2
             lat_store = lat_store - rel
-            in2 = np.minimum(rel, np.maximum((s2.theta_s - w2) * d2, 0))
-            in1 = np.minimum(rel - in2, np.maximum((s1.theta_s - w1) * d1, 0))
+            # seepage wets the surface layer directly (a third) and the root zone
+            in1 = np.minimum(rel / 3.0, np.maximum((s1.theta_s - w1) * d1, 0))
+            in2 = np.minimum(rel - in1, np.maximum((s2.theta_s - w2) * d2, 0))
             runoff = runoff + (rel - in2 - in1)
             w2 = w2 + in2 / d2
             liq2 = liq2 + in2 / d2

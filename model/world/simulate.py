@@ -40,7 +40,7 @@ def truth_params(st: StaticFields) -> LandParams:
 
 
 #: upslope water received per unit topographic wetness (truth), x the cell's own drainage + runoff
-TRUTH_LATERAL_GAIN = 0.8
+TRUTH_LATERAL_GAIN = 1.2
 
 
 def _smooth(st: StaticFields, name: str, sigma: float) -> np.ndarray:

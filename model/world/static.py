@@ -302,7 +302,8 @@ def topographic_wetness_index(elevation: np.ndarray, slope_deg: np.ndarray, lat2
             acc[t] += acc[i]
     a = acc.reshape(z.shape) / np.sqrt(area)
     tan_b = np.tan(np.deg2rad(np.maximum(np.nan_to_num(slope_deg), 0.5)))
-    return np.where(ok, np.log(a / tan_b), np.nan).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        return np.where(ok, np.log(a / tan_b), np.nan).astype(np.float32)
 
 
 def _roughness(z: np.ndarray) -> np.ndarray:

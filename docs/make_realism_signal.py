@@ -258,7 +258,8 @@ meadow soils, wet valley floors) and the rest changes with the weather. Frozen c
 | same + the TRUE 10 km rain (not an input: what rain cells add) | {f3(cr.get('fine_r_cell_median'))} | {f3(cr.get('fine_r_pooled'))} | {f3(cr.get('ubrmse_cell_median'))} | {f3(cr.get('r_cell_median'))} |
 | ERA5-Land-like `swvl1`'s own 10 km detail (no learning) | {f3(e['fine_r_cell_median'])} | {f3(e['fine_r_pooled'])} | | |
 
-The inputs of the ceiling: the 36 km parent of the truth at the step, ERA5-Land-like fields at
+The inputs of the ceiling: the 36 km parent of the truth at the step and its change over the
+last 1, 3 and 10 days, ERA5-Land-like fields at
 10 km and their 10 km detail (soil water, temperatures, the 24 h minimum soil temperature,
 precipitation over 3 h .. 10 days, radiation, snow, evaporation), the user's static layers
 (texture, organic matter, porosity, field capacity, wilting point, vegetation, land cover, the

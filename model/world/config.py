@@ -112,7 +112,7 @@ SIZES: dict[str, WorldConfig] = {
         name="season2", sim_start="2015-12-01", start="2016-03-01", end="2017-10-31",
         history=("2016-03-01", "2016-03-31"), train=("2016-04-01", "2016-10-31"),
         test=("2017-04-01", "2017-10-31"), bbox=(29.5, 35.5, 88.0, 103.0),
-        need_bytes=3_500_000_000,
+        need_bytes=4_500_000_000,
         description="two warm seasons, the paper's year split: train Apr-Oct 2016, test Apr-Oct "
                     "2017 (winter between them simulated and written, spin-up from December 2015); "
                     "central-eastern TP 29.5-35.5 N, 88-103 E (Maqu, Naqu, CTP-SMTMN stations)"),

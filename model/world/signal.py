@@ -157,7 +157,13 @@ def feature_stack(w: dict, with_true_rain: bool = False) -> tuple[np.ndarray, li
         feats.append(np.ascontiguousarray(arr[:, sim]))
         names.append(name)
 
-    add("truth36", parent36(w["truth_soil_moisture"], pidx))
+    p36 = parent36(w["truth_soil_moisture"], pidx)
+    add("truth36", p36)
+    # its recent trajectory (wetting or drying: soils part ways differently), as a model sees
+    # the history of its coarse input
+    for n, k in (("truth36_d1", 8), ("truth36_d3", 24), ("truth36_d10", 80)):
+        lag = np.concatenate([np.repeat(p36[:1], k, 0), p36[:-k]]) if p36.shape[0] > k else p36[:1].repeat(p36.shape[0], 0)
+        add(n, p36 - lag)
     sw = w["era_swvl1"]
     add("swvl1", sw)
     add("swvl1_fine", fine(sw, pidx))

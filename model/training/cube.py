@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CoverageError, InputError
 from ..grids import Grid, get_grid
-from .features import DYNAMIC, Normalisation, robust_std, transform
+from .features import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
 
 T3, TD, TW = 8, 7, 4
 
@@ -195,16 +195,17 @@ def build_cube(era5, static, grid: Grid | str, channels=DYNAMIC) -> PredictorCub
     from ..grids import regridder, tp_mask
 
     g = get_grid(grid) if isinstance(grid, str) else grid
-    missing = [c for c in channels if c not in era5]
+    missing = [c for c in channels if c not in era5 and (c not in DERIVED or DERIVED[c][0] not in era5)]
     if missing:
         raise InputError(f"the ERA5-Land inputs lack channels {missing}",
-                         "ingest ERA5-Land files holding " + ", ".join(channels))
+                         "ingest ERA5-Land files holding "
+                         + ", ".join(dict.fromkeys(DERIVED[c][0] if c in DERIVED else c for c in channels)))
     rg = None if g.name == "TP10" else regridder("TP10", g.name)
     t = era5["time"].values
     x3 = np.empty((t.size, len(channels)) + g.shape, np.float32)
     tpm = np.asarray(tp_mask("TP10"))
     for k, c in enumerate(channels):
-        v = transform(c, era5[c].values)
+        v = transform(c, era5[c].values if c in era5 else derive(c, era5[DERIVED[c][0]].values))
         v = np.where(tpm, v, np.nan).astype(np.float32)
         x3[:, k] = v if rg is None else rg(v)
     st, names = static_channels(static)

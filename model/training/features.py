@@ -14,7 +14,15 @@ tp         m per 3 h                   log1p(mm per 3 h)  (precipitation is skew
 e          m w.e. per 3 h (neg = evap) -mm per 3 h (evaporation positive)
 ssrd       J m-2 per 3 h               W m-2 (mean flux over the 3 h)
 sd         m w.e.                      log1p(mm)
+stl1_min24 K, derived from stl1           none: the minimum of ``stl1`` over the last 24 h
+                                       (8 steps, the step itself included; clamped at the
+                                       first step of the data), the frost signal
 =========  ==========================  ===========================================
+
+``stl1_min24`` lets a model tell frozen soil (liquid water drops, as the truth's and the
+probes') from dry soil: SMAP retrieves nothing over frozen ground, so without it a model
+trained on SMAP can only guess. It is derived from ``stl1`` by :func:`derive` (ERA5-Land
+itself has no such field), so any ERA5-Land input with ``stl1`` provides it.
 
 Static channels (TP10): elevation (m), slope (deg), sin/cos of aspect, latitude, longitude and
 any numeric layer of the ``static_extra`` entry (soil texture, land cover fractions).
@@ -28,7 +36,30 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-DYNAMIC = ("swvl1", "stl1", "skt", "t2m", "d2m", "tp", "e", "ssrd", "sd")
+DYNAMIC = ("swvl1", "stl1", "skt", "t2m", "d2m", "tp", "e", "ssrd", "sd", "stl1_min24")
+#: channels computed from another ERA5-Land variable: name -> (source variable, steps of 3 h)
+DERIVED = {"stl1_min24": ("stl1", 8)}
+
+
+def derive(name: str, source: np.ndarray) -> np.ndarray:
+    """A derived channel from its source, dims (time, ...) on regular 3-hourly steps.
+
+    ``stl1_min24``: the running minimum over the last 8 steps (24 h) including the step;
+    the first steps use what exists (clamped). NaN steps are skipped (``fmin``).
+
+    >>> derive("stl1_min24", np.array([275., 270., 280.] + [281.] * 8))[[0, 1, 2, 8, 9]]
+    array([275., 270., 270., 270., 280.], dtype=float32)
+    """
+    if name not in DERIVED:
+        from ..errors import unknown_name
+
+        raise unknown_name("derived channel", name, list(DERIVED))
+    _, steps = DERIVED[name]
+    x = np.asarray(source, np.float32)
+    out = x.copy()
+    for k in range(1, min(steps, x.shape[0])):
+        np.fmin(out[k:], x[:-k], out=out[k:])
+    return out
 
 
 def transform(name: str, v: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ class WorldConfig:
     Attributes
     ----------
     name : str
-        ``"tiny"``, ``"demo"`` or ``"full"``.
+        ``"tiny"``, ``"demo"``, ``"season2"`` or ``"full"``.
     sim_start : str
         First simulated day (ISO date); the days before ``start`` are spin-up, not written.
     start, end : str
@@ -108,6 +108,14 @@ SIZES: dict[str, WorldConfig] = {
         history=("2017-05-01", "2017-05-31"), train=("2017-06-01", "2017-08-31"),
         test=("2017-09-01", "2017-09-30"), need_bytes=2_500_000_000,
         description="whole TP, May-September 2017 (spin-up from March)"),
+    "season2": WorldConfig(
+        name="season2", sim_start="2015-12-01", start="2016-03-01", end="2017-10-31",
+        history=("2016-03-01", "2016-03-31"), train=("2016-04-01", "2016-10-31"),
+        test=("2017-04-01", "2017-10-31"), bbox=(29.5, 35.5, 88.0, 103.0),
+        need_bytes=4_500_000_000,
+        description="two warm seasons, the paper's year split: train Apr-Oct 2016, test Apr-Oct "
+                    "2017 (winter between them simulated and written, spin-up from December 2015); "
+                    "central-eastern TP 29.5-35.5 N, 88-103 E (Maqu, Naqu, CTP-SMTMN stations)"),
     "full": WorldConfig(
         name="full", sim_start="2015-10-01", start="2016-01-01", end="2018-12-31",
         history=None, train=("2016-01-01", "2017-12-31"), test=("2018-01-01", "2018-12-31"),

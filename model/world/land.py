@@ -53,6 +53,13 @@ class LandParams:
     d2: float = 450.0
     tau_exchange: np.ndarray | float = 40.0  # h
     pt_alpha: float = 1.26
+    #: standardised topographic wetness (> 0 convergent hollows and valley floors, < 0 ridges and
+    #: divergent slopes); None: no lateral redistribution (ERA5-Land has none)
+    wetness: np.ndarray | None = None
+    lateral_gain: float = 0.0      # upslope water received per unit wetness, x own drainage + runoff
+    lateral_tau_h: float = 72.0    # e-folding time of the subsurface lateral store
+    lateral_loss_h: float = 24.0   # e-folding time of lateral drainage above field capacity at wetness -1
+    intercept_mm: float = 0.0      # canopy interception capacity at full vegetation cover, mm
 
 
 @dataclass
@@ -69,6 +76,8 @@ class LandState:
     ice2: np.ndarray
     evap: np.ndarray       # mm over the last step (evaporation + transpiration + sublimation)
     runoff: np.ndarray     # mm over the last step
+    lat_store: np.ndarray  # mm, subsurface water on its way down-slope into this cell
+    canopy: np.ndarray     # mm, intercepted water on the vegetation
 
     def copy(self) -> "LandState":
         return LandState(**{k: v.copy() for k, v in self.__dict__.items()})
@@ -159,7 +168,16 @@ class LandModel:
         self.s = LandState(w1=w1, w2=w2, swe=z.copy(), tskin=tk.copy(), t1=tk.copy(), t2=tk.copy(),
                            liq1=liq1.astype(np.float32), liq2=liq2.astype(np.float32),
                            ice1=(w1 - liq1).astype(np.float32), ice2=(w2 - liq2).astype(np.float32),
-                           evap=z.copy(), runoff=z.copy())
+                           evap=z.copy(), runoff=z.copy(), lat_store=z.copy(), canopy=z.copy())
+        if params.wetness is not None:
+            wt = np.asarray(params.wetness, np.float32)
+            self._conv = (params.lateral_gain * np.clip(wt, 0.0, 3.0)).astype(np.float32)
+            div = np.clip(-wt, 0.0, 2.5)
+            self._k_loss = (1 - np.exp(-div / params.lateral_loss_h)).astype(np.float32)
+            self._k_lat = np.float32(1 - np.exp(-1.0 / params.lateral_tau_h))
+        else:
+            self._conv = None
+        self._cap = (params.intercept_mm * params.veg).astype(np.float32)
         self._rough = np.clip(0.5 + params.slope / 15.0, 0.5, 3.0).astype(np.float32)
         self._k_exch = (1 - np.exp(-1.0 / np.broadcast_to(np.asarray(params.tau_exchange, np.float32), (n,))))
 
@@ -174,6 +192,12 @@ class LandModel:
         fsnow = np.clip((2.5 - tc) / 3.0, 0.0, 1.0)
         snow = P * fsnow
         rain = P - snow
+        # canopy interception (rain only): fills the canopy store first, evaporates below
+        canopy = s.canopy
+        if p.intercept_mm > 0:
+            ic = np.minimum(rain, np.maximum(self._cap - canopy, 0.0))
+            rain = rain - ic
+            canopy = canopy + ic
 
         # 2. radiation and potential evaporation
         scf = s.swe / (s.swe + 5.0)
@@ -222,21 +246,27 @@ class LandModel:
         liq1 = liq1 + to1 / d1
         liq2 = liq2 + to2 / d2
 
-        # 7. evapotranspiration (only from liquid water; none under full snow)
+        # 7. evapotranspiration (only from liquid water; none under full snow); intercepted
+        # water evaporates first, at the potential rate over the vegetated part
         free = (1 - scf)
+        e_can = np.zeros_like(pet)
+        if p.intercept_mm > 0:
+            e_can = np.minimum(canopy, pet * p.veg * free)
+            canopy = canopy - e_can
+        pet_t = np.maximum(pet - e_can / np.maximum(p.veg, 0.05), 0.0)
         beta_s = np.where(liq1 >= s1.theta_fc, 1.0,
                           0.25 * (1 - np.cos(np.pi * np.clip((liq1 - s1.theta_r) / (s1.theta_fc - s1.theta_r), 0, 1))) ** 2)
         e_soil = pet * (1 - p.veg) * free * beta_s
         e_soil = np.minimum(e_soil, np.maximum(liq1 - s1.theta_r, 0) * d1)
         beta_t = np.clip((liq2 - s2.theta_wp) / (0.75 * s2.theta_fc - s2.theta_wp), 0, 1)
-        tr = pet * p.veg * free * beta_t
+        tr = pet_t * p.veg * free * beta_t
         tr1 = np.minimum(0.15 * tr, np.maximum(liq1 - s1.theta_r, 0) * d1 - e_soil)
         tr2 = np.minimum(0.85 * tr, np.maximum(liq2 - 0.5 * s2.theta_wp, 0) * d2)
         w1 = w1 - (e_soil + tr1) / d1
         liq1 = liq1 - (e_soil + tr1) / d1
         w2 = w2 - tr2 / d2
         liq2 = liq2 - tr2 / d2
-        et = e_soil + tr1 + tr2 + subl
+        et = e_soil + tr1 + tr2 + subl + e_can
 
         # 8. gravity drainage (liquid only, impeded by ice)
         new1 = _drain(liq1, s1.ks * np.minimum(imp1, imp2), s1, d1, dt)   # frozen subsoil perches water
@@ -249,6 +279,31 @@ class LandModel:
         dr2 = (liq2 - new2) * d2
         w2 = w2 - dr2 / d2
         liq2 = liq2 - dr2 / d2
+
+        # 8b. lateral redistribution by terrain (TOPMODEL-like, per cell): convergent cells
+        # receive the drainage and runoff of their upslope area (taken as their own times the
+        # wetness gain: neighbours share the weather) through a slow subsurface store that
+        # seeps into the root zone, then the surface layer; divergent cells lose the water
+        # above field capacity sideways. Not mass-conserving across cells (the upslope source
+        # is implicit); only liquid water moves.
+        lat_store = s.lat_store
+        if self._conv is not None:
+            lat_store = lat_store + self._conv * (dr2 + q_se + q_ie) * imp2
+            rel = lat_store * self._k_lat * imp2
+            lat_store = lat_store - rel
+            # seepage wets the surface layer directly (a third) and the root zone
+            in1 = np.minimum(rel / 3.0, np.maximum((s1.theta_s - w1) * d1, 0))
+            in2 = np.minimum(rel - in1, np.maximum((s2.theta_s - w2) * d2, 0))
+            runoff = runoff + (rel - in2 - in1)
+            w2 = w2 + in2 / d2
+            liq2 = liq2 + in2 / d2
+            w1 = w1 + in1 / d1
+            liq1 = liq1 + in1 / d1
+            l1 = np.maximum(liq1 - s1.theta_fc, 0) * self._k_loss * imp1
+            l2 = np.maximum(liq2 - s2.theta_fc, 0) * self._k_loss * imp2
+            w1, liq1 = w1 - l1, liq1 - l1
+            w2, liq2 = w2 - l2, liq2 - l2
+            runoff = runoff + l1 * d1 + l2 * d2
 
         # 9. diffusive exchange between the layers (liquid water, implicit)
         k = self._k_exch * imp1 * imp2
@@ -284,7 +339,8 @@ class LandModel:
         liq2 = w2 - ice2
 
         self.s = LandState(w1=w1, w2=w2, swe=swe, tskin=tskin, t1=t1, t2=t2, liq1=liq1, liq2=liq2,
-                           ice1=ice1, ice2=ice2, evap=et, runoff=runoff)
+                           ice1=ice1, ice2=ice2, evap=et, runoff=runoff, lat_store=lat_store,
+                           canopy=canopy)
         return self.s
 
     def nudge(self, idx: np.ndarray, incr1: np.ndarray, frac2: float = 0.3) -> None:

@@ -130,6 +130,10 @@ class StaticFields:
     organic: np.ndarray        # organic-matter fraction of the top layer
     mountainous: np.ndarray    # bool, rugged terrain (SMAP flag)
     cells: np.ndarray          # flat indices of simulated cells
+    twi_dem: np.ndarray | None = None   # topographic wetness index of the DEM (what a user computes)
+    wetness: np.ndarray | None = None   # TRUE topographic wetness (standardised): DEM TWI + unmapped
+    #                                     drainage features (springs, seepage lines, ice-rich layers)
+    wetness_dem: np.ndarray | None = None  # the DEM's TWI standardised over the TP (clipped -2.5..3)
 
     def c(self, name_or_field) -> np.ndarray:
         """Per-cell 1-D float32 array of a field (by name or as an array)."""
@@ -177,6 +181,7 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     n_clay = multiscale_noise(rng, shape, (0.8, 2.0, 5.0), (0.35, 0.4, 0.25))
     n_om = multiscale_noise(rng, shape, (1.0, 3.0), (0.5, 0.5))
     n_lc = smooth_noise(rng, shape, 1.2)
+    n_wet = smooth_noise(rng_for(seed, "static", "wetness"), shape, 0.7)
 
     # --- climate normals ---------------------------------------------------------------
     from scipy.ndimage import gaussian_filter
@@ -216,13 +221,25 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     albedo = np.vectorize(ALBEDO.get, otypes=[np.float32])(lc)
 
     # --- soil texture (fractions) and organic matter --------------------------------------
+    # topographic wetness: the DEM's TWI (a user can compute it) + unmapped drainage features
+    twi_dem = topographic_wetness_index(np.where(mask, terrain.elevation, np.nan), slope, lat2)
+    t_ok = mask & np.isfinite(twi_dem)
+    t_med, t_sd = float(np.median(twi_dem[t_ok])), float(np.std(twi_dem[t_ok]))
+    wetness = np.clip((np.nan_to_num(twi_dem, nan=t_med) - t_med) / t_sd, -2.5, 3.0)
+    wetness_dem = wetness.astype(np.float32)
+    wetness = (0.8 * wetness + 0.6 * n_wet).astype(np.float32)
+    # texture: 10 km contrasts (alluvial fans, moraines, aeolian sands) larger than at 36 km;
+    # valley floors (wet) finer, steep slopes coarser
     sand = np.clip(0.30 + 0.35 * aridity + 0.25 * np.clip(slope / 30.0, 0, 1)
-                   + 0.10 * np.clip((z - 5000.0) / 800.0, 0, 1) + 0.10 * n_sand, 0.05, 0.92)
-    clay = np.clip(0.17 - 0.10 * aridity - 0.06 * np.clip(slope / 30.0, 0, 1) + 0.045 * n_clay,
-                   0.02, 0.45)
+                   + 0.10 * np.clip((z - 5000.0) / 800.0, 0, 1) + 0.16 * n_sand
+                   - 0.04 * np.clip(wetness, -1.5, 2.0), 0.05, 0.92)
+    clay = np.clip(0.17 - 0.10 * aridity - 0.06 * np.clip(slope / 30.0, 0, 1) + 0.06 * n_clay
+                   + 0.015 * np.clip(wetness, -1.5, 2.0), 0.02, 0.45)
     clay = np.minimum(clay, 0.97 - sand)
     wet_meadow = np.clip(p_ann / 600.0, 0.3, 1.2)
-    organic = np.clip(0.35 * np.clip((fv - 0.3) / 0.6, 0, 1) ** 1.3 * wet_meadow * np.exp(0.3 * n_om)
+    # organic meadow topsoils concentrate where water collects (valley bottoms, seepage zones)
+    organic = np.clip(0.35 * np.clip((fv - 0.3) / 0.6, 0, 1) ** 1.3 * wet_meadow
+                      * np.exp(0.45 * n_om + 0.25 * np.clip(wetness, -2.0, 2.0))
                       + 0.02 * (lc == 5), 0.0, 0.5)
     mountainous = _roughness(z) > 350.0
 
@@ -238,7 +255,55 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
         t_annual=out(t_ann), t_season_amp=out(t_amp), veg_fraction=out(fv),
         land_cover=np.where(sim, lc, 0).astype(np.int8), vwc=out(vwc.astype(np.float32)),
         albedo=out(albedo), sand=out(sand.astype(np.float32)), clay=out(clay.astype(np.float32)),
-        organic=out(organic.astype(np.float32)), mountainous=sim & mountainous, cells=cells)
+        organic=out(organic.astype(np.float32)), mountainous=sim & mountainous, cells=cells,
+        twi_dem=out(twi_dem.astype(np.float32)), wetness=out(wetness), wetness_dem=out(wetness_dem))
+
+
+def topographic_wetness_index(elevation: np.ndarray, slope_deg: np.ndarray, lat2: np.ndarray) -> np.ndarray:
+    """TWI = ln(a / tan(beta)) on TP10 from D8 flow accumulation of the DEM (NaN outside it).
+
+    ``a``: upslope area per unit contour width (m), the cell's own area included; ``beta``: the
+    slope, floored at 0.5 degrees (flat valley floors). Cells are visited from the highest down;
+    each passes its accumulated area to its steepest lower neighbour (none for pits and edges).
+    """
+    z = np.asarray(elevation, np.float64)
+    ny, nx = z.shape
+    dy = 11.1e3
+    dx = 11.1e3 * np.cos(np.deg2rad(lat2))
+    area = dx * dy
+    ok = np.isfinite(z)
+    zz = np.where(ok, z, np.inf)
+    best = np.zeros(z.shape)
+    target = np.full(z.size, -1, np.int64)
+    flat = np.arange(z.size).reshape(z.shape)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di == 0 and dj == 0:
+                continue
+            nb = np.full(z.shape, np.inf)
+            src = (slice(max(di, 0), ny + min(di, 0)), slice(max(dj, 0), nx + min(dj, 0)))
+            dst = (slice(max(-di, 0), ny + min(-di, 0)), slice(max(-dj, 0), nx + min(-dj, 0)))
+            nb[dst] = zz[src]
+            idx = np.full(z.shape, -1, np.int64)
+            idx[dst] = flat[src]
+            dist = np.hypot(di * dy, dj * dx)
+            with np.errstate(invalid="ignore"):
+                drop = (zz - nb) / dist
+            better = ok & np.isfinite(nb) & (drop > best)
+            best = np.where(better, drop, best)
+            target = np.where(better.ravel(), idx.ravel(), target)
+    acc = np.where(ok, area, 0.0).ravel()
+    order = np.argsort(-np.where(ok, z, -np.inf).ravel(), kind="stable")
+    order = order[ok.ravel()[order]]
+    tgt = target
+    for i in order:           # ~50k cells: a plain loop is ~0.1 s
+        t = tgt[i]
+        if t >= 0:
+            acc[t] += acc[i]
+    a = acc.reshape(z.shape) / np.sqrt(area)
+    tan_b = np.tan(np.deg2rad(np.maximum(np.nan_to_num(slope_deg), 0.5)))
+    with np.errstate(divide="ignore"):
+        return np.where(ok, np.log(a / tan_b), np.nan).astype(np.float32)
 
 
 def _roughness(z: np.ndarray) -> np.ndarray:
@@ -329,6 +394,11 @@ def user_static_dataset(st: StaticFields, seed: int):
                 "units": "m3 m-3", "long_name": "porosity (pedotransfer of the map's texture)"}),
             "field_capacity": (("lat", "lon"), fl(sp.theta_fc), {
                 "units": "m3 m-3", "long_name": "field capacity (-33 kPa), pedotransfer"}),
+            "wilting_point": (("lat", "lon"), fl(sp.theta_wp), {
+                "units": "m3 m-3", "long_name": "wilting point (-1500 kPa), pedotransfer"}),
+            "topographic_wetness_index": (("lat", "lon"), fl(st.twi_dem), {
+                "units": "1", "long_name": "topographic wetness index ln(a / tan(slope)) of the DEM (D8)",
+                "comment": "computed from the DEM alone: unmapped seepage and drainage features are not in it"}),
             "land_cover": (("lat", "lon"), np.where(sim, lc, 0).astype(np.int8), {
                 "long_name": "land cover class (MODIS-like)", "flag_values": np.arange(0, 7, dtype=np.int8),
                 "flag_meanings": "none " + legend,

@@ -46,6 +46,11 @@ WESTERLY_MONTHLY = WESTERLY_MONTHLY / WESTERLY_MONTHLY.sum()
 # Weather parameters (documented in docs/world.md)
 PARAMS = dict(
     tau_z_h=5.0,          # latent rain field e-folding time, h
+    # spatial scales (Gaussian sigma, 10 km cells) of the latent rain field and their weights:
+    # rain systems of 30-60 km, so storms leave less unpredictable 10 km detail than the soils
+    # and terrain do (issue 12; earlier 15/40 km, 0.6/0.4)
+    rain_scales_cells=(3.0, 6.0),
+    rain_scale_weights=(0.5, 0.5),
     adv_cells_h=(0.30, 0.04),  # eastward, northward drift of rain systems, cells (10 km) per h
     tau_s_h=96.0,         # synoptic (active/break monsoon) e-folding time, h
     sigma_s=0.55,         # log-std of the synoptic rate multiplier
@@ -132,7 +137,7 @@ class Weather:
         r, c = np.unravel_index(st.cells, st.shape)
         self._pad_idx = (r + oy) * PAD_SHAPE[1] + (c + ox)
         rng = rng_for(seed, "weather")
-        self.Z = _SpectralAR(rng, P["tau_z_h"], (1.5, 4.0), (0.6, 0.4), P["adv_cells_h"])
+        self.Z = _SpectralAR(rng, P["tau_z_h"], P["rain_scales_cells"], P["rain_scale_weights"], P["adv_cells_h"])
         self.E = _SpectralAR(rng, 8.0, (3.0, 8.0), (0.5, 0.5), P["adv_cells_h"])
         self.S = _SpectralAR(rng, P["tau_s_h"], (25.0,), (1.0,), (0.1, 0.0))
         self.T = _SpectralAR(rng, P["tau_t_h"], (35.0,), (1.0,), (0.2, 0.0))

@@ -108,6 +108,11 @@ SIZES: dict[str, WorldConfig] = {
         history=("2017-05-01", "2017-05-31"), train=("2017-06-01", "2017-08-31"),
         test=("2017-09-01", "2017-09-30"), need_bytes=2_500_000_000,
         description="whole TP, May-September 2017 (spin-up from March)"),
+    "gpubench": WorldConfig(
+        name="gpubench", sim_start="2017-05-18", start="2017-06-01", end="2017-07-15",
+        history=("2017-06-01", "2017-06-07"), train=("2017-06-08", "2017-07-05"),
+        test=("2017-07-06", "2017-07-15"), need_bytes=1_000_000_000,
+        description="benchmarks/bench_gpu.py: whole TP, 45 written days (40 archived = 320 steps)"),
     "full": WorldConfig(
         name="full", sim_start="2015-10-01", start="2016-01-01", end="2018-12-31",
         history=None, train=("2016-01-01", "2017-12-31"), test=("2018-01-01", "2018-12-31"),

@@ -248,7 +248,7 @@ def archive(run_name, ard, cfg, dev, days, block_days, batch, home, res: Results
     t0, t1 = s["maps_window"]
     util, n = sampler.mean(t0, t1)
     out = {k: s.get(k) for k in ("steps", "maps_seconds", "series_seconds", "seconds", "size_mb", "load_s",
-                                 "compute_s", "write_wait_s", "complete")}
+                                 "compute_s", "write_wait_s", "inputs_built_on_device", "complete")}
     out["steps_per_s"] = round(steps / max(s["maps_seconds"], 1e-9), 1)
     out["extrapolated_8768_steps_s"] = round(s["seconds"] * STEPS_3Y / steps, 1)
     out["extrapolated_8768_maps_only_s"] = round(s["maps_seconds"] * STEPS_3Y / steps, 1)

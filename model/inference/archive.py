@@ -346,8 +346,19 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     computed: dict = {m: set() for m in runs}
     stages = {"load_s": 0.0, "compute_s": 0.0, "write_wait_s": 0.0}
 
+    # torch models only: the inputs go to the device raw and the cube is built there
+    on_device = all(r.resident for r in runners.values())
+    dev = next(iter(runners.values())).device
+
     def load(t0):
         tt = times[t0:t0 + block]
+        if on_device:
+            from ..training.ard import load_inputs
+            from .inputs import HISTORY_DAYS
+            from .resident import build_resident
+
+            era5, static = load_inputs(ard, tt[0], tt[-1], history_days=HISTORY_DAYS)
+            return build_resident(era5, static, dev)
         return provider.cube_between(tt[0], tt[-1])
 
     def write(model, t0, n, seconds):
@@ -378,7 +389,10 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
                 if (ledger / m / f"{t0:06d}.done").exists():
                     continue
                 t_c = _time.perf_counter()
-                host[m][t0:t0 + tt.size] = r.scenes(tt, batch=batch, cube=cube)
+                if on_device:
+                    host[m][t0:t0 + tt.size] = r.scenes_resident(cube, tt, batch=batch)
+                else:
+                    host[m][t0:t0 + tt.size] = r.scenes(tt, batch=batch, cube=cube)
                 secs = _time.perf_counter() - t_c
                 stages["compute_s"] += secs
                 computed[m].add(t0)
@@ -391,6 +405,7 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
         stages["write_wait_s"] += _time.perf_counter() - t_w
     bar.close()
     summary.update({k: round(v, 2) for k, v in stages.items()})
+    summary["inputs_built_on_device"] = on_device
     summary["_computed"] = computed
     return host
 

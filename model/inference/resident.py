@@ -45,6 +45,17 @@ def to_device(a: np.ndarray, device):
     return t.to(device)
 
 
+def transform_t(name: str, v):
+    """:func:`model.training.features.transform` on torch tensors (physical -> standardised-ready)."""
+    if name in ("tp", "sd"):
+        return (v.clamp(min=0) * 1000.0).log1p()
+    if name == "e":
+        return -v * 1000.0
+    if name == "ssrd":
+        return v / 10800.0
+    return v
+
+
 class ResidentCube:
     """A predictor cube's (ys, xs) region held on ``device``.
 
@@ -55,16 +66,23 @@ class ResidentCube:
     device : torch device ("cpu", "cuda", "cuda:1").
     """
 
-    def __init__(self, cube, ys: slice, xs: slice, device):
+    def __init__(self, cube, ys: slice, xs: slice, device, tensors: dict | None = None):
         torch = _torch()
         self.device = torch.device(device)
-        self.times = cube.times
         self.ys, self.xs = ys, xs
-        self.x3 = to_device(cube.x3[:, :, ys, xs], device)          # (T, C, h, w)
-        self.daily = to_device(cube.daily[:, :, ys, xs], device)    # (D, C, h, w)
-        self.weekly = to_device(cube.weekly[:, :, ys, xs], device)  # (D, C, h, w)
-        self.static = to_device(cube.static[:, ys, xs], device)     # (S, h, w)
-        self.day_index = torch.as_tensor(cube.day_index, dtype=torch.long, device=self.device)
+        if tensors is not None:  # built on the device (:func:`build_resident`)
+            self.times = tensors["times"]
+            self.x3, self.daily, self.weekly = tensors["x3"], tensors["daily"], tensors["weekly"]
+            self.static, self.day_index = tensors["static"], tensors["day_index"]
+            self.valid = tensors["valid"]
+        else:
+            self.times = cube.times
+            self.x3 = to_device(cube.x3[:, :, ys, xs], device)          # (T, C, h, w)
+            self.daily = to_device(cube.daily[:, :, ys, xs], device)    # (D, C, h, w)
+            self.weekly = to_device(cube.weekly[:, :, ys, xs], device)  # (D, C, h, w)
+            self.static = to_device(cube.static[:, ys, xs], device)     # (S, h, w)
+            self.day_index = torch.as_tensor(cube.day_index, dtype=torch.long, device=self.device)
+            self.valid = None
         self._norms: dict = {}
         self._ar3 = torch.arange(-T3 + 1, 1, device=self.device)
         self._ard = torch.arange(-TD, 0, device=self.device)
@@ -127,6 +145,70 @@ class ResidentCube:
         return out
 
 
+def build_resident(era5, static, device, margin: int | None = None) -> ResidentCube:
+    """A :class:`ResidentCube` made on ``device`` straight from the loaded inputs: the raw
+    ERA5-Land fields go over once per channel, and the transforms, the TP mask, the daily
+    and weekly means and the data region are computed there (what
+    :func:`model.training.cube.build_cube` and :func:`model.inference.runner.data_region`
+    do on the host). ``era5``: 3-hourly TP10 Dataset (physical units, loaded); ``static``:
+    the TP10 static Dataset. ``rc.valid``: the (h, w) cells with inputs inside the region."""
+    torch = _torch()
+    from ..errors import InputError
+    from ..grids import tp_mask
+    from ..training.cube import static_channels
+    from ..training.features import DYNAMIC
+    from .runner import REGION_MARGIN
+
+    margin = REGION_MARGIN if margin is None else margin
+    dev = torch.device(device)
+    t = era5["time"].values.astype("datetime64[ns]")
+    if t.size > 1 and np.any(np.diff(t) != np.timedelta64(3, "h")):
+        raise InputError("predictor times are not a regular 3-hourly series",
+                         "ingest a continuous period (a time step is missing)")
+    missing = [c for c in DYNAMIC if c not in era5]
+    if missing:
+        raise InputError(f"the ERA5-Land inputs lack channels {missing}",
+                         "ingest ERA5-Land files holding " + ", ".join(DYNAMIC))
+    tpm = np.asarray(tp_mask("TP10"))
+    tpm_t = torch.as_tensor(np.array(tpm), device=dev)
+    full = torch.empty((t.size, len(DYNAMIC)) + tpm.shape, dtype=torch.float32, device=dev)
+    for k, c in enumerate(DYNAMIC):
+        v = transform_t(c, to_device(era5[c].values, dev))
+        full[:, k] = torch.where(tpm_t, v, float("nan"))
+    valid = (tpm_t & full.isfinite().any(1).any(0)).cpu().numpy()
+    if valid.any():
+        r, cidx = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+        ys = slice(max(r[0] - margin, 0), min(r[-1] + 1 + margin, valid.shape[0]))
+        xs = slice(max(cidx[0] - margin, 0), min(cidx[-1] + 1 + margin, valid.shape[1]))
+    else:
+        ys = xs = slice(0, 0)
+    x3 = full[:, :, ys, xs].contiguous()
+    del full
+    days64 = t.astype("datetime64[D]")
+    days = np.unique(days64)
+    day_index = torch.as_tensor((days64 - days[0]).astype(np.int64), device=dev)
+    ok = x3.isfinite()
+    shape = (days.size,) + tuple(x3.shape[1:])
+    tot = torch.zeros(shape, dtype=torch.float32, device=dev).index_add_(0, day_index, torch.where(ok, x3, 0.0))
+    cnt = torch.zeros(shape, dtype=torch.float32, device=dev).index_add_(0, day_index, ok.float())
+    del ok
+    daily = torch.where(cnt > 0, tot / cnt, float("nan"))
+    del tot, cnt
+    # weekly[d] = mean of days d-7 .. d-1 (clamped at the start), float64 sums as on the host
+    z = torch.zeros((1,) + shape[1:], dtype=torch.float64, device=dev)
+    cs = torch.cat([z, torch.nan_to_num(daily.double(), nan=0.0).cumsum(0)])
+    cn = torch.cat([z, daily.isfinite().double().cumsum(0)])
+    d = torch.arange(days.size, device=dev)
+    hi = d.clamp(min=1)
+    lo = (hi - 7).clamp(min=0)
+    weekly = ((cs[hi] - cs[lo]) / (cn[hi] - cn[lo])).float()
+    del cs, cn
+    st, _ = static_channels(static)
+    tensors = {"times": t, "x3": x3, "daily": daily, "weekly": weekly, "day_index": day_index,
+               "static": to_device(st[:, ys, xs], dev), "valid": valid[ys, xs]}
+    return ResidentCube(None, ys, xs, dev, tensors=tensors)
+
+
 def resident_cube(cube, ys: slice, xs: slice, device) -> ResidentCube:
     """The :class:`ResidentCube` of ``cube``'s region on ``device``, made once and kept on the
     cube (so it goes when the provider drops the cube from its cache)."""
@@ -156,6 +238,17 @@ class _Forward:
         self.amp = amp
         self.per_pixel = per_pixel
         self.pixel_chunk = pixel_chunk
+        self._pinned = None   # (B, h, w) pinned host buffers x 2, grown on demand (CUDA only)
+        self._stream = None   # the side stream of the device-to-host copies
+
+    def buffers(self, b: int, h: int, w: int):
+        """Two pinned host buffers of at least (b, h, w) and the copy stream (made once)."""
+        torch = self.torch
+        if self._pinned is None or self._pinned[0].shape[0] < b or tuple(self._pinned[0].shape[1:]) != (h, w):
+            self._pinned = [torch.empty((b, h, w), dtype=torch.float32, pin_memory=True) for _ in range(2)]
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=self.dev)
+        return self._pinned, self._stream
 
     def __call__(self, rc: ResidentCube, steps):
         """(B, h, w) float32 device tensor: soil moisture (m3 m-3), clipped, NaN without inputs."""
@@ -190,8 +283,7 @@ def predict_steps(forward: _Forward, rc: ResidentCube, steps, batch: int, out: n
             out[a:a + batch] = forward(rc, steps[a:a + batch]).cpu().numpy()
         return out
     h, w = rc.shape
-    pinned = [torch.empty((min(batch, n), h, w), dtype=torch.float32, pin_memory=True) for _ in range(2)]
-    copy_stream = torch.cuda.Stream(device=forward.dev)
+    pinned, copy_stream = forward.buffers(min(batch, n), h, w)
     pending: list = [None, None]
 
     def flush(slot):

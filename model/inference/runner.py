@@ -225,12 +225,39 @@ class Runner:
             out[k, ys, xs] = region[j]
         return True
 
+    def scenes_resident(self, rc, times, batch: int = 32) -> np.ndarray:
+        """Scenes (T, 150, 320) of product steps ``times`` from a device-built
+        :class:`~model.inference.resident.ResidentCube` (:func:`~model.inference.resident.build_resident`)."""
+        from ..grids import tp_mask
+        from .resident import predict_steps
+
+        mask = np.asarray(tp_mask("TP10"))
+        out = np.full((len(times),) + mask.shape, np.nan, np.float32)
+        if rc.valid is None or not rc.valid.any():
+            return out
+        steps = rc.step_indices(times)
+        region = np.empty((len(steps),) + rc.shape, np.float32)
+        with self._lock:
+            predict_steps(self.resident_forward(rc.valid), rc, steps, batch, region)
+        out[:, rc.ys, rc.xs] = region
+        out[:, ~mask] = np.nan
+        return out
+
     def resident_forward(self, valid_sub: np.ndarray, amp: bool | None = None):
-        """The model as a function of resident windows (:class:`model.inference.resident._Forward`)."""
+        """The model as a function of resident windows (:class:`model.inference.resident._Forward`),
+        kept per data region (its mask on the device, pinned buffers and copy stream are reused)."""
         from .resident import _Forward
 
-        return _Forward(self.model, self.norm, valid_sub, self.device, self.amp if amp is None else amp,
-                        self.per_pixel, PIXEL_CHUNK)
+        amp = self.amp if amp is None else amp
+        key = (valid_sub.shape, hash(valid_sub.tobytes()), amp, self.device, PIXEL_CHUNK)
+        cache = self.__dict__.setdefault("_forwards", {})
+        fwd = cache.get(key)
+        if fwd is None:
+            if len(cache) > 8:
+                cache.clear()
+            fwd = cache[key] = _Forward(self.model, self.norm, valid_sub, self.device, amp, self.per_pixel,
+                                        PIXEL_CHUNK)
+        return fwd
 
     def _forward(self, batch: dict, amp: bool) -> np.ndarray:
         if self.kind == "sklearn":

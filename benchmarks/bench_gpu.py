@@ -171,7 +171,7 @@ def train_pscnet(ard, cfg, dev, minutes, batch, compare_minutes, home, res: Resu
     return run
 
 
-def scenes(run, ard, dev, repeat, res: Results):
+def scenes(run, ard, dev, repeat, res: Results, scene_steps: int = 64):
     import numpy as np
 
     from model.inference.inputs import normalise_batch
@@ -186,7 +186,7 @@ def scenes(run, ard, dev, repeat, res: Results):
     t_first = p.times[i0]
     cube = p.cube_for(t_first)
     k0 = cube.step_index(t_first)
-    block = list(cube.times[k0:k0 + 64])  # steps of one cached block (10 days = 80 steps)
+    block = list(cube.times[k0:k0 + scene_steps])  # steps of one cached block (10 days = 80 steps)
     t0 = time.perf_counter()
     r.scene(block[0])
     out["first_scene_s"] = round(time.perf_counter() - t0, 3)
@@ -217,7 +217,7 @@ def scenes(run, ard, dev, repeat, res: Results):
         t0 = time.perf_counter()
         r.scenes(block, batch=b, cube=cube)
         out[f"scenes_per_s_b{b}"] = round(len(block) / (time.perf_counter() - t0), 1)
-    say("  scenes/s at batch 1/8/32:", out["scenes_per_s_b1"], out["scenes_per_s_b8"], out["scenes_per_s_b32"])
+    say(f"  scenes/s at batch 1/8/32 ({len(block)} steps):", out["scenes_per_s_b1"], out["scenes_per_s_b8"], out["scenes_per_s_b32"])
     # today's path on the same device: host windows, one transfer per batch
     h = Runner(run, ard, dev, provider=p, resident=False)
     h.scene(ts[0])
@@ -227,6 +227,8 @@ def scenes(run, ard, dev, repeat, res: Results):
         min(repeat, 10), dev), 2)
     a = r.scenes(block[:8], batch=8, cube=cube)
     b = h.scenes(block[:8], batch=8, cube=cube)
+    one = np.concatenate([r.scenes([x], batch=1, cube=cube) for x in block[:8]])
+    out["batch8_vs_one_by_one_max_abs"] = float(np.nanmax(np.abs(a - one)))
     out["resident_vs_host_max_abs"] = float(np.nanmax(np.abs(a - b)))
     out["nan_pattern_equal"] = bool(np.array_equal(np.isnan(a), np.isnan(b)))
     say(f"  today's path: warm scene {out['host_path_warm_scene_ms']} ms, input assembly "
@@ -252,6 +254,9 @@ def archive(run_name, ard, cfg, dev, days, block_days, batch, home, res: Results
     out["steps_per_s"] = round(steps / max(s["maps_seconds"], 1e-9), 1)
     out["extrapolated_8768_steps_s"] = round(s["seconds"] * STEPS_3Y / steps, 1)
     out["extrapolated_8768_maps_only_s"] = round(s["maps_seconds"] * STEPS_3Y / steps, 1)
+    fixed = s.get("runners_s") or 0.0  # loading the model and its bf16 check: once per model, not per step
+    out["runners_s"] = fixed
+    out["extrapolated_8768_steps_per_step_cost_s"] = round(fixed + (s["seconds"] - fixed) * STEPS_3Y / steps, 1)
     out["gpu_util_mean_maps_pct"] = util
     out["gpu_util_samples"] = n
     out["gpu_mem_peak_mib"] = sampler.peak_mem(t0, t1)
@@ -271,9 +276,12 @@ def main(argv=None):
     ap.add_argument("--compare-minutes", type=float, default=0.25, help="today's training path (0: skip)")
     ap.add_argument("--train-batch", type=int, default=None, help="patches per step (default 64 on a GPU, 16 on the CPU)")
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--scene-steps", type=int, default=64, help="steps per scenes/s figure (<= 80)")
     ap.add_argument("--archive-days", type=int, default=40)
     ap.add_argument("--block-days", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32, help="archive scenes per device batch")
+    ap.add_argument("--budget-s", type=float, default=420,
+                    help="seconds the whole run should take; training is shortened to fit (default 420)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["training", "scenes", "archive"])
     a = ap.parse_args(argv)
 
@@ -300,9 +308,15 @@ def main(argv=None):
         ard, cfg = build_inputs(a.size, home, res)
         batch = a.train_batch or (64 if dev.startswith("cuda") else 16)
         run = None
+        left = a.budget_s - (time.perf_counter() - T_START)
+        minutes, compare = a.train_minutes, a.compare_minutes
+        if left < 60 * (minutes + compare) + 150:  # keep time for the scenes and the archive
+            minutes = max(0.2, min(minutes, (left - 150) / 60 * 0.7))
+            compare = min(compare, max(0.1, (left - 150) / 60 * 0.2))
+            say(f"{left:.0f} s of the budget left: training {minutes:.2f} + {compare:.2f} min")
         if "training" not in a.skip:
             try:
-                run = train_pscnet(ard, cfg, dev, a.train_minutes, batch, a.compare_minutes, home, res)
+                run = train_pscnet(ard, cfg, dev, minutes, batch, compare, home, res)
             except Exception as exc:  # noqa: BLE001 - report and go on with what can be measured
                 errors["training"] = repr(exc)
                 say("training FAILED:", repr(exc))
@@ -313,7 +327,7 @@ def main(argv=None):
                                               device=dev, max_epochs=1, steps_per_epoch=2), ard=ard,
                         out=home / "runs" / "pscnet" / "bench", progress=False)
             (run.parent / "LATEST").write_text(run.name + "\n")
-        for stage, fn in (("scenes", lambda: scenes(run, ard, dev, max(a.repeat, 10), res)),
+        for stage, fn in (("scenes", lambda: scenes(run, ard, dev, max(a.repeat, 10), res, a.scene_steps)),
                           ("archive", lambda: archive("pscnet", ard, cfg, dev, a.archive_days, a.block_days,
                                                       a.batch, home, res, sampler))):
             if stage in a.skip:

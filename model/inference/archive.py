@@ -341,7 +341,9 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
 
     from .runner import Runner
 
+    t_r = _time.perf_counter()
     runners = {m: Runner(run, ard, device, provider=provider, resident=True) for m, run in runs.items()}
+    summary["runners_s"] = round(_time.perf_counter() - t_r, 2)  # checkpoints + the bf16 check, once per model
     host = {m: np.full((times.size, 150, 320), np.nan, np.float32) for m in runs}
     computed: dict = {m: set() for m in runs}
     stages = {"load_s": 0.0, "compute_s": 0.0, "write_wait_s": 0.0}

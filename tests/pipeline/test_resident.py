@@ -73,6 +73,33 @@ def test_resident_windows_equal_cube_windows(tiny):
     np.testing.assert_array_equal(raw["x3h"].numpy()[2], cube.window(9, ys, xs)["x3h"])
 
 
+def test_cube_built_on_the_device_equals_the_host_cube(tiny):
+    """build_resident (transforms, mask, daily/weekly means, region on the device) gives the
+    host PredictorCube's arrays and region, and the same scenes."""
+    from model.grids import tp_mask
+    from model.inference.inputs import HISTORY_DAYS
+    from model.inference.resident import build_resident, resident_cube
+    from model.inference.runner import Runner, data_region
+    from model.training.ard import load_inputs
+
+    r = Runner("pscnet", _ard(tiny), device="cpu", resident=True)
+    p = r.provider
+    s, e = p.times[-40], p.times[-1]
+    cube = p.cube_between(s, e)
+    valid, ys, xs = data_region(cube, np.asarray(tp_mask("TP10")))
+    ref = resident_cube(cube, ys, xs, "cpu")
+    rc = build_resident(*load_inputs(_ard(tiny), s, e, history_days=HISTORY_DAYS), "cpu")
+    assert (rc.ys, rc.xs) == (ys, xs)
+    np.testing.assert_array_equal(rc.valid, valid[ys, xs])
+    np.testing.assert_array_equal(rc.day_index.numpy(), ref.day_index.numpy())
+    for k in ("x3", "daily", "weekly", "static"):
+        np.testing.assert_allclose(getattr(rc, k).numpy(), getattr(ref, k).numpy(), rtol=1e-6, atol=1e-6,
+                                   equal_nan=True, err_msg=k)
+    t = p.times[-40:]
+    np.testing.assert_allclose(r.scenes_resident(rc, t, batch=16), r.scenes(t, batch=16, cube=cube),
+                               atol=1e-5, equal_nan=True)
+
+
 def test_resident_patches_equal_host_batches(tiny):
     """Training batches cut on the device: the same windows and targets as the trainer's
     host path for the same patches, and exactly the patches its rejection sampling accepts."""

@@ -7,6 +7,10 @@
 * Runs on the GPU when there is one (bf16 autocast where it keeps the answer within
   0.001 m3 m-3 of fp32, checked once per model at load time), else on the CPU; a GPU that
   is absent or out of memory falls back to the CPU with a logged message.
+* On a GPU the inputs are device-resident (:mod:`model.inference.resident`): each block's
+  cube is copied to the GPU once and every window is cut there, batched; on the CPU the
+  NumPy path below is used unless ``resident=True`` is asked for (tests do, to check that the
+  two agree).
 * Thread-safe: :func:`get_runner` returns one shared runner per (run, store, device), so a
   web server's sessions never load a model twice; predictions hold a lock.
 """
@@ -130,9 +134,11 @@ class Runner:
     run : run folder or model name.
     ard : the analysis-ready store (default: the demo world's).
     device : "auto" (GPU when present), "cpu" or "cuda".
+    resident : build windows from a device-resident cube (:mod:`model.inference.resident`);
+        default: on for torch models on a GPU, off on the CPU.
     """
 
-    def __init__(self, run, ard=None, device: str = "auto", provider=None):
+    def __init__(self, run, ard=None, device: str = "auto", provider=None, resident: bool | None = None):
         from ..training.ard import default_ard
         from .inputs import InputProvider
 
@@ -142,6 +148,7 @@ class Runner:
         self.checkpoint = self.run / "checkpoint.pt"
         self.checkpoint_sha256 = sha256(self.checkpoint)
         self._lock = threading.Lock()
+        self._resident_req = resident
         self._load(device)
 
     def _load(self, device):
@@ -165,6 +172,8 @@ class Runner:
         #: per-pixel models (no spatial context) run on the cells with inputs only
         self.per_pixel = self.kind == "sklearn" or self.name in PER_PIXEL
         self.amp = False
+        req = self._resident_req
+        self.resident = self.kind == "torch" and (self.device.startswith("cuda") if req is None else bool(req))
         if self.kind == "torch" and self.device.startswith("cuda"):
             self.amp = self._amp_ok()
 
@@ -189,7 +198,7 @@ class Runner:
                 "device": self.device, "mixed_precision": self.amp}
 
     # ---------------------------------------------------------------- predict
-    def _predict(self, times, amp=None, cube=None) -> np.ndarray:
+    def _predict(self, times, amp=None, cube=None, dev_batch: int | None = None) -> np.ndarray:
         from ..grids import tp_mask
         from .inputs import normalise_batch
 
@@ -210,6 +219,8 @@ class Runner:
                 valid, ys, xs = data_region(c, mask)
                 if not valid.any():
                     continue
+                if self.resident and self._predict_resident(c, items, valid, ys, xs, amp, out, dev_batch):
+                    continue
                 wins = [c.window(c.step_index(t), ys, xs) for _, t in items]
                 batch = {key: np.stack([w[key] for w in wins]) for key in wins[0]}
                 batch = normalise_batch(batch, self.norm)
@@ -221,17 +232,75 @@ class Runner:
                     n, step = int(sub.sum()), max(1, PIXEL_CHUNK // len(items))
                     pred = np.concatenate([self._forward({key: v[..., a:a + step] for key, v in batch.items()},
                                                          amp) for a in range(0, n, step)], axis=-1)[:, 0, :]
+                    pred = self.norm.denorm_target(pred)
                     for j, (k, _) in enumerate(items):
                         out[k, ys, xs][sub] = pred[j]
                 else:
-                    pred = self._forward(batch, amp)
+                    pred = self.norm.denorm_target(self._forward(batch, amp))
                     sub = valid[ys, xs]
                     for j, (k, _) in enumerate(items):
                         out[k, ys, xs] = np.where(sub, pred[j], np.nan)  # no inputs, no product
-            out = self.norm.denorm_target(out)
         out = np.clip(out, *CLIP)
         out[:, ~mask] = np.nan
         return out
+
+    def _predict_resident(self, cube, items, valid, ys, xs, amp, out, batch: int | None = None) -> bool:
+        """Scenes of ``items`` ((k, time) pairs) from the cube's device-resident copy, written
+        (physical units, clipped) into ``out[k, ys, xs]``. False (nothing written) when the GPU
+        ran out of memory: the model then runs on the CPU path from here on."""
+        import torch
+
+        from .resident import predict_steps, resident_cube
+
+        try:
+            rc = resident_cube(cube, ys, xs, self.device)
+            fwd = self.resident_forward(valid[ys, xs], amp)
+            steps = rc.step_indices([t for _, t in items])
+            region = np.empty((len(items),) + rc.shape, np.float32)
+            predict_steps(fwd, rc, steps, batch or len(items), region)
+        except torch.OutOfMemoryError:  # pragma: no cover - GPU only
+            log.warning("GPU out of memory with device-resident inputs: running %s on the CPU", self.name)
+            getattr(cube, "_resident", {}).clear()
+            self.model.to("cpu")
+            self.device, self.amp, self.resident = "cpu", False, False
+            return False
+        for j, (k, _) in enumerate(items):
+            out[k, ys, xs] = region[j]
+        return True
+
+    def scenes_resident(self, rc, times, batch: int = 32) -> np.ndarray:
+        """Scenes (T, 150, 320) of product steps ``times`` from a device-built
+        :class:`~model.inference.resident.ResidentCube` (:func:`~model.inference.resident.build_resident`)."""
+        from ..grids import tp_mask
+        from .resident import predict_steps
+
+        mask = np.asarray(tp_mask("TP10"))
+        out = np.full((len(times),) + mask.shape, np.nan, np.float32)
+        if rc.valid is None or not rc.valid.any():
+            return out
+        steps = rc.step_indices(times)
+        region = np.empty((len(steps),) + rc.shape, np.float32)
+        with self._lock:
+            predict_steps(self.resident_forward(rc.valid), rc, steps, batch, region)
+        out[:, rc.ys, rc.xs] = region
+        out[:, ~mask] = np.nan
+        return out
+
+    def resident_forward(self, valid_sub: np.ndarray, amp: bool | None = None):
+        """The model as a function of resident windows (:class:`model.inference.resident._Forward`),
+        kept per data region (its mask on the device, pinned buffers and copy stream are reused)."""
+        from .resident import _Forward
+
+        amp = self.amp if amp is None else amp
+        key = (valid_sub.shape, hash(valid_sub.tobytes()), amp, self.device, PIXEL_CHUNK)
+        cache = self.__dict__.setdefault("_forwards", {})
+        fwd = cache.get(key)
+        if fwd is None:
+            if len(cache) > 8:
+                cache.clear()
+            fwd = cache[key] = _Forward(self.model, self.norm, valid_sub, self.device, amp, self.per_pixel,
+                                        PIXEL_CHUNK)
+        return fwd
 
     def _forward(self, batch: dict, amp: bool) -> np.ndarray:
         if self.kind == "sklearn":
@@ -258,7 +327,10 @@ class Runner:
         """
         times = [self.provider.check_time(t) for t in np.atleast_1d(times)]
         with self._lock:
-            parts = [self._predict(times[k:k + batch], cube=cube) for k in range(0, len(times), batch)]
+            if self.resident:  # one pass: batches of ``batch`` on the device, copies overlapped
+                parts = [self._predict(times, cube=cube, dev_batch=batch)] if times else []
+            else:
+                parts = [self._predict(times[k:k + batch], cube=cube) for k in range(0, len(times), batch)]
         return np.concatenate(parts) if parts else np.empty((0, 150, 320), np.float32)
 
     def scene(self, time):

@@ -56,6 +56,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     model_kwargs: dict = field(default_factory=dict)
+    #: cut patch batches on the device from a resident cube (model.inference.resident);
+    #: None: on a GPU only (the CPU keeps the NumPy batches and their results)
+    resident: bool | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -280,6 +283,12 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
         pi, pr, pc = _pixel_samples(rng, data, data.train_mask, 10**9)
     else:
         tidx = _sample_patches(np.random.default_rng(cfg.seed + 1), data, cfg.tune_patches, cfg.patch, data.tune_mask)
+    rp = None
+    if not pixel and (device.startswith("cuda") if cfg.resident is None else cfg.resident) \
+            and min(cube.shape) >= cfg.patch:
+        from ..inference.resident import ResidentPatches
+
+        rp = ResidentPatches(data, cfg.patch, device, seed=cfg.seed)
 
     def tune_rmse() -> float:
         model.eval()
@@ -295,6 +304,12 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
             else:
                 for k in range(0, len(tidx), cfg.batch_size):
                     idx = tidx[k:k + cfg.batch_size]
+                    if rp is not None:
+                        b, y, m = rp.batch(idx, data.tune_mask)
+                        p = model(b).float()
+                        se += float(((p - y) ** 2)[m].sum())
+                        n += int(m.sum())
+                        continue
                     b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
                     y, m = _batch_targets(data, idx, cfg.patch, data.tune_mask, device)
                     p = model(_to_torch(b, device)).float()
@@ -308,6 +323,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     deadline = _time.perf_counter() + cfg.max_minutes * 60
     ckpt = out / "checkpoint.pt"
     n_samples = 0
+    n_dev = None  # samples counted on the device (resident batches)
     t0 = _time.perf_counter()
     bar = tqdm(total=total_steps, desc=f"train {model_name} ({device})", disable=not progress, unit="step")
     stopped = "max_epochs"
@@ -322,6 +338,9 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
                 y = torch.from_numpy(yv[:, None, None, None]).to(device)
                 m = torch.ones_like(y, dtype=torch.bool)
                 n_samples += sel.size
+            elif rp is not None:  # windows and targets cut on the device, no host round trip
+                b, y, m = rp.batch(rp.sample(cfg.batch_size, data.train_mask), data.train_mask)
+                n_dev = m.sum() if n_dev is None else n_dev + m.sum()
             else:
                 idx = _sample_patches(rng, data, cfg.batch_size, cfg.patch, data.train_mask)
                 b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
@@ -329,7 +348,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
                 n_samples += int(m.sum())
             try:
                 with torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=amp_dtype, enabled=use_amp):
-                    pred = model(_to_torch(b, device))
+                    pred = model(b if rp is not None else _to_torch(b, device))
                 loss = _masked_mse(pred.float(), y, m)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -339,10 +358,15 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
             except torch.OutOfMemoryError as exc:  # pragma: no cover - GPU only
                 raise InputError(f"the GPU ran out of memory with batch size {cfg.batch_size}",
                                  f"retry with --batch-size {max(1, cfg.batch_size // 2)}") from exc
-            losses.append(loss.detach().item())
+            losses.append(loss.detach() if rp is not None else loss.detach().item())
             bar.update(1)
             if _time.perf_counter() > deadline:
                 break
+        if rp is not None:  # one device sync per epoch, not per step
+            losses = [float(torch.stack(losses).mean())] if losses else [float("nan")]
+            if n_dev is not None:
+                n_samples += int(n_dev)
+                n_dev = None
         rmse = tune_rmse()
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "tune_rmse": rmse,
                "lr": sched.get_last_lr()[0], "seconds": round(_time.perf_counter() - t0, 1)}
@@ -365,6 +389,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     return {"kind": "torch", "device": device, "epochs": len(log_rows), "best_epoch": best_epoch,
             "tune_rmse": best, "stopped": stopped, "train_seconds": round(secs, 1),
             "samples_per_second": round(n_samples / max(secs, 1e-9), 1),
+            "resident_batches": rp is not None,
             "parameters": int(sum(p.numel() for p in model.parameters()))}
 
 

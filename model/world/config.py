@@ -116,6 +116,11 @@ SIZES: dict[str, WorldConfig] = {
         description="two warm seasons, the paper's year split: train Apr-Oct 2016, test Apr-Oct "
                     "2017 (winter between them simulated and written, spin-up from December 2015); "
                     "central-eastern TP 29.5-35.5 N, 88-103 E (Maqu, Naqu, CTP-SMTMN stations)"),
+    "gpubench": WorldConfig(
+        name="gpubench", sim_start="2017-05-18", start="2017-06-01", end="2017-07-15",
+        history=("2017-06-01", "2017-06-07"), train=("2017-06-08", "2017-07-05"),
+        test=("2017-07-06", "2017-07-15"), need_bytes=1_000_000_000,
+        description="benchmarks/bench_gpu.py: whole TP, 45 written days (40 archived = 320 steps)"),
     "full": WorldConfig(
         name="full", sim_start="2015-10-01", start="2016-01-01", end="2018-12-31",
         history=None, train=("2016-01-01", "2017-12-31"), test=("2018-01-01", "2018-12-31"),

@@ -68,7 +68,7 @@ from ..io import atomic_path
 
 __all__ = [
     "QualityPolicy", "EmptyDataWarning", "PRODUCTS", "SURFACE_FLAG_BITS", "QUAL_FLAG_BITS",
-    "read_smap_l2", "grid_l2", "read_smap_l3", "read_smap_l4", "write_smap_l3", "write_smap_l4",
+    "read_smap_l2", "grid_l2", "read_smap_l3", "check_smap_file", "read_smap_l4", "write_smap_l3", "write_smap_l4",
     "overpass_template", "smap_filename", "parse_smap_filename", "identify", "describe",
     "overpass_step",
 ]
@@ -1174,6 +1174,35 @@ def read_smap_l3(path, policy: QualityPolicy | None = None, bbox=TP_BBOX, *,
     if missing:
         attrs["missing_quality_fields"] = ",".join(missing)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def check_smap_file(path, wanted: Iterable[str] | None = None) -> dict:
+    """A fast check of one SMAP L3/L4 file for ingest's first pass (no data is decoded).
+
+    Opens the HDF5 file, identifies the product and checks that the soil-moisture datasets
+    are there. Returns ``{"product", "time" (datetime64[ns] or None), "missing": [optional
+    quality fields the file lacks]}``; raises :class:`~model.errors.InputError` (unreadable,
+    wrong product, soil moisture missing) otherwise.
+    """
+    path = Path(path)
+    with _h5(path) as f:
+        short, desc = identify(f)
+        if wanted is not None and short not in tuple(wanted):
+            raise _wrong_product(path, short, desc, " or ".join(wanted))
+        missing: list[str] = []
+        if short in L3_PRODUCTS:
+            for ov, gs in _l3_groups(f).items():
+                if gs is None:
+                    continue
+                grp, sfx = gs
+                _dataset(f, grp, f"soil_moisture{sfx}", path, short)
+                for name in ("retrieval_qual_flag", "surface_flag"):
+                    if _optional_dataset(f, grp, f"{name}{sfx}") is None and name not in missing:
+                        missing.append(name)
+        elif short == "SPL4SMGP":
+            _dataset(f, "Geophysical_Data", "sm_surface", path, short)
+        name = parse_smap_filename(path.name)
+    return {"product": short, "time": name["time"] if name else None, "missing": missing}
 
 
 def overpass_template(product: str = "SPL3SMP", bbox=TP_BBOX) -> xr.Dataset:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import numpy as np
 
 PERSIST_HOURS = 36
-#: climate classes tried for era5_cdf (1 = a single pooled mapping; "cell" = per cell)
-CLASS_CHOICES = (1, 3, 6, 12, "cell")
+#: climate classes tried for era5_cdf (1 = a single pooled mapping); a cell with at least
+#: PER_CELL_MIN_PAIRS pairs keeps its own CDF in every choice
+CLASS_CHOICES = (1, 3, 6, 12)
 #: pairs a SMAP cell needs to keep its own CDF (about a year of daily overpasses)
 PER_CELL_MIN_PAIRS = 365
 #: alternate blocks of days of the training period used to choose the number of classes

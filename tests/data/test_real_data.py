@@ -336,3 +336,75 @@ def test_readme_real_data_commands_run_as_written(real_run):
     assert "smap_l4_ard" not in cat.entries and "era5land_ard" in cat.entries
     run = json.loads(next((project / "runs").glob("*/*/summary.json")).read_text())
     assert run["history"]["padded_windows"] >= 0 and "training_steps" in run["history"]
+
+
+# ---------------------------------------------------------------- problem 7: the ERA5-Land reference
+def test_era5_cdf_keeps_per_cell_mapping_only_with_a_long_record():
+    """Cells with >= PER_CELL_MIN_PAIRS pairs keep their own CDF (offsets recovered); cells
+    with a short record get their climate class's pooled CDF."""
+    from model.networks.reference import ERA5CDFMatching
+    from model.training.references import PER_CELL_MIN_PAIRS, fit_cdf_by_climate
+
+    rng = np.random.default_rng(0)
+    t = PER_CELL_MIN_PAIRS + 40
+    truth = rng.uniform(0.05, 0.35, (t, 2, 3))
+    x = truth + 0.02 * rng.normal(size=truth.shape)
+    offsets = np.array([[0.0, 0.05, -0.03], [0.02, 0.0, 0.04]])
+    y = truth + offsets + 0.01 * rng.normal(size=truth.shape)
+    y[40:, 1, 2] = np.nan      # one cell with a short record
+    m = ERA5CDFMatching()
+    fit_cdf_by_climate(m, x, y, np.datetime64("2016-01-01T00") + np.arange(t) * np.timedelta64(3, "h"))
+    meth = m.methods
+    assert meth[1, 2] == 2 and (np.delete(meth.ravel(), 5) == 0).all()
+    p = m.apply(x)
+    got = np.nanmean(p - x, axis=0)
+    np.testing.assert_allclose(np.delete(got.ravel(), 5), np.delete(offsets.ravel(), 5), atol=0.01)
+
+
+def test_era5_cdf_at_least_as_good_as_one_pooled_mapping_on_the_virtual_tp(tiny_pipeline):
+    """At SMAP's scale (M09) on the tiny virtual TP: fitted on the training period's SMAP
+    overpasses, scored against the hidden truth (aggregated to M09) in the test period."""
+    import xarray as xr
+
+    from model.grids import regridder
+    from model.networks.reference import ERA5CDFMatching
+    from model.training import references as R
+
+    world = tiny_pipeline / "worlds" / "tiny"
+    per = json.loads((world / "world.json").read_text())["periods"]
+    ard = world / "ard.zarr"
+    smap = xr.open_zarr(ard, group="smap_m09")["soil_moisture"]
+    era5 = xr.open_zarr(ard, group="era5")["swvl1"]
+    truth = xr.open_zarr(world / "truth" / "truth.zarr")
+    rg = regridder("TP10", "M09")
+
+    def at_m09(da, times):
+        return rg.apply(da.sel(time=times).values)
+
+    def period(name):
+        s, e = (np.datetime64(v, "ns") for v in per[name])
+        t = smap["time"].values
+        return t[(t >= s) & (t < e + np.timedelta64(1, "D")) & np.isin(t, era5["time"].values)]
+
+    tr, te = period("train"), period("test")
+    x_tr, y_tr = at_m09(era5, tr), smap.sel(time=tr).values
+    x_te = at_m09(era5, te)
+    frozen = at_m09(truth["frozen"].astype("float32"), te) > 0
+    y_true = np.where(frozen, np.nan, at_m09(truth["soil_moisture"], te))
+    scores = {}
+    for name, choices in (("pooled", (1,)), ("product", R.CLASS_CHOICES)):
+        m = ERA5CDFMatching()
+        old = R.CLASS_CHOICES
+        R.CLASS_CHOICES = choices
+        try:
+            R.fit_cdf_by_climate(m, x_tr, y_tr, tr)
+        finally:
+            R.CLASS_CHOICES = old
+        p = m.apply(x_te)
+        ok = np.isfinite(p) & np.isfinite(y_true)
+        d = p[ok] - y_true[ok]
+        scores[name] = {"R": np.corrcoef(p[ok], y_true[ok])[0, 1], "ubrmse": np.sqrt(np.mean(d**2) - np.mean(d)**2),
+                        "rmse": np.sqrt(np.mean(d**2)), "n": int(ok.sum())}
+    assert scores["product"]["n"] > 1000
+    assert scores["product"]["rmse"] <= scores["pooled"]["rmse"] + 1e-6, scores
+    assert scores["product"]["R"] >= scores["pooled"]["R"] - 1e-6, scores

@@ -14,6 +14,7 @@ import sys
 
 #: subcommand modules, in the order they appear in ``--help``
 COMMAND_MODULES = [
+    "model.data.project",
     "model.data.inspect",
     "model.data.ingest",
     "model.world.cli",

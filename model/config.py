@@ -19,9 +19,29 @@ CATALOG_DIR = REPO_ROOT / "catalogs"
 PRODUCT_STEP_HOURS = 3
 
 
+#: the marker file of a real-data project folder (written by ``sm-downscale init``)
+PROJECT_MARKER = "smds-project.json"
+
+
+def find_project(start: str | Path | None = None) -> Path | None:
+    """The project folder (``sm-downscale init``): ``$SMDS_PROJECT``, else the first folder
+    from ``start`` (default the current folder) upwards holding :data:`PROJECT_MARKER`."""
+    env = os.environ.get("SMDS_PROJECT")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / PROJECT_MARKER).is_file():
+            return d
+    return None
+
+
 def home() -> Path:
-    """The folder all products are written to (created on first use)."""
-    path = Path(os.environ.get("SMDS_HOME", REPO_ROOT / "var")).expanduser().resolve()
+    """The folder all products are written to (created on first use): ``$SMDS_HOME``, else
+    the project folder (see :func:`find_project`), else ``<repository>/var``."""
+    env = os.environ.get("SMDS_HOME")
+    proj = None if env else find_project()
+    path = Path(env or proj or (REPO_ROOT / "var")).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -54,12 +54,14 @@ def _local(urlpath: str) -> str:
 def expand(urlpath: str) -> list[Path]:
     """Sorted files matching a path or glob; an empty match is an error that says where."""
     p = _local(urlpath)
-    files = sorted(Path(f) for f in _glob.glob(p)) if any(c in p for c in "*?[") else [Path(p)]
+    files = (sorted(Path(f) for f in _glob.glob(p, recursive=True)) if any(c in p for c in "*?[")
+             else [Path(p)])
     files = [f for f in files if f.exists()]
     if not files:
         raise InputError(f"no input matches {p!r}",
-                         "check the catalog's root setting or build the world first "
-                         "(sm-downscale world)")
+                         "check the catalog's paths (for your own downloads: `sm-downscale init "
+                         "--inputs FOLDER` writes a catalog that finds them), or build the virtual "
+                         "TP (sm-downscale world)")
     return files
 
 
@@ -175,11 +177,40 @@ def write_catalog(path: str | Path, locations: dict[str, str | None],
 
 
 def default_catalog_path() -> Path:
-    """``$SMDS_CATALOG``, else the default (demo) world's catalog."""
-    from ..config import worlds_dir
+    """``$SMDS_CATALOG``, else the project's ``inputs.yaml`` (a folder made by ``sm-downscale
+    init``, found from the current folder up), else the default (demo) world's catalog."""
+    from ..config import find_project, worlds_dir
 
     env = os.environ.get("SMDS_CATALOG")
-    return Path(env) if env else worlds_dir() / "demo" / "catalog.yaml"
+    if env:
+        return Path(env)
+    proj = find_project()
+    if proj is not None:
+        return proj / "inputs.yaml"
+    return worlds_dir() / "demo" / "catalog.yaml"
+
+
+def default_ard_path(catalog: str | Path | None = None) -> Path:
+    """Where ingest writes, and train/downscale/archive/validate read, the analysis-ready store.
+
+    A project (``sm-downscale init``) keeps it in its folder; otherwise it sits beside the
+    inputs catalog (``$SMDS_CATALOG`` or the demo world's), so a store made from
+    ``SMDS_CATALOG=...`` is found by every later command with the same setting.
+    """
+    from ..config import find_project
+
+    proj = find_project()
+    if proj is not None and (catalog is None or Path(catalog).resolve().parent == proj):
+        return proj / "ard.zarr"
+    return Path(catalog or default_catalog_path()).parent / "ard.zarr"
+
+
+def entry_pattern(cat, name: str) -> str | None:
+    """The path or glob of an entry, parameters resolved (None for entries without one)."""
+    if name not in cat.entries:
+        return None
+    url = cat[name].kwargs.get("urlpath")
+    return _local(str(url)) if url is not None else None
 
 
 def open_catalog(path: str | Path | None = None, root: str | None = None):

@@ -28,6 +28,75 @@ log = logging.getLogger(__name__)
 STEP = np.timedelta64(3, "h")
 
 
+#: the inputs catalog entries ingest reads: entry -> (label, required, what it means when absent)
+SOURCES = {
+    "era5land": ("ERA5-Land", True,
+                 "required: the predictors of every model and the 10 km grid; nothing can be made without it"),
+    "smap_l3_9km": ("SMAP L3 9 km (SPL3SMP_E)", True,
+                    "required: the default training target and the reference of validation experiment 1"),
+    "smap_l3_36km": ("SMAP L3 36 km (SPL3SMP)", False,
+                     "absent: training with --target smap_l3_36km is not possible; all else runs"),
+    "smap_l4": ("SMAP L4 (SPL4SMGP)", False,
+                "absent: the SMAP L4 comparison is left out of validation and of the products catalog; "
+                "training and downscaling never use it"),
+    "ismn": ("ISMN stations", False,
+             "absent: validation against stations (experiments 2 and 4) is skipped"),
+    "static_extra": ("static extras (soil, land cover)", False,
+                     "absent: models use the packaged elevation, slope, aspect and position only"),
+}
+
+
+@dataclass
+class SourceCheck:
+    """One row of ingest's table: a source, its files, what was read and skipped."""
+
+    entry: str
+    label: str
+    required: bool
+    pattern: str = ""
+    found: int = 0
+    read: int = 0
+    unit: str = "files"
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    period: tuple[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+    ok_files: list = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.ok_files) if self.unit == "files" else self.read > 0
+
+    def consequence(self) -> str:
+        if self.usable:
+            return "used" + (f"; {len(self.skipped)} skipped (listed below)" if self.skipped else "")
+        return SOURCES[self.entry][2]
+
+    def to_dict(self) -> dict:
+        return {"entry": self.entry, "label": self.label, "required": self.required,
+                "pattern": self.pattern, "found": self.found, "read": self.read, "unit": self.unit,
+                "skipped": self.skipped, "period": self.period, "notes": self.notes,
+                "consequence": self.consequence()}
+
+
+def sources_table(rows: list[SourceCheck], max_reasons: int = 10) -> str:
+    """The per-source table: found / read / skipped, period, consequence; then the reasons."""
+    head = f"  {'source':<34} {'need':<9} {'found':>6} {'read':>6} {'skipped':>8}  {'period':<25} consequence"
+    lines = [head, "  " + "-" * (len(head) + 20)]
+    for r in rows:
+        per = f"{r.period[0]} .. {r.period[1]}" if r.period else "-"
+        lines.append(f"  {r.label:<34} {'required' if r.required else 'optional':<9} {r.found:>6} "
+                     f"{r.read:>6} {len(r.skipped):>8}  {per:<25} {r.consequence()}")
+    for r in rows:
+        for n in r.notes:
+            lines.append(f"  {r.label}: {n}")
+        if r.skipped:
+            lines.append(f"  {r.label}: skipped {len(r.skipped)} {r.unit}:")
+            lines += [f"    {p}: {why}" for p, why in r.skipped[:max_reasons]]
+            if len(r.skipped) > max_reasons:
+                lines.append(f"    ... and {len(r.skipped) - max_reasons} more")
+    return "\n".join(lines)
+
+
 @dataclass
 class IngestReport:
     """What was read, what was skipped and why."""
@@ -36,6 +105,9 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     emptied: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    sources: list[SourceCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    missing_fields: dict[str, int] = field(default_factory=dict)
 
     def add_read(self, kind: str, n: int = 1):
         self.read[kind] = self.read.get(kind, 0) + n
@@ -44,19 +116,34 @@ class IngestReport:
         log.warning("skipped %s: %s", path, reason)
         self.skipped.append((str(path), reason))
 
+    def note(self, text: str):
+        if text not in self.notes:
+            self.notes.append(text)
+
     def summary(self) -> str:
         lines = ["ingest summary:"]
-        for k, n in self.read.items():
-            lines.append(f"  read {n:6d} {k}")
+        if self.sources:
+            lines.append(sources_table(self.sources))
+        else:
+            for k, n in self.read.items():
+                lines.append(f"  read {n:6d} {k}")
+        if not self.sources:
+            for field_name, n in self.missing_fields.items():
+                lines.append(f"  {n} SMAP L3 file(s) have no {field_name}: read as 'no information' "
+                             f"(no cell rejected by that rule)")
+        for n in self.notes:
+            lines.append(f"  {n}")
         if self.emptied:
             lines.append(f"  {len(self.emptied)} inputs left empty by the quality policy:")
             lines += [f"    {p}: {r}" for p, r in self.emptied[:20]]
-        if self.skipped:
-            lines.append(f"  skipped {len(self.skipped)} unreadable inputs:")
-            lines += [f"    {p}: {r}" for p, r in self.skipped[:50]]
-            if len(self.skipped) > 50:
-                lines.append(f"    ... and {len(self.skipped) - 50} more")
-        else:
+        listed = {p for r in self.sources for p, _ in r.skipped}
+        other = [(p, r) for p, r in self.skipped if p not in listed]
+        if other:
+            lines.append(f"  skipped {len(other)} unreadable inputs:")
+            lines += [f"    {p}: {r}" for p, r in other[:50]]
+            if len(other) > 50:
+                lines.append(f"    ... and {len(other) - 50} more")
+        elif not self.skipped and not any(r.skipped for r in self.sources):
             lines.append("  skipped nothing")
         for k, s in self.seconds.items():
             lines.append(f"  {k}: {s:.1f} s")
@@ -64,7 +151,8 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {"read": self.read, "skipped": self.skipped, "emptied": self.emptied,
-                "seconds": self.seconds}
+                "seconds": self.seconds, "sources": [r.to_dict() for r in self.sources],
+                "notes": self.notes, "missing_fields": self.missing_fields}
 
 
 def nearest_step(times) -> np.ndarray:
@@ -116,6 +204,8 @@ def smap_l3_cube(files, product: str | None = None, policy=None, report: IngestR
             continue
         sm = ds["soil_moisture"].values
         ot = ds["obs_time"].values.astype("datetime64[ns]")
+        for name in filter(None, ds.attrs.get("missing_quality_fields", "").split(",")):
+            report.missing_fields[name] = report.missing_fields.get(name, 0) + 1
         if not np.isfinite(sm).any():
             report.emptied.append((str(f), "no valid retrieval after the quality policy"))
         for k in range(sm.shape[0]):
@@ -189,41 +279,99 @@ def smap_l4_cube(files, report: IngestReport | None = None):
     return ds.isel(time=np.sort(idx))
 
 
-def era5_cube_files(files, report: IngestReport, start=None, end=None):
-    """Yield 3-hourly ERA5-Land Datasets on TP10, one per input file, in time order.
+def _read_hourly(paths, bbox):
+    """ERA5-Land hourly, lazily (Dask), cropped to ``bbox`` when the files contain it."""
+    from ..errors import CoverageError
+    from .era5 import read_era5
 
-    Each file is read together with the previous one, so that de-accumulation and the
-    (t-3h, t] bins at the file's first steps see the hours before them.
+    try:
+        return read_era5([str(p) for p in paths], bbox=bbox, chunks={"time": 24})
+    except CoverageError:
+        return read_era5([str(p) for p in paths], bbox=None, chunks={"time": 24})
+
+
+#: days of 3-hourly steps made per piece when streaming ERA5-Land (bounds the memory)
+ERA5_PIECE_DAYS = 5
+
+
+_STEP_NS = 3 * 3600 * 10**9
+
+
+def _ceil_step(t: np.datetime64) -> np.datetime64:
+    """The first product step at or after ``t``."""
+    v = int(np.datetime64(t, "ns").astype(np.int64))
+    return np.datetime64(-(-v // _STEP_NS) * _STEP_NS, "ns")
+
+
+def _floor_step(t: np.datetime64) -> np.datetime64:
+    """The last product step at or before ``t``."""
+    v = int(np.datetime64(t, "ns").astype(np.int64))
+    return np.datetime64(v // _STEP_NS * _STEP_NS, "ns")
+
+
+def era5_cube_files(files, report: IngestReport, start=None, end=None, dropped: dict | None = None):
+    """Yield 3-hourly ERA5-Land Datasets on TP10, piece by piece, in time order.
+
+    Streams: each file is opened lazily together with the previous one (de-accumulation and
+    the (t-3h, t] bins at the file's first steps need the hours before them), and the steps
+    are made :data:`ERA5_PIECE_DAYS` days at a time, so memory holds a few days of hourly
+    data whatever the size of the files. Steps whose bin cannot be complete are not made and
+    are counted in ``dropped`` (``{"n", "times"}``), which ingest reports once: the record's
+    first step when the first sample is on it (e.g. 00 UTC: the bin needs 22 and 23 UTC of
+    the day before), the step after the last sample, and steps inside gaps.
     """
-    from .era5 import read_era5, regrid_to_tp10, to_3hourly
+    from ..grids.core import TP_BBOX
+    from .era5 import regrid_to_tp10, to_3hourly
+
+    dropped = dropped if dropped is not None else {"n": 0, "times": []}
+    files = list(files)
+
+    def drop(times, why):
+        dropped["n"] += len(times)
+        dropped["times"] += [f"{str(t)[:16].replace('T', ' ')} ({why})" for t in times[:3]]
 
     prev = None
     seen_end = None
-    for f in files:
+    for k, f in enumerate(files):
         t0 = _time.perf_counter()
         try:
-            paths = [str(prev), str(f)] if prev is not None else [str(f)]
+            paths = [prev, f] if prev is not None else [f]
             try:
-                hourly = read_era5(paths, bbox=None)
+                hourly = _read_hourly(paths, TP_BBOX)
             except InputError:
                 if prev is None:
                     raise
-                hourly = read_era5([str(f)], bbox=None)  # the previous file was the bad one
-            ds3 = to_3hourly(hourly)
-            if seen_end is not None:
-                ds3 = ds3.sel(time=slice(seen_end + np.timedelta64(1, "ns"), None))
-            ds3 = ds3.dropna("time", how="all", subset=[v for v in ds3.data_vars][:1])
-            if start is not None:
-                ds3 = ds3.sel(time=slice(np.datetime64(start), None))
-            if end is not None:
-                ds3 = ds3.sel(time=slice(None, np.datetime64(end)))
-            ds3 = regrid_to_tp10(ds3)
-            if ds3.sizes["time"]:
-                seen_end = ds3["time"].values[-1]
+                hourly = _read_hourly([f], TP_BBOX)  # the previous file was the bad one
+            times = hourly["time"].values
+            if seen_end is None:
+                e0 = _ceil_step(times[0])
+                if times[0] > e0 - np.timedelta64(2, "h") and times.size > 1:
+                    drop([e0], "first step: its bin needs the hours before the first sample")
+                    e0 = e0 + STEP
+            else:
+                e0 = seen_end + STEP
+            stop = _floor_step(times[-1])
+            if k == len(files) - 1 and _ceil_step(times[-1]) != stop:
+                drop([_ceil_step(times[-1])], "after the last sample")
+            while e0 <= stop:
+                e1 = min(e0 + np.timedelta64(ERA5_PIECE_DAYS, "D") - STEP, stop)
+                sub = hourly.sel(time=slice(e0 - np.timedelta64(2, "h"), e1)).load()
+                ds3 = to_3hourly(sub).sel(time=slice(e0, e1))
+                del sub
+                first = [v for v in ds3.data_vars][:1]
+                kept = ds3.dropna("time", how="all", subset=first)
+                if kept.sizes["time"] < ds3.sizes["time"]:
+                    drop(np.setdiff1d(ds3["time"].values, kept["time"].values), "gap in the hourly record")
+                seen_end = e1
+                e0 = e1 + STEP
+                if start is not None:
+                    kept = kept.sel(time=slice(np.datetime64(start), None))
+                if end is not None:
+                    kept = kept.sel(time=slice(None, np.datetime64(end)))
+                yield regrid_to_tp10(kept)
             report.add_read("ERA5-Land files")
             report.seconds["ERA5-Land"] = report.seconds.get("ERA5-Land", 0) + _time.perf_counter() - t0
             prev = f
-            yield ds3
         except InputError as exc:
             report.skip(f, str(exc))
 
@@ -247,36 +395,226 @@ def stations_frame(series_list) -> tuple[pd.DataFrame, pd.DataFrame]:
         columns=["network", "station", "time", "soil_moisture", "flag"])
     if "time" in data:
         data["time"] = pd.to_datetime(data["time"], utc=True).dt.tz_convert(None)
-    return data, pd.DataFrame(meta)
+    cols = ["network", "station", "lat", "lon", "elevation", "depth_from", "depth_to", "sensor",
+            "n_raw", "n_kept", "status"]
+    return data, pd.DataFrame(meta, columns=cols)
+
+
+def _files_of(cat, entry: str, row: SourceCheck) -> list[Path]:
+    """The files of an entry; an entry whose path matches nothing gives [] (the check says so)."""
+    from .catalog import entry_files, entry_pattern
+
+    row.pattern = entry_pattern(cat, entry) or ""
+    try:
+        return entry_files(cat, entry)
+    except InputError:
+        return []
+
+
+def _period(times) -> tuple[str, str] | None:
+    t = [np.datetime64(x, "s") for x in times if x is not None and not np.isnat(np.datetime64(x, "s"))]
+    if not t:
+        return None
+    return str(min(t))[:16].replace("T", " "), str(max(t))[:16].replace("T", " ")
+
+
+def _check_era5(files, row: SourceCheck):
+    from .era5 import read_era5
+
+    times = []
+    for f in files:
+        try:
+            ds = read_era5([str(f)], chunks={"time": 24})   # lazy: metadata and coordinates only
+            t = ds["time"].values
+            if t.size:
+                times += [t[0], t[-1]]
+            row.ok_files.append(f)
+        except InputError as exc:
+            row.skipped.append((str(f), str(exc)))
+    row.period = _period(times)
+
+
+def _check_smap(files, row: SourceCheck, product: str):
+    from .smap import check_smap_file
+
+    times, missing = [], {}
+    for f in files:
+        try:
+            info = check_smap_file(f, wanted=(product,))
+        except InputError as exc:
+            row.skipped.append((str(f), str(exc)))
+            continue
+        row.ok_files.append(f)
+        if info["time"] is not None:
+            times.append(info["time"])
+        for m in info["missing"]:
+            missing[m] = missing.get(m, 0) + 1
+    row.period = _period(times)
+    if product == "SPL3SMP_E" or product == "SPL3SMP":
+        row.period = (row.period[0][:10], row.period[1][:10]) if row.period else None
+    for m, n in missing.items():
+        row.notes.append(f"{n} of {len(row.ok_files)} files have no {m}: read as 'no information' "
+                         f"(nothing rejected by that rule)")
+
+
+def _check_ismn(path: Path, row: SourceCheck):
+    from .ismn import _collect_sources, _scan
+
+    row.unit = "station files"
+    try:
+        _kind, sources = _collect_sources(path)
+    except InputError as exc:
+        row.skipped.append((str(path), str(exc)))
+        return
+    row.found = len(sources)
+    stations = set()
+    for src in sources:
+        sc = _scan(src, clean=True)
+        if sc.header_error:
+            row.skipped.append((src.origin, sc.header_error))
+            continue
+        row.ok_files.append(src.origin)
+        stations.add((sc.network, sc.station))
+        if sc.bad_lines:
+            row.notes.append(f"{src.origin}: {len(sc.bad_lines)} malformed line(s) will be left out")
+    nets = sorted({n for n, _ in stations})
+    if stations:
+        row.notes.append(f"{len(stations)} stations in {len(nets)} networks ({', '.join(nets)})")
+
+
+def check_inputs(cat) -> list[SourceCheck]:
+    """The fast first pass over every input of an inputs catalog (no heavy work).
+
+    Per source: the files found, those that open and are of the right product, those
+    skipped and why, the period covered, optional quality fields missing. Entries that the
+    catalog does not list, or whose path matches nothing, are "found 0".
+    """
+    from .catalog import has_entry
+
+    rows = []
+    for entry, (label, required, _) in SOURCES.items():
+        row = SourceCheck(entry, label, required)
+        rows.append(row)
+        if not has_entry(cat, entry):
+            row.pattern = "(not in the catalog)"
+            continue
+        if entry == "ismn":
+            files = _files_of(cat, entry, row)
+            if files:
+                _check_ismn(files[0], row)
+            row.read = len(row.ok_files)
+            continue
+        files = _files_of(cat, entry, row)
+        row.found = len(files)
+        if entry == "era5land":
+            _check_era5(files, row)
+        elif entry in ("smap_l3_36km", "smap_l3_9km"):
+            _check_smap(files, row, "SPL3SMP" if entry == "smap_l3_36km" else "SPL3SMP_E")
+        elif entry == "smap_l4":
+            _check_smap(files, row, "SPL4SMGP")
+        elif entry == "static_extra":
+            import xarray as xr
+
+            for f in files:
+                try:
+                    with xr.open_dataset(f) as ds:
+                        if not {"lat", "lon"} <= set(ds.dims):
+                            raise InputError(f"dims {tuple(ds.dims)} are not (lat, lon)",
+                                             "give soil/land-cover layers on the TP10 lat/lon grid", f)
+                    row.ok_files.append(f)
+                except (InputError, OSError, ValueError) as exc:
+                    row.skipped.append((str(f), str(exc)))
+        row.read = len(row.ok_files)
+    return rows
+
+
+def _fail_early(rows: list[SourceCheck]) -> None:
+    """Required sources with nothing usable, or no common period: stop before heavy work."""
+    problems = []
+    for r in rows:
+        if r.required and not r.usable:
+            where = r.pattern or "(no catalog entry)"
+            why = f"{r.found} files found" + (f", {len(r.skipped)} unreadable" if r.skipped else "")
+            problems.append(f"{r.label}: nothing usable at {where} ({why})")
+    if not problems:
+        era5 = next(r for r in rows if r.entry == "era5land")
+        l3 = next(r for r in rows if r.entry == "smap_l3_9km")
+        if era5.period and l3.period and (l3.period[1][:10] < era5.period[0][:10]
+                                          or l3.period[0][:10] > era5.period[1][:10]):
+            problems.append(f"SMAP L3 ({l3.period[0]} .. {l3.period[1]}) and ERA5-Land "
+                            f"({era5.period[0]} .. {era5.period[1]}) do not overlap in time")
+    if problems:
+        raise InputError("; ".join(problems),
+                         "put the downloads where the catalog points (see the table above and "
+                         "`sm-downscale init --inputs FOLDER`), or fix the catalog's paths; nothing "
+                         "was written")
+
+
+def default_periods(start: str, end: str, history_days: int = 28) -> dict:
+    """Training and test periods for real data (no world to define them).
+
+    Two or more calendar years: the last year is the test period, the rest training (the
+    paper: 2016-2017 train, 2018 test). Shorter records: the last third is the test period.
+    Training starts after ``history_days`` when the record is long enough for it (so every
+    training window has its full history; shorter records start at once and the padded
+    windows are counted in the training summary).
+    """
+    s, e = np.datetime64(start[:10], "D"), np.datetime64(end[:10], "D")
+    days = int((e - s).astype(int)) + 1
+    first_year, last_year = int(str(s)[:4]), int(str(e)[:4])
+    if last_year - first_year >= 2 or (last_year > first_year and str(s)[5:10] == "01-01"):
+        test0 = np.datetime64(f"{last_year}-01-01", "D")
+    else:
+        test0 = s + np.timedelta64(max(1, days - days // 3), "D")
+    train0 = s + np.timedelta64(history_days, "D") if (test0 - s).astype(int) > 2 * history_days else s
+    return {"train": [str(train0), str(test0 - np.timedelta64(1, "D"))], "test": [str(test0), str(e)],
+            "how": ("last calendar year = test" if str(test0)[5:] == "01-01" and test0 != s
+                    else "last third of the record = test")
+                   + (f"; training starts {history_days} days in, so windows have full history"
+                      if train0 != s else "; record too short to skip the history: early windows are padded")}
 
 
 def ingest(catalog: str | Path | None = None, out: str | Path | None = None, start=None, end=None,
-           progress: bool = True) -> tuple[Path, IngestReport]:
+           progress: bool = True, echo=None) -> tuple[Path, IngestReport]:
     """Read every raw input of a catalog into ``ard.zarr`` (atomically) and report.
+
+    First a fast check pass over every input (:func:`check_inputs`), printed as one table
+    through ``echo``; a required source without usable files, or SMAP and ERA5-Land periods
+    that do not overlap, stop here with what to do, before any heavy work. Optional sources
+    (SMAP L4, the 36 km L3, ISMN, static extras) may be absent.
 
     Parameters
     ----------
-    catalog : the inputs catalog (default: the demo world's, or ``$SMDS_CATALOG``).
-    out : the store to write (default: ``ard.zarr`` beside the catalog).
+    catalog : the inputs catalog (default: the project's, ``$SMDS_CATALOG``, or the demo world's).
+    out : the store to write (default: the project's ``ard.zarr``, else ``ard.zarr`` beside
+        the catalog).
     start, end : optional period to keep (ISO dates).
+    echo : callable taking a string (e.g. ``print``) for the check table, or None.
     """
     import xarray as xr
     from tqdm.auto import tqdm
 
     from ..io import atomic_path
-    from .catalog import default_catalog_path, entry_files, has_entry, open_catalog, read_entry
+    from .catalog import default_ard_path, default_catalog_path, has_entry, open_catalog, read_entry
     from .static import static_layers
 
     cat_path = Path(catalog) if catalog else default_catalog_path()
     cat = open_catalog(cat_path)
-    out = Path(out) if out else cat_path.parent / "ard.zarr"
+    out = Path(out) if out else default_ard_path(cat_path)
     report = IngestReport()
     t_all = _time.perf_counter()
+    rows = check_inputs(cat)
+    report.sources = rows
+    report.seconds["check pass"] = _time.perf_counter() - t_all
+    if echo is not None:
+        echo("inputs (fast check before the heavy work):\n" + sources_table(rows))
+    _fail_early(rows)
+    by = {r.entry: r for r in rows}
     enc2 = {"zarr_format": 2, "consolidated": True}
     with atomic_path(out) as tmp:
         # static layers
         static = static_layers()
-        if has_entry(cat, "static_extra"):
+        if by["static_extra"].ok_files:
             try:
                 extra = read_entry(cat, "static_extra").load()
                 extra = extra.drop_vars([v for v in extra.data_vars if v in static], errors="ignore")
@@ -284,13 +622,70 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
                                   compat="override", join="override")
                 report.add_read("static layer files")
             except InputError as exc:
-                report.skip("static_extra", str(exc))
+                by["static_extra"].skipped.append(("static_extra", str(exc)))
+                by["static_extra"].ok_files = []
+                by["static_extra"].read = 0
         static.to_zarr(tmp, group="static", mode="w", **enc2)
-        # ERA5-Land, file by file
-        files = entry_files(cat, "era5land")
+        # SMAP L3 (36 and 9 km) first: quick, and a failure here costs no ERA5-Land work
+        for entry, group in (("smap_l3_9km", "smap_m09"), ("smap_l3_36km", "smap_m36")):
+            row = by[entry]
+            if not row.ok_files:
+                continue
+            n_skip = len(report.skipped)
+            cube, _ = smap_l3_cube(tqdm(row.ok_files, desc=entry, disable=not progress, unit="file"),
+                                   report=report)
+            row.skipped += report.skipped[n_skip:]
+            row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
+            if start is not None or end is not None:
+                cube = cube.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
+            cube.to_zarr(tmp, group=group, mode="w", **enc2)
+        if by["smap_l4"].ok_files:
+            row = by["smap_l4"]
+            n_skip = len(report.skipped)
+            try:
+                l4 = smap_l4_cube(tqdm(row.ok_files, desc="smap_l4", disable=not progress, unit="file"),
+                                  report=report)
+                if start is not None or end is not None:
+                    l4 = l4.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
+                l4.to_zarr(tmp, group="smap_l4", mode="w", **enc2)
+            except InputError as exc:   # optional: say so and go on
+                report.note(f"SMAP L4 left out: {exc}")
+            row.skipped += report.skipped[n_skip:]
+            row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
+        # stations (optional): every unreadable file is skipped and counted, never read
+        if by["ismn"].ok_files:
+            row = by["ismn"]
+            t0 = _time.perf_counter()
+            series = read_entry(cat, "ismn", errors="skip")
+            ok = [s for s in series if s.status != "unreadable"]
+            for s in series:
+                if s.status == "unreadable":
+                    why = "; ".join(s.notes) or "unreadable"
+                    if (s.source, why) not in row.skipped and not any(p == s.source for p, _ in row.skipped):
+                        row.skipped.append((s.source, why))
+                elif s.status != "ok":
+                    report.emptied.append((f"{s.network}/{s.station}", s.status))
+            data, meta = stations_frame(ok)
+            data.to_parquet(tmp / "stations.parquet")
+            meta.to_parquet(tmp / "stations_meta.parquet")
+            row.read = len(row.ok_files) - sum(1 for s in series if s.status == "unreadable"
+                                               and s.source in row.ok_files)
+            n_ok = sum(1 for s in ok if s.status == "ok")
+            row.notes.append(f"{n_ok} station series with soil moisture in 0-0.05 m read; "
+                             f"{len(ok) - n_ok} empty (listed below)")
+            report.add_read("ISMN station series", n_ok)
+            report.seconds["ISMN"] = _time.perf_counter() - t0
+        else:   # no stations: empty tables, so validation runs (and says there are none)
+            data, meta = stations_frame([])
+            data.to_parquet(tmp / "stations.parquet")
+            meta.to_parquet(tmp / "stations_meta.parquet")
+        # ERA5-Land, file by file (the heavy part, last)
+        row = by["era5land"]
+        dropped = {"n": 0, "times": []}
+        n_skip = len(report.skipped)
         first = True
-        for ds3 in tqdm(era5_cube_files(files, report, start, end), total=len(files),
-                        desc="ERA5-Land", disable=not progress, unit="file"):
+        for ds3 in tqdm(era5_cube_files(row.ok_files, report, start, end, dropped),
+                        desc="ERA5-Land", disable=not progress, unit="piece"):
             if not ds3.sizes["time"]:
                 continue
             ds3 = ds3.chunk({"time": 8, "lat": 150, "lon": 320}).astype("float32")
@@ -301,56 +696,48 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
                 first = False
             else:
                 ds3.to_zarr(tmp, group="era5", append_dim="time", align_chunks=True, **enc2)
+        row.skipped += report.skipped[n_skip:]
+        row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
         if first:
             raise InputError("no ERA5-Land file could be read", "see the skipped files above")
-        # SMAP L3 (36 and 9 km) and L4
-        for entry, group in (("smap_l3_36km", "smap_m36"), ("smap_l3_9km", "smap_m09")):
-            if not has_entry(cat, entry):
-                continue
-            cube, _ = smap_l3_cube(tqdm(entry_files(cat, entry), desc=entry, disable=not progress,
-                                        unit="file"), report=report)
-            if start is not None or end is not None:
-                cube = cube.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
-            cube.to_zarr(tmp, group=group, mode="w", **enc2)
-        if has_entry(cat, "smap_l4"):
-            l4 = smap_l4_cube(tqdm(entry_files(cat, "smap_l4"), desc="smap_l4", disable=not progress,
-                                   unit="file"), report=report)
-            l4.to_zarr(tmp, group="smap_l4", mode="w", **enc2)
-        # stations
-        if has_entry(cat, "ismn"):
-            t0 = _time.perf_counter()
-            series = read_entry(cat, "ismn")
-            for s in series:
-                if s.status != "ok":
-                    report.emptied.append((f"{s.network}/{s.station}", s.status))
-            data, meta = stations_frame(series)
-            data.to_parquet(tmp / "stations.parquet")
-            meta.to_parquet(tmp / "stations_meta.parquet")
-            report.add_read("ISMN station series", len(series))
-            report.seconds["ISMN"] = _time.perf_counter() - t0
+        if dropped["n"]:
+            report.note(f"ERA5-Land: {dropped['n']} 3-hourly step(s) not made, their bin (t-3h, t] lacking "
+                        f"hourly samples: {'; '.join(dropped['times'][:4])} (UTC)")
         report.seconds["total"] = _time.perf_counter() - t_all
         era5 = xr.open_zarr(tmp, group="era5", consolidated=True)
         manifest = {"catalog": str(cat_path), "start": str(era5.time.values[0]),
-                    "end": str(era5.time.values[-1]), "report": report.to_dict()}
+                    "end": str(era5.time.values[-1]), "report": report.to_dict(),
+                    "groups": sorted(p.name for p in tmp.iterdir() if p.is_dir())}
         world_json = cat_path.parent / "world.json"
         if world_json.exists():
             w = json.loads(world_json.read_text())
             manifest["world"] = {k: w.get(k) for k in ("size", "seed", "periods") if k in w}
+        else:
+            per = default_periods(manifest["start"], manifest["end"])
+            manifest["world"] = {"size": "real", "periods": {"train": per["train"], "test": per["test"]},
+                                 "periods_how": per["how"]}
+            report.note(f"periods (real data): training {per['train'][0]} .. {per['train'][1]}, "
+                        f"test {per['test'][0]} .. {per['test'][1]} ({per['how']})")
+            manifest["report"] = report.to_dict()
         (tmp / ".complete").write_text(json.dumps(manifest, indent=1, default=str))
     return out, report
 
 
 def register(sub):
     p = sub.add_parser("ingest", help="read a catalog's raw inputs into the analysis-ready store")
-    p.add_argument("--catalog", help="inputs catalog (default: the demo world's, or $SMDS_CATALOG)")
-    p.add_argument("--out", help="store to write (default: ard.zarr beside the catalog)")
-    p.add_argument("--start", help="first date to keep (ISO)")
-    p.add_argument("--end", help="last date to keep (ISO)")
+    p.add_argument("--catalog", help="inputs catalog (default: the project's inputs.yaml when run "
+                                     "inside a folder made by `sm-downscale init`, else $SMDS_CATALOG, "
+                                     "else the demo world's)")
+    p.add_argument("--out", help="store to write (default: the project's ard.zarr, else ard.zarr "
+                                 "beside the catalog)")
+    p.add_argument("--start", help="first date to keep (ISO; default: the first ERA5-Land step)")
+    p.add_argument("--end", help="last date to keep (ISO; default: the last ERA5-Land step)")
     p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
-    out, report = ingest(args.catalog, args.out, args.start, args.end)
+    out, report = ingest(args.catalog, args.out, args.start, args.end,
+                         echo=lambda s: print(s, flush=True))
     print(report.summary())
     print(f"wrote {out}")
     return 0

@@ -371,9 +371,42 @@ class _Scan:
     bad_lines: list = field(default_factory=list)   # (line number, text, reason)
     n_records: int = 0
     cleaned: bytes | None = None        # file content without the bad lines
+    # from the header line (the file name is only cross-checked against it)
+    network: str | None = None
+    station: str | None = None
+    depth_from: float = np.nan
+    depth_to: float = np.nan
+    lat: float = np.nan
+    lon: float = np.nan
+    elevation: float = np.nan
+    name: dict | None = None            # _parse_name of the file name
+    canonical: bool = True              # the ismn package splits the name correctly
+    mismatch: list = field(default_factory=list)   # name vs header differences (notes)
+
+
+_NAME_RE = re.compile(
+    r"^(?P<prefix>.+?)_(?P<var>[A-Za-z]+)_(?P<d0>\d+(?:\.\d+)?)_(?P<d1>\d+(?:\.\d+)?)_"
+    r"(?P<sensor>.+)_(?P<start>\d{8})_(?P<end>\d{8})\.stm$", re.IGNORECASE)
+
+
+def _parse_name(name: str) -> dict | None:
+    """Fields of an ISMN file name, network names with ``_`` included (``CTP_SMTMN``).
+
+    ``NETWORK_NETWORK_STATION_var_from_to_SENSOR_start_end.stm``: the variable is the token
+    before the two depths, so the network/station prefix may hold any number of ``_``.
+    Returns ``{"prefix", "var", "d0", "d1", "sensor", "start", "end"}`` or None.
+    """
+    m = _NAME_RE.match(name)
+    if m is None:
+        return None
+    d = m.groupdict()
+    d["d0"], d["d1"] = float(d["d0"]), float(d["d1"])
+    return d
 
 
 def _name_tokens(name: str) -> list[str] | None:
+    """The file name split as the ``ismn`` package splits it, when that split is right
+    (variable 4th, depths 5th and 6th); None otherwise."""
     if not name.lower().endswith(".stm"):
         return None
     toks = name[:-4].split("_")
@@ -384,6 +417,10 @@ def _name_tokens(name: str) -> list[str] | None:
     except ValueError:
         return None
     return toks
+
+
+def _same_name(a: str, b: str) -> bool:
+    return str(a).replace("_", "-").lower() == str(b).replace("_", "-").lower()
 
 
 def _collect_sources(path: Path) -> tuple[str, list[_Source]]:
@@ -411,7 +448,7 @@ def _collect_sources(path: Path) -> tuple[str, list[_Source]]:
             raise WrongProductError("zip holds no ISMN .stm file",
                                     "give an ISMN 'header + values' download zip", path)
         return "zip", [_Source(PurePosixPath(n), f"{path}::{n}", zip_path=path) for n in names]
-    if path.suffix.lower() != ".stm" or _name_tokens(path.name) is None:
+    if path.suffix.lower() != ".stm" or _parse_name(path.name) is None:
         raise WrongProductError(
             f"not an ISMN header+values file (expected a name like {_NAME_DOC})",
             "give an ISMN .stm file, download folder or zip", path)
@@ -421,7 +458,8 @@ def _collect_sources(path: Path) -> tuple[str, list[_Source]]:
 def _scan(src: _Source, clean: bool) -> _Scan:
     """Check the name, the header and every record line of one .stm file."""
     out = _Scan()
-    if _name_tokens(src.rel.name) is None:
+    out.name = _parse_name(src.rel.name)
+    if out.name is None:
         out.header_error = f"file name does not follow {_NAME_DOC}"
         return out
     try:
@@ -447,6 +485,7 @@ def _scan(src: _Source, clean: bool) -> _Scan:
         shown = lines[0][:120].decode("latin-1")
         out.header_error = f"line 1: {shown!r} is not an ISMN header {_HEADER_DOC}"
         return out
+    _header_fields(out, head, src)
     keep_idx, stamps = [], []
     for i, ln in enumerate(lines[1:], start=2):
         if not ln.strip():
@@ -473,6 +512,27 @@ def _scan(src: _Source, clean: bool) -> _Scan:
         nl = b"\r\n" if b"\r\n" in raw[:4096] else (b"\n" if b"\n" in raw[:4096] else b"\r")
         out.cleaned = nl.join([lines[0]] + [lines[i - 1] for i in keep_idx]) + nl
     return out
+
+
+def _header_fields(out: _Scan, head: list[bytes], src: _Source) -> None:
+    """Network, station, position and depths from the header; the file name cross-checked."""
+    txt = [t.decode("latin-1") for t in head]
+    out.network, out.station = txt[1], txt[2]
+    out.lat, out.lon, out.elevation, out.depth_from, out.depth_to = (float(t) for t in txt[3:8])
+    nm = out.name
+    prefix = nm["prefix"]
+    expect = f"{out.network.replace('_', '-')}_{out.network.replace('_', '-')}_{out.station.replace('_', '-')}"
+    if not _same_name(prefix, f"{out.network}_{out.network}_{out.station}"):
+        out.mismatch.append(f"file name says {prefix!r}, header says network {out.network!r}, "
+                            f"station {out.station!r}: the header is used")
+    if abs(nm["d0"] - out.depth_from) > 1e-6 or abs(nm["d1"] - out.depth_to) > 1e-6:
+        out.mismatch.append(f"file name depths {nm['d0']:g}-{nm['d1']:g} m, header "
+                            f"{out.depth_from:g}-{out.depth_to:g} m: the header is used")
+    toks = _name_tokens(src.rel.name)
+    out.canonical = (toks is not None and "_".join(toks[:3]) == expect and not out.mismatch
+                     and (len(src.rel.parts) != 3 or src.rel.parts[0] == out.network))
+    for m in out.mismatch:
+        log.warning("%s: %s", src.origin, m)
 
 
 def _malformed_error(src: _Source, scan: _Scan) -> UnreadableFileError:
@@ -642,16 +702,17 @@ def _read(path: Path, policy: FlagPolicy, depth, variables, errors, cache):
                 raise cls(sc.header_error, "fix the file or read with errors='skip' to leave it out "
                           "(reported as an 'unreadable' series)" if kind != "file" else
                           "give an ISMN header+values .stm file", s.origin)
-            unreadable.append(_unreadable_series(s, sc.header_error))
+            unreadable.append(_unreadable_series(s, sc.header_error, sc))
         elif sc.bad_lines and errors == "raise":
             raise _malformed_error(s, sc)
     usable = [s for s in sources if not scans[s.rel].header_error]
     empty = [s for s in usable if scans[s.rel].n_records == 0]
     usable = [s for s in usable if scans[s.rel].n_records > 0]   # ismn cannot index header-only files
-    out = list(unreadable) + [_empty_file_series(s) for s in empty]
+    out = list(unreadable) + [_empty_file_series(s, scans[s.rel]) for s in empty]
 
     if usable:
-        standard = all(len(s.rel.parts) == 3 for s in usable) and len(usable) == len(sources)
+        standard = (all(len(s.rel.parts) == 3 and scans[s.rel].canonical for s in usable)
+                    and len(usable) == len(sources))
         needs_tree = kind == "file" or not standard or any(scans[s.rel].cleaned for s in usable)
         if needs_tree:
             with tempfile.TemporaryDirectory(prefix="smds-ismn-") as tmp:
@@ -672,25 +733,30 @@ def _sortnum(x) -> float:
     return float(x) if x is not None and np.isfinite(x) else np.inf
 
 
-def _tokens_for_tree(src: _Source) -> tuple[str, str]:
-    toks = _name_tokens(src.rel.name)
-    net, station = toks[1], toks[2]
-    # keep a network folder name like CTP_SMTMN when the file sits in it (names use CTP-SMTMN)
-    parents = src.rel.parts[:-1]
-    if src.local is not None and len(parents) < 2:
-        parents = src.local.parent.parts
-    for p in parents:
-        if p.replace("_", "-") == net.replace("_", "-"):
-            net = p
-    return net, station
+def _canonical_name(sc: _Scan) -> tuple[str, str, str]:
+    """(network folder, station folder, file name) the ``ismn`` package parses correctly,
+    built from the header: ``_`` in names becomes ``-`` in the file name (the field
+    separator); the network folder keeps the header's name (the package takes the network
+    from the folder)."""
+    nm = sc.name
+    net_tok = _fname_token(sc.network)
+    sta_tok = _fname_token(sc.station)
+    name = (f"{net_tok}_{net_tok}_{sta_tok}_{nm['var']}_{sc.depth_from:.6f}_{sc.depth_to:.6f}_"
+            f"{nm['sensor']}_{nm['start']}_{nm['end']}.stm")
+    return sc.network, sta_tok, name
 
 
 def _link_tree(tree: Path, usable: list[_Source], scans: dict) -> tuple[Path, dict]:
     """A temporary NETWORK/STATION/file tree of links (or cleaned copies) for the ismn package."""
     origin = {}
     for s in usable:
-        net, station = _tokens_for_tree(s)
-        dest = tree / net / station / s.rel.name
+        sc = scans[s.rel]
+        if sc.network is not None:
+            net, station, fname = _canonical_name(sc)
+        else:  # the older CEOP-like format: names as given
+            toks = _name_tokens(s.rel.name) or s.rel.stem.split("_")
+            net, station, fname = toks[1], toks[2], s.rel.name
+        dest = tree / net / station / fname
         dest.parent.mkdir(parents=True, exist_ok=True)
         cleaned = scans[s.rel].cleaned
         if cleaned is not None:
@@ -706,24 +772,28 @@ def _link_tree(tree: Path, usable: list[_Source], scans: dict) -> tuple[Path, di
     return tree, origin
 
 
-def _unreadable_series(src: _Source, why: str) -> StationSeries:
-    toks = _name_tokens(src.rel.name) or ["", "", src.rel.stem, "", "nan", "nan", ""]
+def _unreadable_series(src: _Source, why: str, sc: _Scan | None = None) -> StationSeries:
+    nm = _parse_name(src.rel.name)
+    toks = (nm["prefix"].split("_") if nm else [src.rel.stem])
+    network = (sc.network if sc is not None and sc.network else
+               src.rel.parts[0] if len(src.rel.parts) == 3 else (toks[1] if len(toks) > 2 else ""))
+    station = (sc.station if sc is not None and sc.station else
+               src.rel.parts[1] if len(src.rel.parts) == 3 else toks[-1])
     return StationSeries(
-        network=src.rel.parts[0] if len(src.rel.parts) == 3 else toks[1], station=toks[2],
-        lat=np.nan, lon=np.nan, elevation=np.nan, depth_from=float(toks[4]), depth_to=float(toks[5]),
-        sensor="_".join(toks[6:-2]) if len(toks) > 8 else "", data=_empty_frame(()),
+        network=network, station=station,
+        lat=np.nan, lon=np.nan, elevation=np.nan,
+        depth_from=nm["d0"] if nm else np.nan, depth_to=nm["d1"] if nm else np.nan,
+        sensor=nm["sensor"] if nm else "", data=_empty_frame(()),
         status=STATUS_UNREADABLE, source=src.origin, notes=[why])
 
 
-def _empty_file_series(src: _Source) -> StationSeries:
-    toks = _name_tokens(src.rel.name)
-    head = src.read_bytes().splitlines()[0].split()
+def _empty_file_series(src: _Source, sc: _Scan) -> StationSeries:
     return StationSeries(
-        network=src.rel.parts[0] if len(src.rel.parts) == 3 else toks[1], station=toks[2],
-        lat=float(head[3]), lon=float(head[4]), elevation=float(head[5]),
-        depth_from=float(head[6]), depth_to=float(head[7]),
-        sensor="_".join(toks[6:-2]), data=_empty_frame(()), status=STATUS_NO_DATA,
-        source=src.origin, notes=["the file holds a header and no record"])
+        network=sc.network, station=_fname_token(sc.station),
+        lat=sc.lat, lon=sc.lon, elevation=sc.elevation,
+        depth_from=sc.depth_from, depth_to=sc.depth_to,
+        sensor=sc.name["sensor"], data=_empty_frame(()), status=STATUS_NO_DATA,
+        source=src.origin, notes=["the file holds a header and no record"] + list(sc.mismatch))
 
 
 def _empty_frame(extra: Iterable[str]) -> pd.DataFrame:
@@ -785,7 +855,7 @@ def _series_from_interface(iface, root: Path, origin: dict, usable, scans, polic
         if errors == "raise":
             raise UnreadableFileError(f"the ismn package could not index this file ({why})",
                                       "check its name and header against the ISMN format", src.origin)
-        out.append(_unreadable_series(src, f"the ismn package could not index it ({why})"))
+        out.append(_unreadable_series(src, f"the ismn package could not index it ({why})", scans.get(src.rel)))
     return out
 
 
@@ -851,6 +921,8 @@ def _one_series(network, station, s, sensors, origin, scans, policy: FlagPolicy,
         notes.append(f"{n_dropped['duplicate']} repeated time stamps (first kept)")
     sc = scans.get(src.rel) if src is not None else None
     n_mal = len(sc.bad_lines) if sc is not None else 0
+    if sc is not None:
+        notes += list(sc.mismatch)
     if n_mal:
         first = sc.bad_lines[0]
         notes.append(f"{n_mal} malformed line(s) skipped (first: line {first[0]}: {first[1]!r})")
@@ -925,13 +997,16 @@ def _fname_token(s: str) -> str:
 
 
 def stm_filename(network: str, station: str, var: str, depth_from: float, depth_to: float,
-                 sensor: str, start, end) -> str:
+                 sensor: str, start, end, keep_network_underscores: bool = False) -> str:
     """The ISMN file name of one series (``var``: ``"sm"``, ``"ts"``...; dates ``YYYYMMDD``).
+
+    ``keep_network_underscores``: write ``CTP_SMTMN_CTP_SMTMN_...`` as ISMN's own downloads
+    name networks such as ``CTP_SMTMN`` or ``FR_Aqui`` (default: ``CTP-SMTMN``).
 
     >>> stm_filename("MAQU", "CST-01", "sm", 0.05, 0.05, "ECH20-EC-TM", "2007-01-01", "2013-12-31")
     'MAQU_MAQU_CST-01_sm_0.050000_0.050000_ECH20-EC-TM_20070101_20131231.stm'
     """
-    net = _fname_token(network)
+    net = str(network) if keep_network_underscores else _fname_token(network)
     return (f"{net}_{net}_{_fname_token(station)}_{var}_{depth_from:.6f}_{depth_to:.6f}_{sensor}_"
             f"{pd.Timestamp(start):%Y%m%d}_{pd.Timestamp(end):%Y%m%d}.stm")
 
@@ -951,7 +1026,8 @@ def _check_name(what: str, val) -> str:
     return val
 
 
-def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str = "\n") -> Path:
+def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str = "\n",
+                       keep_network_underscores: bool = False) -> Path:
     """Write one station's series as ISMN "header + values" ``.stm`` files.
 
     Writes ``root/NETWORK/STATION/NETWORK_NETWORK_STATION_sm_<from>_<to>_<SENSOR>_<first
@@ -980,6 +1056,9 @@ def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str 
         Soil moisture is written with 4 decimals, soil temperature with 2.
     newline : str
         Line end (``"\\n"``; real old downloads use ``"\\r"``, which the reader reads too).
+    keep_network_underscores : bool
+        Keep ``_`` of the network name in file names (``CTP_SMTMN_CTP_SMTMN_L01_sm_...``), as
+        ISMN's own downloads do; the reader takes the network from the header either way.
 
     Returns
     -------
@@ -1047,7 +1126,8 @@ def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str 
         header = _header(network, station, lat, lon, elev, d0, d1, sens)
         content = (header + newline + body + newline).encode("ascii")
         code = _VAR_CODES[var]
-        name = stm_filename(network, station, code, d0, d1, sens, times[0], times[-1])
+        name = stm_filename(network, station, code, d0, d1, sens, times[0], times[-1],
+                            keep_network_underscores)
         target = folder / name
         with atomic_path(target) as tmp:
             tmp.write_bytes(content)

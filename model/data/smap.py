@@ -68,7 +68,7 @@ from ..io import atomic_path
 
 __all__ = [
     "QualityPolicy", "EmptyDataWarning", "PRODUCTS", "SURFACE_FLAG_BITS", "QUAL_FLAG_BITS",
-    "read_smap_l2", "grid_l2", "read_smap_l3", "read_smap_l4", "write_smap_l3", "write_smap_l4",
+    "read_smap_l2", "grid_l2", "read_smap_l3", "check_smap_file", "read_smap_l4", "write_smap_l3", "write_smap_l4",
     "overpass_template", "smap_filename", "parse_smap_filename", "identify", "describe",
     "overpass_step",
 ]
@@ -228,14 +228,19 @@ class QualityPolicy:
 
 
 def _apply_policy(sm: np.ndarray, qual: np.ndarray, surf: np.ndarray, policy: QualityPolicy,
-                  fill: float = FILL) -> tuple[np.ndarray, dict]:
-    """Fill values and policy -> float32 soil moisture (NaN where missing/rejected), counts."""
+                  fill: float = FILL, quality_known: bool = True) -> tuple[np.ndarray, dict]:
+    """Fill values and policy -> float32 soil moisture (NaN where missing/rejected), counts.
+
+    ``quality_known=False`` (the file has no ``retrieval_qual_flag``): the quality-flag rule
+    has no information and rejects nothing. A missing ``surface_flag`` arrives as all fill
+    (65534), which the surface rule already treats as "no information".
+    """
     sm = np.asarray(sm)
     retrieved = np.isfinite(sm) & (sm != fill)
     rej_q = np.zeros(sm.shape, bool)
     rej_r = np.zeros(sm.shape, bool)
     rej_s = np.zeros(sm.shape, bool)
-    if policy.recommended_only:
+    if policy.recommended_only and quality_known:
         rej_q = retrieved & ((qual == FLAG_FILL) | ((qual & 1) != 0))
     if policy.valid_range is not None:
         lo, hi = policy.valid_range
@@ -355,6 +360,14 @@ def _dataset(f, group: str, name: str, path: Path, product: str):
             f"dataset /{full} is missing (a standard {product} file has it)",
             "the file is incomplete or was subset by variable: download the full granule again", path)
     return obj
+
+
+def _optional_dataset(f, group: str, name: str):
+    """An optional dataset (a quality field), or None when the file lacks it."""
+    import h5py
+
+    obj = f.get(f"{group}/{name}" if group else name)
+    return obj if isinstance(obj, h5py.Dataset) else None
 
 
 def _meta_short_name(f) -> str | None:
@@ -1071,6 +1084,7 @@ def read_smap_l3(path, policy: QualityPolicy | None = None, bbox=TP_BBOX, *,
         counts = {}
         covered = np.zeros(grid.shape, bool)
         notes = []
+        missing: list[str] = []
         for ov in ("AM", "PM"):
             sm = np.full(grid.shape, np.nan, np.float32)
             ot = np.full(grid.shape, np.datetime64("NaT"), "datetime64[ns]")
@@ -1101,14 +1115,22 @@ def read_smap_l3(path, policy: QualityPolicy | None = None, bbox=TP_BBOX, *,
                 d_sm = _dataset(f, grp, f"soil_moisture{sfx}", path, short)
                 sm_fill = float(np.asarray(d_sm.attrs.get("_FillValue", FILL)).ravel()[0])
                 raw = d_sm[src]
-                qv = _dataset(f, grp, f"retrieval_qual_flag{sfx}", path, short)[src]
-                sv = _dataset(f, grp, f"surface_flag{sfx}", path, short)[src]
+                # quality fields are optional: a subset or an older version may lack them;
+                # a missing one means "no information" (nothing rejected by that rule)
+                qd = _optional_dataset(f, grp, f"retrieval_qual_flag{sfx}")
+                sd = _optional_dataset(f, grp, f"surface_flag{sfx}")
+                for name, d in (("retrieval_qual_flag", qd), ("surface_flag", sd)):
+                    if d is None and name not in missing:
+                        missing.append(name)
                 sm_blk = np.full(grid.shape, sm_fill, raw.dtype)
                 sm_blk[dst] = raw
-                q[dst] = qv
-                s[dst] = sv
+                if qd is not None:
+                    q[dst] = qd[src]
+                if sd is not None:
+                    s[dst] = sd[src]
                 ot[dst] = _read_obs_time(f, grp, sfx, path, short, src)
-                sm, counts[ov] = _apply_policy(sm_blk, q, s, policy, sm_fill)
+                sm, counts[ov] = _apply_policy(sm_blk, q, s, policy, sm_fill,
+                                               quality_known=qd is not None)
                 for n in extra:
                     d = _dataset(f, grp, f"{n}{sfx}", path, short)
                     v = _read_float(d, src) if d.dtype.kind == "f" else d[src]
@@ -1149,7 +1171,38 @@ def read_smap_l3(path, policy: QualityPolicy | None = None, bbox=TP_BBOX, *,
     }
     if notes:
         attrs["notes"] = "; ".join(notes)
+    if missing:
+        attrs["missing_quality_fields"] = ",".join(missing)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def check_smap_file(path, wanted: Iterable[str] | None = None) -> dict:
+    """A fast check of one SMAP L3/L4 file for ingest's first pass (no data is decoded).
+
+    Opens the HDF5 file, identifies the product and checks that the soil-moisture datasets
+    are there. Returns ``{"product", "time" (datetime64[ns] or None), "missing": [optional
+    quality fields the file lacks]}``; raises :class:`~model.errors.InputError` (unreadable,
+    wrong product, soil moisture missing) otherwise.
+    """
+    path = Path(path)
+    with _h5(path) as f:
+        short, desc = identify(f)
+        if wanted is not None and short not in tuple(wanted):
+            raise _wrong_product(path, short, desc, " or ".join(wanted))
+        missing: list[str] = []
+        if short in L3_PRODUCTS:
+            for ov, gs in _l3_groups(f).items():
+                if gs is None:
+                    continue
+                grp, sfx = gs
+                _dataset(f, grp, f"soil_moisture{sfx}", path, short)
+                for name in ("retrieval_qual_flag", "surface_flag"):
+                    if _optional_dataset(f, grp, f"{name}{sfx}") is None and name not in missing:
+                        missing.append(name)
+        elif short == "SPL4SMGP":
+            _dataset(f, "Geophysical_Data", "sm_surface", path, short)
+        name = parse_smap_filename(path.name)
+    return {"product": short, "time": name["time"] if name else None, "missing": missing}
 
 
 def overpass_template(product: str = "SPL3SMP", bbox=TP_BBOX) -> xr.Dataset:
@@ -1282,7 +1335,8 @@ def _overpass_block(ds: xr.Dataset | None, gname: str, what: str, product: str):
 
 
 def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Dataset | None, *,
-                  crid: str = "R18290", creation_date: str | None = None) -> Path:
+                  crid: str = "R18290", creation_date: str | None = None,
+                  omit: Iterable[str] = ()) -> Path:
     """Write a SMAP L3 daily file (SPL3SMP or SPL3SMP_E) in the real, global layout.
 
     Parameters
@@ -1306,6 +1360,9 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
     creation_date : str, optional
         ``Metadata/DatasetIdentification/creationDate`` (default today, UTC); pass a fixed
         value for byte-reproducible files.
+    omit : iterable of str
+        Optional quality fields to leave out (``"surface_flag"``, ``"retrieval_qual_flag"``),
+        as in a file subset by variable (NSIDC's subsetter) or an older version.
 
     Returns
     -------
@@ -1327,6 +1384,10 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
     """
     if product not in L3_PRODUCTS:
         raise unknown_name("SMAP L3 product", product, list(L3_PRODUCTS))
+    omit = tuple(omit)
+    for name in omit:
+        if name not in ("surface_flag", "retrieval_qual_flag"):
+            raise unknown_name("optional SMAP L3 field", name, ["surface_flag", "retrieval_qual_flag"])
     gname = PRODUCTS[product].grid
     res = "36" if gname == "M36" else "9"
     day = _to_day(date)
@@ -1376,6 +1437,10 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
                     "col": _create(grp, f"EASE_column_index{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
                                    attrs("EASE_column_index", valid_min=np.uint16(0), valid_max=np.uint16(shape[1] - 1))),
                 }
+                for key, name in (("q", "retrieval_qual_flag"), ("s", "surface_flag")):
+                    if name in omit:
+                        del grp[f"{name}{sfx}"]
+                        dsets.pop(key)
                 blk = blocks[ov]
                 if blk is None:
                     continue
@@ -1386,8 +1451,10 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
                 if not obs.any():
                     continue
                 dsets["sm"][sl] = np.where(np.isfinite(a["sm"]), a["sm"], FILL).astype(np.float32)
-                dsets["q"][sl] = a["q"]
-                dsets["s"][sl] = a["s"]
+                if "q" in dsets:
+                    dsets["q"][sl] = a["q"]
+                if "s" in dsets:
+                    dsets["s"][sl] = a["s"]
                 dsets["sec"][sl] = _time_to_seconds(a["ot"], TB_EPOCH)
                 dsets["utc"][sl] = _format_utc(a["ot"])
                 rr, cc = np.meshgrid(np.arange(r0, r0 + ny), np.arange(c0, c0 + nx), indexing="ij")

@@ -8,12 +8,17 @@ import json
 def register(sub):
     p = sub.add_parser("archive", help="build (or resume) the Zarr archive of one or more models on Dask")
     p.add_argument("--model", action="append", required=True, help="registry name (repeatable, or 'all')")
-    p.add_argument("--start", help="first day (default: 10 days before the test period; the whole "
-                                   "training period for the full world)")
-    p.add_argument("--end", help="last day (default: the end of the test period)")
+    p.add_argument("--start", help="first day (default: 10 days before the test period, or the "
+                                   "start of the training period if later; the whole training period "
+                                   "for the full world). The periods are the store's: the world's for "
+                                   "the virtual TP; for real data the ones ingest chose and printed "
+                                   "(the last calendar year, or the last third of a shorter record, is "
+                                   "the test period)")
+    p.add_argument("--end", help="last day (default: the end of the test period = the last ingested day)")
     p.add_argument("--block-days", type=int, default=5, help="days per Dask task (default 5)")
     p.add_argument("--out", help="archive folder (default $SMDS_HOME/archive)")
-    p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
+    p.add_argument("--ard", help="analysis-ready store (default: the project's, when run inside a "
+                                 "folder made by `sm-downscale init`; else the demo world's)")
     p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
     p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")

@@ -12,9 +12,11 @@ from ..errors import CoverageError, InputError
 
 
 def default_ard() -> Path:
-    from ..config import worlds_dir
+    """The project's store (``sm-downscale init``), else the one beside ``$SMDS_CATALOG``,
+    else the demo world's (see :func:`model.data.catalog.default_ard_path`)."""
+    from ..data.catalog import default_ard_path
 
-    return worlds_dir() / "demo" / "ard.zarr"
+    return default_ard_path()
 
 
 def open_group(ard: str | Path, group: str):

@@ -210,12 +210,39 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
         summary = _train_sklearn(model_name, cfg, data, out, extra)
     else:
         summary = _fit_reference(model_name, cfg, data, out, extra, ard)
+    summary["history"] = history_report(data)
     summary["seconds_total"] = round(_time.perf_counter() - t_start, 1)
     summary["model"] = model_name
     summary["run"] = str(out)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
     _mark_latest(model_name, out)
     return out
+
+
+#: days of history a window reads (the weekly MFTF branch: 4 weeks)
+HISTORY_DAYS = 28
+
+
+def history_report(data) -> dict:
+    """How many training steps have less than :data:`HISTORY_DAYS` of predictors before them.
+
+    Such windows repeat the first available step as their history (``model.training.cube``
+    clamps the indices). They are counted and said once (log and ``summary.json``), never
+    padded silently; for real data ingest's default training period starts
+    :data:`HISTORY_DAYS` in when the record is long enough, so the count is 0.
+    """
+    times = np.asarray(data.cube.times, "datetime64[ns]")
+    steps = times[data.train_steps]
+    padded = steps - np.timedelta64(HISTORY_DAYS, "D") < times[0]
+    n = int(padded.sum())
+    rep = {"history_days": HISTORY_DAYS, "first_predictor_step": str(times[0])[:16],
+           "training_steps": int(steps.size), "padded_windows": n}
+    if n:
+        rep["padded_until"] = str(steps[padded].max())[:16]
+        log.warning("%d of %d training steps (until %s) have less than %d days of ERA5-Land before them: "
+                    "their history repeats the first step (%s); start the training period later to avoid it",
+                    n, steps.size, rep["padded_until"], HISTORY_DAYS, rep["first_predictor_step"])
+    return rep
 
 
 def _code_version() -> str:
@@ -409,9 +436,10 @@ def _train_sklearn(model_name, cfg, data, out, extra):
                       **cfg.model_kwargs)
     i, r, c = _pixel_samples(rng, data, data.train_mask, cfg.max_pixel_samples)
     t0 = _time.perf_counter()
+    deadline = t0 + cfg.max_minutes * 60
     X = model.features(cube.pixel_batch(i, r, c))
     y = data.norm.norm_target(data.target[i, r, c])
-    model.fit(X, y)
+    grown = fit_trees_within_budget(model, X, y, deadline)
     secs = _time.perf_counter() - t0
     ti, tr, tc = _pixel_samples(np.random.default_rng(cfg.seed + 1), data, data.tune_mask, 20_000)
     p = model.predict_batch(cube.pixel_batch(ti, tr, tc))
@@ -420,7 +448,53 @@ def _train_sklearn(model_name, cfg, data, out, extra):
     save_checkpoint(out / "checkpoint.pt", model, {**extra, "tune_rmse": rmse})
     _write_log(out, [{"epoch": 0, "train_loss": float("nan"), "tune_rmse": rmse, "seconds": round(secs, 1)}])
     return {"kind": "sklearn", "device": "cpu", "samples": int(i.size), "tune_rmse": rmse,
-            "train_seconds": round(secs, 1), "samples_per_second": round(i.size / max(secs, 1e-9), 1)}
+            "train_seconds": round(secs, 1), "samples_per_second": round(i.size / max(secs, 1e-9), 1),
+            **grown}
+
+
+#: trees (forest) or boosting iterations added per round while growing within a time budget
+TREE_ROUND = {"n_estimators": 8, "max_iter": 20}
+
+
+def fit_trees_within_budget(model, X, y, deadline: float) -> dict:
+    """Fit a forest or boosting model in rounds and stop at ``deadline`` (``perf_counter``).
+
+    scikit-learn's ``warm_start`` keeps the trees already grown: a forest adds
+    ``TREE_ROUND["n_estimators"]`` trees per round, histogram boosting
+    ``TREE_ROUND["max_iter"]`` iterations, up to the model's own count. A round is started
+    only when the time left exceeds the slowest round so far (so the budget is kept within a
+    fraction of one round); the first round always runs. Returns ``{"stopped", "rounds",
+    "grown", "requested"}`` (``grown`` trees or iterations).
+    """
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if X.ndim != 2 or X.shape[1] != model.dims.n_features or len(y) != len(X):
+        raise InputError(f"{model.name}: expected X (pixels, features) = (N, {model.dims.n_features}) "
+                         f"and y (N,), got {X.shape} and {y.shape}", "build X with features(batch)")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise InputError(f"{model.name}: X or y holds NaN/inf", "drop pixels without a target before fitting")
+    est = model._make_estimator()
+    key = "n_estimators" if "n_estimators" in est.get_params() else "max_iter"
+    requested = int(est.get_params()[key])
+    step = TREE_ROUND[key]
+    est.set_params(warm_start=True)
+    grown, rounds, slowest, stopped = 0, 0, 0.0, "complete"
+    while grown < requested:
+        left = deadline - _time.perf_counter()
+        if rounds and left < slowest:
+            stopped = "time budget"
+            break
+        t = _time.perf_counter()
+        grown = min(requested, grown + step)
+        est.set_params(**{key: grown})
+        est.fit(X, y)
+        rounds += 1
+        slowest = max(slowest, _time.perf_counter() - t)
+    est.set_params(warm_start=False, **{key: grown})
+    model.estimator = est
+    if stopped != "complete":
+        log.info("%s: time budget reached after %d of %d %s", model.name, grown, requested, key)
+    return {"stopped": stopped, "rounds": rounds, "grown": grown, "requested": requested}
 
 
 def _fit_reference(model_name, cfg, data, out, extra, ard):

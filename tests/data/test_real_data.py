@@ -74,7 +74,7 @@ def test_l3_without_retrieval_qual_flag_rejects_nothing_by_that_rule(tmp_path):
 def test_products_catalog_lists_no_l4_when_none_was_ingested(tmp_path):
     import xarray as xr
 
-    from model.data.catalog import open_catalog, register_products
+    from model.products import open_products, register_products
 
     ard = tmp_path / "ard.zarr"
     xr.Dataset({"swvl1": (("time",), np.zeros(2, np.float32))},
@@ -86,7 +86,7 @@ def test_products_catalog_lists_no_l4_when_none_was_ingested(tmp_path):
     (ard / ".complete").write_text("{}")
     home = tmp_path / "home"
     home.mkdir()
-    cat = open_catalog(register_products(home, ard))
+    cat = open_products(register_products(home, ard))
     assert "era5land_ard" in cat.entries
     assert "smap_l4_ard" not in cat.entries
 

@@ -78,6 +78,11 @@ def _image(state, **_) -> gv.Image:
                     crs=crs("plate_carree"))
 
 
+def _in_view(el) -> hv.Image:
+    """A rasterized frame (already in the view's projection) as a plain HoloViews Image."""
+    return hv.Image(el.data, kdims=el.kdims, vdims=el.vdims, bounds=el.bounds)
+
+
 def _hover_hook(state, proj: str):
     from model.figures import LAEA_CENTRE, SPHERE_RADIUS
 
@@ -105,12 +110,14 @@ def map_plot(state, kind: str, proj: str | None = None):
     label = "soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)"
     # project first (GeoViews warps the lon/lat frame into the view's CRS), then rasterize in
     # the view's coordinates, so zoom ranges and pixels agree
-    ras = rasterize(gv.project(dmap, projection=crs(proj)), aggregator="mean").opts(
+    # the raster then goes on as a plain Image in the view's coordinates: GeoViews would
+    # otherwise warp the already projected raster a second time on every frame
+    ras = rasterize(gv.project(dmap, projection=crs(proj)), aggregator="mean").apply(_in_view).opts(
         cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
         clabel=label, hooks=[_hover_hook(state, proj)])
-    st = geo_station_points(store.station_table(state.home))
+    st = geo_station_points(store.station_table(state.home), proj)
     lonlat = proj == "plate_carree"
-    return (ras * geo_basemap() * st).opts(
+    return (ras * geo_basemap(proj=proj) * st).opts(
         hv.opts.Overlay(projection=crs(proj), global_extent=False, xlim=(x0, x1), ylim=(y0, y1), frame_width=fw,
                         frame_height=fh, xaxis=None if not lonlat else "bottom", yaxis=None if not lonlat else "left",
                         xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"],

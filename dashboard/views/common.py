@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import holoviews as hv
 import numpy as np
 import panel as pn
@@ -139,16 +141,35 @@ def crs(name: str = "plate_carree"):
     return projection(name)
 
 
-def geo_basemap(backend: str = "bokeh") -> hv.Overlay:
-    """Coastlines, borders, lakes, rivers (packaged Natural Earth 1:50m, clipped to the TP box
-    once per process) and the TP outline, as GeoViews ``Feature`` elements in PlateCarree;
-    GeoViews projects them to the plot's projection."""
-    import geoviews as gv
+@lru_cache(maxsize=4)
+def _projected_features(proj: str) -> tuple:
+    """(name, cartopy feature) of the basemap with its geometries projected ONCE to ``proj``
+    (cartopy), so no session and no frame pays the projection of the lines again."""
+    import cartopy.feature as cf
 
     from model.figures import features
 
-    layers = []
+    target = crs(proj)
+    out = []
     for name, (feat, _style) in features().items():
+        if proj == "plate_carree":
+            out.append((name, feat))
+            continue
+        # projected, then simplified to 1 km (below a screen pixel of the TP view): GeoViews
+        # re-projects a Feature's lines on every render, at a cost that grows with the vertices
+        geoms = [target.project_geometry(g, feat.crs).simplify(1000.0) for g in feat.geometries()]
+        out.append((name, cf.ShapelyFeature([g for g in geoms if not g.is_empty], target)))
+    return tuple(out)
+
+
+def geo_basemap(backend: str = "bokeh", proj: str = "plate_carree") -> hv.Overlay:
+    """Coastlines, borders, lakes, rivers (packaged Natural Earth 1:50m, clipped to the TP box
+    once per process) and the TP outline, as GeoViews ``Feature`` elements, already in the
+    plot's projection ``proj`` (projected once per process)."""
+    import geoviews as gv
+
+    layers = []
+    for name, feat in _projected_features(proj):
         el = gv.Feature(feat, group="Basemap", label=name)
         if backend == "bokeh":
             el = el.opts(**BASEMAP_STYLE[name], fill_color=None, tools=[], default_tools=[], apply_ranges=False,
@@ -157,11 +178,20 @@ def geo_basemap(backend: str = "bokeh") -> hv.Overlay:
     return hv.Overlay(layers)
 
 
-def geo_station_points(table) -> hv.Points:
-    """The station layer as GeoViews points (lon/lat, PlateCarree)."""
+def geo_station_points(table, proj: str = "plate_carree") -> hv.Points:
+    """The station layer as GeoViews points, given in the plot's projection ``proj`` (the
+    lon/lat of the table projected here with cartopy, once per render; GeoViews would otherwise
+    reproject the layer's extent on every render), lon/lat kept for the hover."""
     import geoviews as gv
 
-    return station_points(table, element=gv.Points, crs=crs("plate_carree"))
+    if proj == "plate_carree":
+        return station_points(table, element=gv.Points, crs=crs("plate_carree"))
+    xy = crs(proj).transform_points(crs("plate_carree"), table["lon"].to_numpy(float), table["lat"].to_numpy(float))
+    t = table.assign(x=xy[:, 0], y=xy[:, 1])
+    pts = gv.Points(t, kdims=["x", "y"], crs=crs(proj), group="Stations",
+                    vdims=[hv.Dimension("label", label="network"), "station", "id", "n_insitu", "lon", "lat"])
+    return pts.opts(color="label", cmap=NETWORK_COLORS, size=7, line_color="white", line_width=0.8,
+                    tools=["hover"], show_legend=True, legend_position="top_left", apply_ranges=False)
 
 
 def projected_box(box, name: str):

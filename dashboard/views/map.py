@@ -19,6 +19,7 @@ variable (``store.CLIM``), never per frame.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import geoviews as gv
 import holoviews as hv
@@ -66,16 +67,51 @@ def _values(state) -> np.ndarray:
         return np.full((lat.size, lon.size), np.nan, np.float32)
 
 
+def _cut(home: str):
+    """Row and column slices of the TP10 grid inside the region the page shows (``extent``)."""
+    lat, lon = store.tp10_coords()
+    lon0, lat0, lon1, lat1 = extent(home)
+    return slice(*np.searchsorted(lat, [lat0, lat1])), slice(*np.searchsorted(lon, [lon0, lon1]))
+
+
 def _image(state, **_) -> gv.Image:
-    """The frame in PlateCarree, cut to the region the page shows (``extent``): GeoViews warps
+    """The frame in PlateCarree (``gv.Image``), cut to the region the page shows: GeoViews warps
     an image onto a grid of the same shape in the view's projection, so a cut keeps the warped
     grid at the data's 10 km resolution and costs only the shown cells."""
     lat, lon = store.tp10_coords()
-    lon0, lat0, lon1, lat1 = extent(state.home)
-    i = slice(*np.searchsorted(lat, [lat0, lat1]))
-    j = slice(*np.searchsorted(lon, [lon0, lon1]))
+    i, j = _cut(state.home)
     return gv.Image((lon[j], lat[i], _values(state)[i, j]), kdims=["lon", "lat"], vdims=["value"],
                     crs=crs("plate_carree"))
+
+
+@lru_cache(maxsize=8)
+def _warp(home: str, proj: str):
+    """GeoViews' projection of the cut grid, done ONCE per home and projection: ``gv.project``
+    warps an image of cell numbers (nearest neighbour, as for data), giving the projected grid's
+    x, y and, per projected pixel, the source cell (-1 outside)."""
+    lat, lon = store.tp10_coords()
+    i, j = _cut(home)
+    ny, nx = lat[i].size, lon[j].size
+    cells = gv.Image((lon[j], lat[i], np.arange(ny * nx, dtype=np.float64).reshape(ny, nx)),
+                     kdims=["lon", "lat"], vdims=["value"], crs=crs("plate_carree"))
+    out = gv.project(cells, projection=crs(proj))
+    xs, ys = out.dimension_values(0, expanded=False), out.dimension_values(1, expanded=False)
+    idx = out.dimension_values(2, flat=False)
+    idx = np.where(np.isfinite(idx), np.rint(np.nan_to_num(idx, nan=-1)), -1).astype(np.int64)
+    return xs, ys, idx
+
+
+def _projected(state, proj: str, **_) -> hv.Image:
+    """The frame in the view's projection: the PlateCarree cut moved through the cached warp
+    (:func:`_warp`), so a time step costs one indexing, not a re-projection."""
+    i, j = _cut(state.home)
+    if proj == "plate_carree":
+        el = _image(state)
+        return hv.Image(el.data, kdims=el.kdims, vdims=el.vdims)
+    xs, ys, idx = _warp(state.home, proj)
+    v = _values(state)[i, j].ravel()
+    out = np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan).astype(np.float32)
+    return hv.Image((xs, ys, out), kdims=["x", "y"], vdims=["value"])
 
 
 def _hover_hook(state, proj: str):
@@ -101,16 +137,17 @@ def map_plot(state, kind: str, proj: str | None = None):
     box = extent(state.home)
     x0, y0, x1, y1 = projected_box(box, proj)
     fw, fh = frame_size((x0, y0, x1, y1))
-    dmap = hv.DynamicMap(lambda **kw: _image(state, **kw), streams=[hv.streams.Params(state, STREAM_PARAMS)])
+    dmap = hv.DynamicMap(lambda **kw: _projected(state, proj, **kw), streams=[hv.streams.Params(state, STREAM_PARAMS)])
     label = "soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)"
-    # project first (GeoViews warps the lon/lat frame into the view's CRS), then rasterize in
-    # the view's coordinates, so zoom ranges and pixels agree
-    ras = rasterize(gv.project(dmap, projection=crs(proj)), aggregator="mean").opts(
+    # the frame arrives projected (GeoViews' warp, cached), is rasterized in the view's
+    # coordinates (zoom ranges and pixels agree) and goes on as a plain Image, so GeoViews does
+    # not warp it again on every frame
+    ras = rasterize(dmap, aggregator="mean").opts(
         cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
         clabel=label, hooks=[_hover_hook(state, proj)])
-    st = geo_station_points(store.station_table(state.home))
+    st = geo_station_points(store.station_table(state.home), proj)
     lonlat = proj == "plate_carree"
-    return (ras * geo_basemap() * st).opts(
+    return (ras * geo_basemap(proj=proj) * st).opts(
         hv.opts.Overlay(projection=crs(proj), global_extent=False, xlim=(x0, x1), ylim=(y0, y1), frame_width=fw,
                         frame_height=fh, xaxis=None if not lonlat else "bottom", yaxis=None if not lonlat else "left",
                         xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"],

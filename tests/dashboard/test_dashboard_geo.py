@@ -45,6 +45,20 @@ def test_map_is_geoviews_in_the_picked_projection(state_factory, proj):
         assert np.nanmean(img) == pytest.approx(np.nanmean(sel), rel=0.02)
     else:
         assert abs(x1 - x0) > 1e5  # metres, not degrees
+        # each projected pixel holds the value of the 10 km cell under it (inverse projection
+        # by cartopy): the cached warp moves values, it does not blend them
+        import cartopy.crs as ccrs
+
+        xs, ys, _ = map_view._warp(s.home, proj)
+        frame = map_view._projected(s, proj)
+        v = frame.dimension_values(2, flat=False)
+        X, Y = np.meshgrid(frame.dimension_values(0, expanded=False), frame.dimension_values(1, expanded=False))
+        ok = np.isfinite(v)
+        ll = ccrs.PlateCarree().transform_points(common.crs(proj), X[ok], Y[ok])
+        row = np.floor((ll[:, 1] - 25.0) / 0.1).astype(int)
+        col = np.floor((ll[:, 0] - 73.0) / 0.1).astype(int)
+        same = np.isclose(v[ok], ref[row, col])
+        assert ok.sum() > 500 and same.mean() > 0.95, same.mean()
     # a time step replaces the raster
     before = img.copy()
     s.step(1)

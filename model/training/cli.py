@@ -9,9 +9,11 @@ from pathlib import Path
 def register(sub):
     p = sub.add_parser("train", help="train one model on SMAP under scale invariance (CPU or GPU)")
     p.add_argument("--model", required=True, help="registry name (sm-downscale models)")
-    p.add_argument("--ard", help="analysis-ready store (default: the demo world's)")
-    p.add_argument("--start", help="training start (default: the world's training period)")
-    p.add_argument("--end", help="training end")
+    p.add_argument("--ard", help="analysis-ready store (default: the project's when run inside a folder "
+                                 "made by `sm-downscale init`, else the demo world's)")
+    p.add_argument("--start", help="training start (default: the store's training period: the world's, or "
+                                   "for real data the one ingest chose and printed)")
+    p.add_argument("--end", help="training end (default: the end of that training period)")
     p.add_argument("--target", default="smap_l3_9km", choices=["smap_l3_9km", "smap_l3_36km"])
     p.add_argument("--config", default="demo", choices=["demo", "full"],
                    help="demo: minutes-scale budget on 2 CPU cores; full: longer training")

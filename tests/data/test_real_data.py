@@ -127,7 +127,12 @@ def _station(root, network, station, keep):
     data = pd.DataFrame({"soil_moisture": np.linspace(0.1, 0.2, t.size)}, index=t)
     meta = dict(network=network, station=station, lat=31.9, lon=91.7, elevation=4800.0,
                 depth_from=0.0, depth_to=0.05, sensor="5TM")
-    return write_ismn_station(root, meta, data, keep_network_underscores=keep)
+    folder = write_ismn_station(root, meta, data)
+    if keep:   # ISMN's own downloads keep the network's "_" in file names
+        for f in folder.glob("*.stm"):
+            tok = network.replace("_", "-")
+            f.rename(f.with_name(f.name.replace(f"{tok}_{tok}_", f"{network}_{network}_", 1)))
+    return folder
 
 
 def test_ismn_underscore_network_names_read_from_the_header(tmp_path):
@@ -144,6 +149,10 @@ def test_ismn_underscore_network_names_read_from_the_header(tmp_path):
     for s in got.values():
         assert s.status == "ok" and s.n_kept == 48 and (s.depth_from, s.depth_to) == (0.0, 0.05)
         assert s.sensor == "5TM"
+    from model.data.ismn import stm_filename   # the writer can name files as ISMN does
+
+    assert stm_filename("CTP_SMTMN", "L01", "sm", 0, 0.05, "5TM", "2017-06-01", "2017-06-02",
+                        keep_network_underscores=True).startswith("CTP_SMTMN_CTP_SMTMN_L01_sm_0.000000_0.050000_")
 
 
 def test_ismn_file_name_only_cross_checked(tmp_path):

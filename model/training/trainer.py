@@ -492,6 +492,10 @@ def fit_trees_within_budget(model, X, y, deadline: float) -> dict:
         slowest = max(slowest, _time.perf_counter() - t)
     est.set_params(warm_start=False, **{key: grown})
     model.estimator = est
+    if hasattr(model, "arrays"):   # tree models predict from plain arrays (no pickle in checkpoints)
+        from ..networks.trees import TreeArrays
+
+        model.arrays = TreeArrays.from_estimator(est)
     if stopped != "complete":
         log.info("%s: time budget reached after %d of %d %s", model.name, grown, requested, key)
     return {"stopped": stopped, "rounds": rounds, "grown": grown, "requested": requested}

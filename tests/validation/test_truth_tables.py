@@ -107,3 +107,22 @@ def test_experiment_bad_arguments(tiny, tmp_path):
     with pytest.raises(InputError, match="seeds"):
         run_experiment(["mlp"], seeds=0, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_ceiling_parent_features_match_a_direct_regrid(tiny):
+    """ceiling_36km's inputs: the truth's 36 km parent and its 1-day change, step by step."""
+    import xarray as xr
+
+    from model.validation.ceiling import _truth_parent
+    from model.validation.skill import coarse_parent
+
+    tr = xr.open_zarr(tiny / "worlds" / "tiny" / "truth" / "truth.zarr").soil_moisture
+    t = tr.time.values[100:110]
+    p = coarse_parent(tr.isel(time=slice(92, 110)).values.astype(float))
+    r, c = np.nonzero(np.isfinite(p[0]))
+    rows, cols = r[[0, 50, 300]], c[[0, 50, 300]]
+    tru, par = _truth_parent(tr, t, rows, cols)
+    np.testing.assert_allclose(tru, tr.sel(time=t).values[:, rows, cols])
+    np.testing.assert_allclose(par[:, :, 0], p[8:, rows, cols], atol=1e-6)
+    np.testing.assert_allclose(par[:, :, 1], p[8:, rows, cols] - p[:-8, rows, cols], atol=1e-6)
+    assert par.shape == (10, 3, 4)

@@ -294,7 +294,11 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
             if ceiling:
                 from .ceiling import LABEL, fit_ceilings
 
-                train_st = steps("train")
+                # the whole training period of the truth (not only the archived steps)
+                s0, e0 = inp.periods["train"]
+                e5t = inp.era5["time"].values
+                train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
+                train_st = train_st[np.isin(train_st, e5t)]
                 era5 = inp.era5
                 from ..training.ard import open_group
 

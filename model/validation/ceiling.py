@@ -7,8 +7,9 @@ period and scored on the test period like any product, and labelled as ceilings 
 (they are NOT products; the truth is never an input of any product method):
 
 * ``ceiling_36km`` - the "perfect 36 km" ceiling: the truth aggregated to SMAP's 36 km cells
-  (area overlap, mapped back to 10 km, :func:`model.validation.skill.coarse_parent`) plus the
-  10 km inputs, predicting the 10 km truth. Its fine-scale R is what a perfect coarse signal
+  (area overlap, mapped back to 10 km, :func:`model.validation.skill.coarse_parent`) and its
+  change over the last 1, 3 and 10 days (as the world's oracle, ``model.world.signal``) plus
+  the 10 km inputs, predicting the 10 km truth. Its fine-scale R is what a perfect coarse signal
   plus the 10 km inputs can reach: the reachable fine-scale skill.
 * ``ceiling_10km`` - the 10 km inputs alone, predicting the 10 km truth.
 
@@ -65,17 +66,37 @@ def _features(cube, steps, cells, extra=None) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-def _truth_parent(truth, times, rows, cols, chunk: int = 48):
-    """(T, N) truth and its coarse parent at the listed cells and times."""
+#: lags (days) of the perfect 36 km parent's change given to ``ceiling_36km`` (as h12w's oracle)
+PARENT_LAGS_DAYS = (1, 3, 10)
+
+
+def _truth_parent(truth, times, rows, cols, chunk: int = 48, lags_days=PARENT_LAGS_DAYS):
+    """(T, N) truth at the listed cells and times, and (T, N, 1 + len(lags)) parent features:
+    the coarse parent and its change over each lag (parent(t) - parent(t - lag); NaN where the
+    lagged step is not in the truth)."""
     from .skill import coarse_parent
 
-    tv, pv = [], []
-    for k in range(0, len(times), chunk):
-        f = truth.sel(time=times[k:k + chunk]).values.astype(np.float64)
+    times = np.asarray(times, "datetime64[ns]")
+    ti = times.astype(np.int64)
+    lags = [int(d * 86400 * 10**9) for d in lags_days]
+    tt_all = truth["time"].values.astype("datetime64[ns]").astype(np.int64)
+    need = np.unique(np.concatenate([ti] + [ti - lg for lg in lags]))
+    need = need[np.isin(need, tt_all)]
+    want = set(ti.tolist())
+    tv, pv = {}, {}
+    for k in range(0, len(need), chunk):
+        sel = need[k:k + chunk]
+        f = truth.sel(time=sel.astype("datetime64[ns]")).values.astype(np.float64)
         p = coarse_parent(f)
-        tv.append(f[:, rows, cols])
-        pv.append(p[:, rows, cols])
-    return np.concatenate(tv).astype(np.float32), np.concatenate(pv).astype(np.float32)
+        for j, t in enumerate(sel.tolist()):
+            pv[t] = p[j, rows, cols].astype(np.float32)
+            if t in want:
+                tv[t] = f[j, rows, cols].astype(np.float32)
+    nan = np.full(len(rows), np.nan, np.float32)
+    tru = np.stack([tv.get(t, nan) for t in ti.tolist()])
+    par = np.stack([pv.get(t, nan) for t in ti.tolist()])
+    feats = [par] + [par - np.stack([pv.get(t - lg, nan) for t in ti.tolist()]) for lg in lags]
+    return tru, np.stack(feats, axis=-1)
 
 
 def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_times, *,
@@ -124,14 +145,14 @@ def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_
     models, info = {}, {}
     for name in which:
         t0 = _time.perf_counter()
-        X = np.concatenate([base, tp[k_t, k_c][:, None]], axis=1) if name == "ceiling_36km" else base
+        X = np.concatenate([base, tp[k_t, k_c]], axis=1) if name == "ceiling_36km" else base
         est = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, early_stopping=True,
                                             validation_fraction=0.1, n_iter_no_change=10, random_state=seed)
         est.fit(X, y)
         models[name] = est
         info[name] = {"learner": "HistGradientBoostingRegressor", "max_iter": max_iter, "iterations": int(est.n_iter_),
                       "samples": int(y.size), "cells": int(n_cells), "features": int(X.shape[1]),
-                      "inputs": ("truth 36 km parent + " if name == "ceiling_36km" else "") +
+                      "inputs": ("truth 36 km parent and its 1/3/10-day change + " if name == "ceiling_36km" else "") +
                                 "the methods' 10 km predictors (3-hourly/daily/weekly windows, statics)",
                       "fit_seconds": round(_time.perf_counter() - t0, 1), "seed": seed, "label": LABEL}
     del cube
@@ -150,7 +171,7 @@ def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_
         kt, kc = kt.ravel(), kc.ravel()
         base = _features(cube, si[kt], kc)
         for name, est in models.items():
-            X = np.concatenate([base, parent[kt, a + kc][:, None]], axis=1) if name == "ceiling_36km" else base
+            X = np.concatenate([base, parent[kt, a + kc]], axis=1) if name == "ceiling_36km" else base
             p = est.predict(X).astype(np.float32).reshape(len(test_times), r.size)
             preds[name][:, r, c] = p
     for name in which:

@@ -203,8 +203,13 @@ def truth_thawed(inp: Inputs, steps) -> tuple[np.ndarray, str]:
         da = ds["soil_temperature"]
         tt = to_celsius(da.sel(time=steps).values, da.attrs.get("units", "K"))
     e5 = None
-    if tt is None or not np.isfinite(tt).all():
+    rows, cols = _truth_cells(inp)
+    if tt is None or not np.isfinite(tt[:, rows, cols]).all():
         e5 = inp.era5["stl1"].reindex(time=steps).values
+    if e5 is not None and tt is not None:          # only the scored cells may fall back to ERA5-Land
+        keep = np.zeros(tt.shape[1:], bool)
+        keep[rows, cols] = True
+        e5 = np.where(keep, e5, np.nan)
     return thawed_mask(tt, e5)
 
 
@@ -289,12 +294,20 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
             if ceiling:
                 from .ceiling import LABEL, fit_ceilings
 
-                train_st = steps("train")
+                # the whole training period of the truth (not only the archived steps)
+                s0, e0 = inp.periods["train"]
+                e5t = inp.era5["time"].values
+                train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
+                train_st = train_st[np.isin(train_st, e5t)]
                 era5 = inp.era5
                 from ..training.ard import open_group
 
-                preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
-                                           train_st, st, seed=seed, **(ceiling_kw or {}))
+                try:
+                    preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
+                                               train_st, st, seed=seed, **(ceiling_kw or {}))
+                except Exception as exc:  # noqa: BLE001 - the products' scores stand without the ceilings
+                    log.error("ceiling rows failed: %s", exc)
+                    preds, info = {}, {"error": str(exc)}
                 extras["ceiling_info"] = info
                 for name, v in preds.items():
                     kinds[name] = "ceiling"

@@ -62,6 +62,9 @@ def make_report(folder) -> Path:
                   "`share_of_ceiling_fine_R` = pooled fine-scale R / the perfect-36-km ceiling's.", "",
                   md_table(t), ""]
         for name, ci in (tr.get("ceilings") or {}).items():
+            if not isinstance(ci, dict):
+                lines += [f"- ceiling rows: {name}: {ci}"]
+                continue
             lines += [f"- `{name}`: {ci.get('learner')} on {ci.get('samples')} cell-steps of the training period, "
                       f"inputs: {ci.get('inputs')}; {ci.get('fit_seconds')} s."]
         lines += [""]

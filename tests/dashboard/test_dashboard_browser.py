@@ -231,6 +231,8 @@ def test_station_click_draws_series_and_metrics_and_csv(server, tab, demo_home):
 def test_metric_maps_page(server, tab):
     open_page(tab, server, "page=metrics", ".metric-map canvas")
     tab.locator(".temporal-table .tabulator-row").first.wait_for()
+    tab.locator(".science-table .tabulator-row").first.wait_for()      # truth/ceiling table (issue 12)
+    assert "fine-scale R (pooled)" in text(tab, ".science-table")
     shot(tab, "metrics")
     mark_data(tab, "image")
     tab.locator(".metric-picker button", has_text="ubRMSE").click()

@@ -88,8 +88,12 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     assert {"ceiling_36km", "ceiling_10km", "era5land"} <= set(summ.index)
     assert "share_of_ceiling_fine_R" in summ and "smap_pooled_R" in summ and "stations_pooled_R" in summ
     iv = pd.read_parquet(out / "intervals.parquet").set_index("model")
-    assert set(iv["baseline"]) == {"mlp"}                            # no PSCNet: the best learned method
-    assert iv.loc["smap_bilinear", "runs_b"] == 2 and iv.loc["smap_bilinear", "runs_a"] == 1
+    base = summ.loc[["mlp", "smap_bilinear"], "truth_R"].idxmax()     # no PSCNet: the best method
+    other = {"mlp", "smap_bilinear"} - {base}
+    assert set(iv["baseline"]) == {base} and other <= set(iv.index)
+    runs_of = {"mlp": 2, "smap_bilinear": 1}
+    (o,) = other
+    assert iv.loc[o, "runs_a"] == runs_of[o] and iv.loc[o, "runs_b"] == runs_of[base]
     tg = pd.read_parquet(out / "temporal.parquet").set_index("model")
     assert "rel_change_truth_R" in tg and np.isfinite(tg.loc["mlp", "rel_change_truth_R"])
     st = json.loads((out / "settings.json").read_text())
@@ -107,3 +111,22 @@ def test_experiment_bad_arguments(tiny, tmp_path):
     with pytest.raises(InputError, match="seeds"):
         run_experiment(["mlp"], seeds=0, out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_ceiling_parent_features_match_a_direct_regrid(tiny):
+    """ceiling_36km's inputs: the truth's 36 km parent and its 1-day change, step by step."""
+    import xarray as xr
+
+    from model.validation.ceiling import _truth_parent
+    from model.validation.skill import coarse_parent
+
+    tr = xr.open_zarr(tiny / "worlds" / "tiny" / "truth" / "truth.zarr").soil_moisture
+    t = tr.time.values[100:110]
+    p = coarse_parent(tr.isel(time=slice(92, 110)).values.astype(float))
+    r, c = np.nonzero(np.isfinite(p[0]))
+    rows, cols = r[[0, 50, 300]], c[[0, 50, 300]]
+    tru, par = _truth_parent(tr, t, rows, cols)
+    np.testing.assert_allclose(tru, tr.sel(time=t).values[:, rows, cols])
+    np.testing.assert_allclose(par[:, :, 0], p[8:, rows, cols], atol=1e-6)
+    np.testing.assert_allclose(par[:, :, 1], p[8:, rows, cols] - p[:-8, rows, cols], atol=1e-6)
+    assert par.shape == (10, 3, 4)

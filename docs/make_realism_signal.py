@@ -101,7 +101,13 @@ def smap_vs_stations(world: Path, series) -> dict:
 
 
 def main(argv=None):
-    from model.world.signal import _parent_index, format_report, load_world_arrays, parent36, signal_report
+    from model.world.signal import (
+        _parent_index,
+        format_report,
+        load_world_arrays,
+        parent36,
+        signal_report,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", required=True)
@@ -125,7 +131,6 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fmean = np.nanmean(f, 0)
-        fsd = np.nanstd(f, 0)
     twi = w["static"].get("topographic_wetness_index")
     org = w["static"].get("organic_fraction")
 
@@ -146,7 +151,6 @@ def main(argv=None):
         im = axi.imshow(a2, origin="lower" if lat[0] < lat[-1] else "upper", extent=ext, cmap=cmap, **kw)
         axi.set_title(title, fontsize=9)
         plt.colorbar(im, ax=axi, shrink=0.8)
-    d = rep["decomposition"]
     labels = ["ceiling\n(perfect 36 km)", "ceiling\n+ true rain", "ERA5-Land-like\nown detail"]
     vals = [rep["ceiling_perfect36"]["fine_r_cell_median"],
             rep.get("ceiling_perfect36_true_rain", {}).get("fine_r_cell_median", np.nan),

@@ -246,7 +246,7 @@ def oracle(w: dict, with_true_rain: bool = False, max_rows: int = 400_000, seed:
     """Fit the ceiling on the training period's thawed steps, score the thawed test steps."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    X, names = feature_stack(w, with_true_rain)
+    X, _ = feature_stack(w, with_true_rain)
     pidx = _parent_index(w["sim"].shape)
     sm = w["truth_soil_moisture"]
     par = parent36(sm, pidx)
@@ -255,7 +255,7 @@ def oracle(w: dict, with_true_rain: bool = False, max_rows: int = 400_000, seed:
     tr, te = _split(w)
     sim = w["sim"]
     y, par, sm, thawed = y[:, sim], par[:, sim], sm[:, sim], thawed[:, sim]
-    T, F = X.shape[:2]
+    F = X.shape[1]
     valid = thawed & np.isfinite(y) & np.isfinite(X[:, 0])
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero((valid & tr[:, None]).ravel())

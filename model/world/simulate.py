@@ -19,9 +19,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .land import LandModel, LandParams
 from .config import rng_for
-from .static import StaticFields, gaussian_smooth_masked, multiscale_noise, smooth_noise, soil_params
+from .land import LandModel, LandParams
+from .static import (
+    StaticFields,
+    gaussian_smooth_masked,
+    multiscale_noise,
+    smooth_noise,
+    soil_params,
+)
 from .weather import Weather
 
 #: assimilation gain of the L4-like model on the surface layer; root-zone share of the increment

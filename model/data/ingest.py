@@ -595,7 +595,7 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
     from tqdm.auto import tqdm
 
     from ..io import atomic_path
-    from .catalog import default_ard_path, default_catalog_path, has_entry, open_catalog, read_entry
+    from .catalog import default_ard_path, default_catalog_path, open_catalog, read_entry
     from .static import static_layers
 
     cat_path = Path(catalog) if catalog else default_catalog_path()

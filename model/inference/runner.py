@@ -22,7 +22,6 @@ import logging
 import os
 import threading
 import time as _time
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np

@@ -77,11 +77,10 @@ def downscale_period(model, start, end, output=None, ard=None, device="auto", ba
     """Apply a model at every 3-hourly step of [start, end] (whole days), in memory-bounded
     batches, into a CF NetCDF file (written atomically)."""
     import numpy as np
-    import xarray as xr
     from tqdm.auto import tqdm
 
     from ..config import home
-    from ..grids import tp10, tp_mask_da
+    from ..grids import tp10
     from ..inference.runner import get_runner
     from ..io import atomic_path
 

@@ -266,7 +266,7 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
         st = inp.steps(period)
         return st[np.isin(st, tt)]
 
-    maps, summaries, scatter, fine_maps = {}, [], {}, {}
+    maps, summaries, scatter = {}, [], {}
     for period in periods:
         st = steps(period)
         if st.size == 0:

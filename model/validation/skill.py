@@ -33,7 +33,7 @@ Definitions (also in ``docs/validation.md``):
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 

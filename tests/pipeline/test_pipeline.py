@@ -7,7 +7,6 @@ the real code; these tests check what it wrote and exercise the pieces around it
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time

@@ -72,7 +72,8 @@ class StageError(InputError):
     def __init__(self, stage: str, exc: BaseException, summary: dict):
         self.stage, self.summary = stage, summary
         if isinstance(exc, ModuleNotFoundError):
-            cause = f"the Python package {exc.name!r} is missing"
+            pkg = (exc.name or "?").split(".")[0]
+            cause = f"the Python package {pkg!r} is missing ({exc.name})"
             todo = "install it (pip install -e . in the repository), then rerun the same command"
         else:
             text = str(exc).splitlines()[0] if str(exc) else ""

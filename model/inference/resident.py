@@ -156,7 +156,7 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     from ..errors import InputError
     from ..grids import tp_mask
     from ..training.cube import static_channels
-    from ..training.features import DYNAMIC
+    from ..training.features import DERIVED, DYNAMIC
     from .runner import REGION_MARGIN
 
     margin = REGION_MARGIN if margin is None else margin
@@ -165,7 +165,7 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     if t.size > 1 and np.any(np.diff(t) != np.timedelta64(3, "h")):
         raise InputError("predictor times are not a regular 3-hourly series",
                          "ingest a continuous period (a time step is missing)")
-    missing = [c for c in DYNAMIC if c not in era5]
+    missing = [c for c in DYNAMIC if c not in era5 and not (c in DERIVED and DERIVED[c][0] in era5)]
     if missing:
         raise InputError(f"the ERA5-Land inputs lack channels {missing}",
                          "ingest ERA5-Land files holding " + ", ".join(DYNAMIC))
@@ -173,7 +173,15 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     tpm_t = torch.as_tensor(np.array(tpm), device=dev)
     full = torch.empty((t.size, len(DYNAMIC)) + tpm.shape, dtype=torch.float32, device=dev)
     for k, c in enumerate(DYNAMIC):
-        v = transform_t(c, to_device(era5[c].values, dev))
+        if c in era5:
+            raw = to_device(era5[c].values, dev)
+        else:  # a derived channel (features.derive), computed on the device the same way
+            src, steps = DERIVED[c]
+            x = to_device(era5[src].values, dev)
+            raw = x.clone()
+            for j in range(1, min(steps, x.shape[0])):
+                raw[j:] = torch.fmin(raw[j:], x[:-j])
+        v = transform_t(c, raw)
         full[:, k] = torch.where(tpm_t, v, float("nan"))
     valid = (tpm_t & full.isfinite().any(1).any(0)).cpu().numpy()
     if valid.any():

@@ -137,11 +137,12 @@ class Runner:
         default: on for torch models on a GPU, off on the CPU.
     """
 
-    def __init__(self, run, ard=None, device: str = "auto", provider=None, resident: bool | None = None):
+    def __init__(self, run, ard=None, device: str = "auto", provider=None, resident: bool | None = None,
+                 allow_path: bool = False):
         from ..training.ard import default_ard
         from .inputs import InputProvider
 
-        self.run = resolve_run(run)
+        self.run = resolve_run(run, allow_path=allow_path)   # a folder only when the caller says so
         self.ard = Path(ard) if ard else default_ard()
         self.provider = provider or InputProvider(self.ard)
         self.checkpoint = self.run / "checkpoint.pt"

@@ -228,7 +228,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                 run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
                 tsum = json.loads((run / "summary.json").read_text())
                 wall_train = round(_time.perf_counter() - t0, 1)
-                runner = Runner(run, ard, device=device, provider=provider)
+                runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
                 for period, sc in scorers.items():
                     t1 = _time.perf_counter()
                     f = runner.scenes(sc.steps, batch=8, cube=cubes[period])

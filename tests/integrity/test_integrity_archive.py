@@ -60,13 +60,13 @@ def test_archive_after_a_retrain_equals_the_new_runner_and_the_dashboard_follows
     want = Runner("mlp", ard, "cpu").scenes(times, batch=8)
     for layout in ("maps", "series"):
         ds = open_archive(layout)
-        np.testing.assert_allclose(ds["mlp"].values, want, rtol=0, atol=1e-6, equal_nan=True)
+        np.testing.assert_allclose(ds["mlp"].values, want, rtol=0, atol=1e-5, equal_nan=True)
         assert ds["mlp"].attrs["provenance_checkpoint_sha256"] == sha256(run2 / "checkpoint.pt")
     for marker in (home / "archive" / "build" / "mlp").glob("*.done"):
         assert json.loads(marker.read_text())["checkpoint_sha256"] == sha256(run2 / "checkpoint.pt")
     assert np.nanmax(np.abs(want[3] - before)) > 1e-4  # the retrain changed the values
     # the same server process (same pn.cache) now shows the new values, no restart
-    np.testing.assert_allclose(store.frame(str(home), "product", "mlp", key), want[3], atol=1e-6,
+    np.testing.assert_allclose(store.frame(str(home), "product", "mlp", key), want[3], atol=1e-5,
                                equal_nan=True)
 
 

@@ -104,7 +104,8 @@ def load_world_arrays(folder) -> dict:
     if not man.get("complete"):
         raise InputError("the world is not complete", "finish it: rerun sm-downscale world", folder)
     truth = xr.open_zarr(folder / "truth" / "truth.zarr")
-    era = to_3hourly(read_era5(sorted((folder / "inputs" / "ERA5-Land").glob("*.nc"))))
+    # lazily (Dask), one variable at a time below: a season of hourly TP10 fields does not fit
+    era = to_3hourly(read_era5(sorted((folder / "inputs" / "ERA5-Land").glob("*.nc")), chunks={"time": 240}))
     era = era.sel(time=era.time.isin(truth.time.values))
     truth = truth.sel(time=era.time.values)
     static = xr.open_dataset(folder / "inputs" / "static" / "static_tp10.nc").load()
@@ -115,7 +116,7 @@ def load_world_arrays(folder) -> dict:
     for v in ("soil_moisture", "soil_temperature", "precipitation"):
         out["truth_" + v] = np.where(sim, truth[v].values, np.nan).astype(np.float32)
     for v in ERA_VARS:
-        out["era_" + v] = np.where(sim, era[v].values, np.nan).astype(np.float32)
+        out["era_" + v] = np.where(sim, era[v].astype(np.float32).values, np.nan).astype(np.float32)
     st = {}
     for v in USER_STATIC:
         if v in static:

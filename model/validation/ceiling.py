@@ -38,7 +38,7 @@ def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
     """A :class:`PredictorCube` whose grid is the listed cells as a 1 x N strip."""
     from ..grids import tp10
     from ..training.cube import PredictorCube, static_channels
-    from ..training.features import DYNAMIC, transform
+    from ..training.features import DERIVED, DYNAMIC, derive, transform
 
     s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), era5["time"].values[0])
     e = np.datetime64(end, "ns") + np.timedelta64(1, "D") - np.timedelta64(1, "s")
@@ -47,10 +47,16 @@ def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
     sub = era5.sel(time=slice(s, e))
     ri = xr.DataArray(rows, dims="cell")
     ci = xr.DataArray(cols, dims="cell")
-    chans = [c for c in DYNAMIC if c in sub]
+    chans = [c for c in DYNAMIC if c in sub or (c in DERIVED and DERIVED[c][0] in sub)]
     if len(chans) != len(DYNAMIC):
         raise InputError(f"ERA5-Land lacks {sorted(set(DYNAMIC) - set(chans))}", "ingest every predictor channel")
-    x3 = np.stack([transform(c, sub[c].isel(lat=ri, lon=ci).values) for c in chans], axis=1)  # (T, C, N)
+
+    def values(c):   # a derived channel (the frost signal) is made as the predictor cube makes it
+        if c in sub:
+            return sub[c].isel(lat=ri, lon=ci).values
+        return derive(c, sub[DERIVED[c][0]].isel(lat=ri, lon=ci).values)
+
+    x3 = np.stack([transform(c, values(c)) for c in chans], axis=1)  # (T, C, N)
     st, names = static_channels(static)
     st = st[:, rows, cols]
     n = len(rows)

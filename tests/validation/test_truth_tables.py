@@ -69,6 +69,7 @@ def test_validate_truth_tables_report_and_dashboard(tiny, tmp_path):
     assert {"ΔR 5 %", "ΔR 95 %", "p (R)"} <= set(ivt.columns) and len(ivt) == len(iv)
 
 
+@pytest.mark.slow  # trains 2 seeds x 2 methods and scores them: minutes on 2 cores (20 min under load)
 def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     from model.validation.campaign import run_experiment
 

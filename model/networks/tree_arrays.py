@@ -18,10 +18,10 @@ initial prediction, ``scale = 1`` (the learning rate is already in the leaf valu
 Three traversals of the same arrays:
 
 - :func:`predict_numba` (the CPU default): rows in blocks (a block's feature rows stay in
-  cache), every tree traversed for the whole block at once, level by level without branches
-  (leaves loop to themselves), so the CPU overlaps many independent node loads; blocks in
-  parallel threads. Measured >= 3x faster than scikit-learn's ``predict`` on 2 cores
-  (``benchmarks/bench_trees.py``).
+  cache), eight rows walking each tree together for its full depth without branches
+  (leaves loop to themselves), so the CPU overlaps eight independent chains of node loads;
+  blocks in parallel threads (``benchmarks/bench_trees.py`` gives the measured speed-up over
+  scikit-learn's ``predict``; ``docs/benchmarks.md`` quotes it).
 - :func:`predict_numpy`: the same level-by-level traversal vectorised with numpy gathers
   (the fallback where numba is absent).
 - :func:`predict_torch`: the same with torch indexing, on the tensor's device (a GPU).
@@ -235,12 +235,11 @@ class TreeArrays:
                 L.fc = np.ascontiguousarray(np.stack([L.feature, L.child], 1), dtype=np.int32)
             has_nan = bool(np.isnan(X).any())
 
+            step = nb.step_nan if has_nan else nb.step_plain
+
             def run(a, b):
-                if has_nan:
-                    nb.kernel_nan(L.fc, L.threshold, L.missing_left, L.value, L.roots, L.depth,
-                                  X[a:b], out[a:b], 64)
-                else:
-                    nb.kernel(L.fc, L.threshold, L.value, L.roots, L.depth, X[a:b], out[a:b], 64)
+                nb.kernel(step, L.fc, L.threshold, L.missing_left, L.value, L.roots, L.depth,
+                          X[a:b], out[a:b], 128)
 
             cuts = np.linspace(0, len(X), n + 1).astype(int)
             if n == 1:

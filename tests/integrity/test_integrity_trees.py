@@ -71,6 +71,10 @@ def test_array_traversals_equal_sklearn_predict(kind):
     np.testing.assert_allclose(ta.predict_torch(torch.from_numpy(Xq)).numpy(), want, rtol=0, atol=1e-6)
     clean = np.nan_to_num(Xq)
     np.testing.assert_allclose(ta.predict(clean), est.predict(clean), rtol=0, atol=1e-6)
+    # row counts that leave a partial group of eight rows (and a partial block of 128)
+    for n in (1, 7, 9, 130, 1031):
+        np.testing.assert_allclose(ta.predict(Xq[:n], threads=1), want[:n], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ta.predict(clean[-n:], threads=1), est.predict(clean[-n:]), rtol=0, atol=1e-6)
 
 
 @pytest.mark.gpu

@@ -8,10 +8,9 @@ threads (no OpenMP: safe in forked processes and from several threads at once).
 ``fc`` is ``(n_nodes, 2)`` int32: the node's feature and its left child (the right child is
 the left child + 1; a leaf is its own child with threshold +inf), one cache line per node.
 
-One kernel, two node steps: :func:`step_plain` for NaN-free rows and :func:`step_nan` where a
-missing value goes left or right as the node says (``mgl``). numba compiles the kernel once per
-step function (a function argument is part of the compiled signature) and inlines the step, so
-NaN-free rows pay nothing for the missing-value rule.
+One kernel for rows with and without NaN: ``mgl`` (missing goes left, per node) is passed for
+rows that may hold NaN and ``None`` otherwise; numba compiles (and caches) one version per type
+and drops the missing-value rule from the ``None`` one, so NaN-free rows pay nothing for it.
 """
 
 from __future__ import annotations
@@ -21,20 +20,18 @@ import numpy as np
 
 
 @numba.njit(nogil=True, inline="always")
-def step_plain(fc, thr, mgl, x, nd):  # pragma: no cover - compiled
-    """The child of node ``nd`` for row ``x`` (no NaN in ``x``): right when above the threshold."""
-    return fc[nd, 1] + (x[fc[nd, 0]] > thr[nd])
-
-
-@numba.njit(nogil=True, inline="always")
-def step_nan(fc, thr, mgl, x, nd):  # pragma: no cover - compiled
-    """As :func:`step_plain`; a NaN goes right unless the node sends missing values left."""
+def step(fc, thr, mgl, x, nd):  # pragma: no cover - compiled
+    """The child of node ``nd`` for row ``x``: right when above the threshold; with ``mgl``
+    given, a NaN goes right unless the node sends missing values left (``mgl=None``: rows
+    without NaN; numba drops the branch when compiling for ``None``)."""
     v = x[fc[nd, 0]]
+    if mgl is None:
+        return fc[nd, 1] + (v > thr[nd])
     return fc[nd, 1] + ((v > thr[nd]) | ((v != v) & (not mgl[nd])))
 
 
 @numba.njit(nogil=True, cache=True)
-def kernel(step, fc, thr, mgl, value, roots, depth, X, out, blk):  # pragma: no cover - compiled
+def kernel(fc, thr, mgl, value, roots, depth, X, out, blk):  # pragma: no cover - compiled
     """``out[i] = sum over trees of value[leaf of row i]``.
 
     Rows in blocks of ``blk`` (a block's rows stay in cache while every tree is walked); inside

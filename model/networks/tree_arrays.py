@@ -235,11 +235,10 @@ class TreeArrays:
                 L.fc = np.ascontiguousarray(np.stack([L.feature, L.child], 1), dtype=np.int32)
             has_nan = bool(np.isnan(X).any())
 
-            step = nb.step_nan if has_nan else nb.step_plain
+            mgl = L.missing_left if has_nan else None
 
             def run(a, b):
-                nb.kernel(step, L.fc, L.threshold, L.missing_left, L.value, L.roots, L.depth,
-                          X[a:b], out[a:b], 128)
+                nb.kernel(L.fc, L.threshold, mgl, L.value, L.roots, L.depth, X[a:b], out[a:b], 128)
 
             cuts = np.linspace(0, len(X), n + 1).astype(int)
             if n == 1:

@@ -28,29 +28,27 @@ DEEP_TEXT = """(els) => els.map((el) => { const walk = (n) => { let s = '';
   return s; }; return walk(el); }).join(' ')"""
 
 
-# JavaScript helpers: see dashboard/browser.py; the map's centre in page coordinates.
-MAP_CENTRE_XY = """() => {
+# JavaScript helpers: see dashboard/browser.py. The map is the Bokeh view that draws an image.
+IMAGE_VIEW = """const imageView = () => {
   for (const v of Bokeh.index.all_views()) {
     if (!v.frame || !v.model.renderers) continue;
     for (const r of v.model.renderers) {
       const s = r.data_source;
-      if (!s || !s.data || !s.data.image) continue;
-      const xr = v.frame.x_range, yr = v.frame.y_range;
-      const rect = v.canvas_view.el.getBoundingClientRect();
-      return [rect.left + v.frame.x_scale.compute((xr.start + xr.end) / 2),
-              rect.top + v.frame.y_scale.compute((yr.start + yr.end) / 2)];
+      if (s && s.data && s.data.image) return v;
     } }
-  return null; }"""
-MAP_CENTRE_DATA = """() => {
-  for (const v of Bokeh.index.all_views()) {
-    if (!v.frame || !v.model.renderers) continue;
-    for (const r of v.model.renderers) {
-      const s = r.data_source;
-      if (!s || !s.data || !s.data.image) continue;
-      const xr = v.frame.x_range, yr = v.frame.y_range;
-      return [(xr.start + xr.end) / 2, (yr.start + yr.end) / 2];
-    } }
-  return null; }"""
+  return null; };"""
+#: the map's centre in page coordinates
+MAP_CENTRE_XY = """() => { %s
+  const v = imageView(); if (!v) return null;
+  const xr = v.frame.x_range, yr = v.frame.y_range;
+  const rect = v.canvas_view.el.getBoundingClientRect();
+  return [rect.left + v.frame.x_scale.compute((xr.start + xr.end) / 2),
+          rect.top + v.frame.y_scale.compute((yr.start + yr.end) / 2)]; }""" % IMAGE_VIEW
+#: the map's centre in data coordinates
+MAP_CENTRE_DATA = """() => { %s
+  const v = imageView(); if (!v) return null;
+  const xr = v.frame.x_range, yr = v.frame.y_range;
+  return [(xr.start + xr.end) / 2, (yr.start + yr.end) / 2]; }""" % IMAGE_VIEW
 X_RANGES = """() => { const ids = {};
   for (const v of Bokeh.index.all_views()) {
     if (!v.frame || !v.model.renderers) continue;

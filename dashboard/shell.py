@@ -51,21 +51,41 @@ def _apply_one_by_one(state):
     return on_error
 
 
+#: how often a served page re-reads the home's data version and progress record
+REFRESH_MS = 3000
+
+
+def _subtitle(state) -> str:
+    inv = state.inv
+    return (f"{len(inv.models)} models, {inv.period_text()}, home `{inv.home}`" if inv.has_archive
+            else " ".join(inv.problems) or "no archive")
+
+
 def build(home: str | None = None, state: DashboardState | None = None) -> pn.viewable.Viewable:
     """The page of one session."""
     load_extensions()
     state = state or DashboardState(home=home)
     if pn.state.location is not None:
         pn.state.location.sync(state, URL_PARAMS, on_error=_apply_one_by_one(state))
-    inv = state.inv
     nav = pn.widgets.RadioButtonGroup.from_param(state.param.page, options={v: k for k, v in PAGES.items()},
                                                  button_type="primary", button_style="outline",
                                                  css_classes=["page-nav"], name="page")
-    sub = (f"{len(inv.models)} models, {inv.period_text()}, home `{inv.home}`" if inv.has_archive
-           else " ".join(inv.problems) or "no archive")
-    header = pn.Row(pn.pane.Markdown("## Soil moisture over the Tibetan Plateau: 10 km, 3-hourly",
-                                     css_classes=["smds-header"], margin=(0, 10)),
-                    pn.pane.Markdown(sub, css_classes=["smds-sub"], margin=(14, 10, 0, 10)))
+    sub = pn.pane.Markdown(_subtitle(state), css_classes=["smds-sub"], margin=(14, 10, 0, 10))
+    progress = pn.pane.Alert(state.progress_text, alert_type="info", css_classes=["smds-progress"],
+                             visible=bool(state.progress_text), margin=(0, 10))
+
+    def on_progress(e):
+        progress.object, progress.visible = e.new, bool(e.new)
+
+    state.param.watch(on_progress, "progress_text")
+    state.param.watch(lambda e: setattr(sub, "object", _subtitle(state)), "version")
+    if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        # a served page follows the home folder: models archived behind it appear, the
+        # progress line moves (one small-file read and a stat per call)
+        pn.state.add_periodic_callback(state.refresh, period=REFRESH_MS)
+    header = pn.Column(pn.Row(pn.pane.Markdown("## Soil moisture over the Tibetan Plateau: 10 km, 3-hourly",
+                                               css_classes=["smds-header"], margin=(0, 10)), sub),
+                       progress)
     main = pn.Column(name="main")
     pages: dict = {}
 

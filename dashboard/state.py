@@ -53,14 +53,33 @@ class DashboardState(param.Parameterized):
                                 doc="map projection (data stay PlateCarree): equal-area TP view or lon/lat")
     color_kind = param.Selector(default="sm", objects=["sm", "difference"], precedence=-1,
                                 doc="derived: colour scheme of the map (changes only with the variable kind)")
+    version = param.String(default="", precedence=-1,
+                           doc="derived: the home's data version (archive VERSION + validation); "
+                               "views refresh their model choices when it changes")
+    progress_text = param.String(default="", precedence=-1,
+                                 doc="derived: what a run is still making (progress.json), '' when nothing")
 
     def __init__(self, home: str | None = None, **params):
         self.home = home or store.current_home()
         super().__init__(**params)
         self._fill_defaults()
         self._on_variable()
+        self.refresh()
         self.param.watch(lambda e: self._on_variable(), ["variable"])
         self.param.watch(self._on_network, ["network"])
+
+    # ------------------------------------------------------------------ live data
+    def refresh(self) -> bool:
+        """Re-read the home's data version and progress record (a page calls this every few
+        seconds): a model archived while the page is open appears in the choices, the progress
+        line follows the run. True when the data changed."""
+        ver = store.data_version(self.home)
+        line = store.progress_text(self.home)
+        changed = bool(self.version) and ver != self.version
+        self.param.update(version=ver, progress_text=line)
+        if changed:
+            self._fill_defaults()
+        return changed
 
     # ------------------------------------------------------------------ defaults
     @property

@@ -119,6 +119,21 @@ def current_home() -> str:
     return str(home())
 
 
+def progress_text(home: str) -> str:
+    """The progress line of a run still making this home's products ('' when none): read on
+    every call (one small, atomically replaced file), never cached."""
+    from model.progress import progress_line, read_progress
+
+    return progress_line(read_progress(home))
+
+
+def provisional(home: str) -> list[str]:
+    """What a running job is still making (models, ``validation``): their figures are provisional."""
+    from model.progress import provisional as _prov, read_progress
+
+    return _prov(read_progress(home))
+
+
 @dataclass(frozen=True)
 class Inventory:
     """What a home folder holds, read once (cheap: metadata only)."""

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: layer of each top-level part of ``model`` (``model.<part>``); higher imports lower only
 LAYERS = {
-    "errors": 0, "config": 0, "io": 0, "machine": 0, "schema": 0, "resources": 0,
+    "errors": 0, "config": 0, "io": 0, "machine": 0, "schema": 0, "resources": 0, "progress": 0,
     "grids": 1,
     "data": 2, "figures": 2,
     "features": 3, "runs": 3,

@@ -28,7 +28,10 @@ def products(home) -> pn.viewable.Viewable:
 
 
 def page(state) -> pn.viewable.Viewable:
+    from .. import store
+
     inv = state.inv
+    prov = store.provisional(inv.home)
     rows = [
         ("home folder (`$SMDS_HOME`)", f"`{inv.home}`"),
         ("archive period", inv.period_text()),
@@ -38,6 +41,7 @@ def page(state) -> pn.viewable.Viewable:
         ("hidden truth (virtual TP)", f"`{inv.truth}`" if inv.truth else "none (real data)"),
         ("validation results", "yes" if inv.validation else "none"),
         ("validation periods", ", ".join(f"{k}: {v[0]} .. {v[1]}" for k, v in inv.periods.items()) or "none"),
+        ("still being made (provisional)", ", ".join(prov) or "nothing: every figure is final"),
     ]
     md = "\n".join(["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]])
     probs = "\n".join(f"* {p}" for p in inv.problems) or "* nothing missing"

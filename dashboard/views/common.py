@@ -80,12 +80,15 @@ def message(state, page: str, *deps):
 
 def linked_select(state, pname: str, options, name: str, **kw) -> pn.widgets.Select:
     """A Select that edits a String parameter of the state (both ways); a value not among the
-    options (e.g. an unknown model from a URL) shows as an extra, flagged choice."""
-    opts = list(options)
+    options (e.g. an unknown model from a URL) shows as an extra, flagged choice. ``options``
+    may be a function: it is asked again whenever the home's data change (``state.version``),
+    so a model archived while the page is open becomes a choice."""
+    get = options if callable(options) else (lambda: options)
+    opts = list(get())
     cur = getattr(state, pname)
 
-    def with_current(v):
-        return opts if (v in opts or not v) else [*opts, v]
+    def with_current(v):  # a new list each time: an option list changed in place is no change to param
+        return list(opts) if (v in opts or not v) else [*opts, v]
 
     w = pn.widgets.Select(name=name, options=with_current(cur), value=cur if cur else (opts[0] if opts else None), **kw)
 
@@ -98,8 +101,14 @@ def linked_select(state, pname: str, options, name: str, **kw) -> pn.widgets.Sel
         if w.value != e.new:
             w.value = e.new
 
+    def new_options(_):
+        opts[:] = list(get())
+        w.options = with_current(getattr(state, pname))
+
     w.param.watch(to_state, "value")
     state.param.watch(to_widget, pname)
+    if callable(options):
+        state.param.watch(new_options, "version")
     return w
 
 

@@ -171,7 +171,7 @@ def data_for(job: Job):
 
 def page(state) -> pn.viewable.Viewable:
     job = Job()
-    model = linked_select(state, "model", state.inv.models, "model", width=180)
+    model = linked_select(state, "model", lambda: state.inv.models, "model", width=180)
     button = pn.widgets.Button(name="Regenerate", button_type="primary", width=140, css_classes=["regenerate-button"])
     progress = pn.indicators.Progress(active=False, value=-1, width=240, visible=False, name="progress")
     status = pn.pane.Markdown("The runner recomputes the scene from the model's checkpoint and the inputs. "

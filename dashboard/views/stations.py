@@ -164,6 +164,7 @@ def controls(state):
     station.param.watch(pick, "value")
     models = pn.widgets.MultiChoice.from_param(state.param.series_models, options=list(state.inv.models),
                                                name="models in the series", width=330, css_classes=["series-models"])
+    state.param.watch(lambda e: setattr(models, "options", list(state.inv.models)), "version")
     mean = pn.widgets.Checkbox.from_param(state.param.network_mean, name="network mean", css_classes=["network-mean"])
     period = pn.widgets.RadioButtonGroup.from_param(state.param.period, name="metrics period", button_type="light",
                                                     options={"test period": "test", "training period": "train"})

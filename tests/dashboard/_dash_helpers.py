@@ -51,3 +51,52 @@ def stop_server(proc) -> None:
         proc.wait(timeout=15)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def live_copy(home: Path, dest: Path, model: str = "unet") -> Path:
+    """A home that is still being made, for the "appears while the page is open" tests: the
+    archive and validation copied from ``home`` (worlds and runs linked, read only), ``model``
+    marked incomplete as the archive marks a model whose build has started, and a running
+    ``progress.json`` whose plan ends with archiving it. Finish it with :func:`finish_model`."""
+    import shutil
+
+    from model.inference.archive import _mark_incomplete, _write_version
+    from model.progress import Progress, Step
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("worlds", "runs"):
+        (dest / name).symlink_to(home / name)
+    for name in ("archive", "validation"):
+        shutil.copytree(home / name, dest / name)
+    if (home / "catalog.yaml").exists():
+        shutil.copy2(home / "catalog.yaml", dest / "catalog.yaml")
+    _mark_incomplete(dest / "archive" / "maps.zarr", dest / "archive" / "series.zarr", [model])
+    _write_version(dest / "archive", {}, building=True)
+    p = Progress(dest, [Step("train pscnet", 60, "pscnet"), Step(f"archive {model}", 30, model),
+                        Step("validate", 30, "validation")])
+    p.start("train pscnet")
+    p.done("train pscnet")
+    p.start(f"archive {model}")
+    return dest
+
+
+def finish_model(dest: Path, model: str = "unet") -> dict:
+    """The real archive build of ``model`` over the copied archive's period (its blocks are
+    there with the same checkpoint, so it finishes them and marks the model complete), then
+    the progress record is closed."""
+    import numpy as np
+
+    from dashboard import store
+    from model.inference.archive import build_archive
+    from model.progress import Progress
+
+    inv = store.inventory(str(dest))
+    day = lambda t: str(np.datetime64(t, "D"))  # noqa: E731
+    res = build_archive([model], day(inv.times[0]), day(inv.times[-1]), out=dest / "archive",
+                        ard=inv.ard, workers=1, device="cpu", progress=False)
+    p = Progress.resume(dest)
+    p.done(f"archive {model}")
+    p.start("validate")
+    p.done("validate")
+    p.finish()
+    return res

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from _dash_helpers import ARTIFACTS, start_server, stop_server
+from _dash_helpers import ARTIFACTS, finish_model, live_copy, start_server, stop_server
 from dashboard.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY
 
 pytestmark = pytest.mark.browser
@@ -345,3 +345,32 @@ def test_ten_concurrent_sessions(server, demo_home):
         + "\n".join(f"session {k}: {s:.1f} s, actions {[round(a, 2) for a in acts]}"
                     for k, (s, acts) in enumerate(timings)))
     assert total < 300 and worst < 30, (total, worst)
+
+
+def test_still_being_made_and_a_model_appearing_while_open(demo_home, tab, tmp_path):
+    """Issue 16: a page served while a run goes on shows its progress line; the model that run
+    archives appears among the choices and the line goes away, without a reload."""
+    home = live_copy(demo_home, tmp_path / "home", "unet")
+    proc, url = start_server(home, log_path=ARTIFACTS / "server_live.log")
+    try:
+        open_page(tab, url, "page=map", ".map-plot canvas")
+        tab.wait_for_selector(".smds-progress", state="visible")
+        assert "Still being made: 1 of 3 steps done" in text(tab, ".smds-progress")
+        assert "now archive unet" in text(tab, ".smds-progress")
+        # the model choices: the <option>s under the .model-select widget, through shadow roots
+        options = """() => { const out = [];
+          const walk = (n, inside) => { if (n.shadowRoot) walk(n.shadowRoot, inside);
+            for (const c of n.children || []) {
+              const here = inside || (c.classList && c.classList.contains('model-select'));
+              if (here && c.tagName === 'OPTION') out.push(c.textContent.trim());
+              walk(c, here); } };
+          walk(document.body, false); return out; }"""
+        have = tab.evaluate(options)
+        assert have and "unet" not in have, have
+        shot(tab, "map_still_being_made")
+        finish_model(home, "unet")
+        tab.wait_for_function(f"() => ({options})().includes('unet')", timeout=20_000)
+        tab.wait_for_selector(".smds-progress", state="hidden", timeout=20_000)
+        shot(tab, "map_after_the_run")
+    finally:
+        stop_server(proc)

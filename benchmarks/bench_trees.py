@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     ap.add_argument("--features", type=int, default=None, help="default: the registry's default inputs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--block", type=int, nargs="+", default=None, metavar="ROWS",
+                    help="also time the array traversal with these rows per kernel block")
     args = ap.parse_args(argv)
 
     from model.networks.registry import get_model
@@ -75,11 +77,23 @@ def main(argv=None) -> int:
         got, t_arr = best(lambda: ta.predict(X, threads=args.threads), args.repeat)
         _, t_np = best(lambda: ta.predict_numpy(X[: args.rows // 4]), 1)
         err = float(np.max(np.abs(got - want)))
+        from model.networks import tree_arrays
+
+        by_block = {}
+        for rows in args.block or []:
+            saved = tree_arrays.BLOCK_BYTES
+            tree_arrays.BLOCK_BYTES = rows * 4 * f
+            try:
+                assert tree_arrays.block_rows(f) == rows, "--block: a multiple of 8, 64 to 8192"
+                by_block[rows] = round(best(lambda: ta.predict(X, threads=args.threads), args.repeat)[1], 4)
+            finally:
+                tree_arrays.BLOCK_BYTES = saved
         results[name] = {"trees": ta.n_trees, "nodes": ta.n_nodes, "features": f, "rows": args.rows,
                          "fit_s": round(fit_s, 1), "sklearn_predict_s": round(t_sk, 3),
                          "arrays_predict_s": round(t_arr, 3), "speedup": round(t_sk / t_arr, 2),
                          "numpy_fallback_s_per_row": round(t_np / (args.rows // 4) * 1e6, 2),
-                         "max_abs_difference": err}
+                         "max_abs_difference": err, "block_rows": tree_arrays.block_rows(f),
+                         **({"arrays_predict_s_by_block_rows": by_block} if by_block else {})}
         print(json.dumps({name: results[name]}), flush=True)
         if err > 1e-6:
             print(f"ERROR: {name} arrays differ from scikit-learn by {err}", file=sys.stderr)

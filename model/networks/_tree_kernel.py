@@ -34,52 +34,35 @@ def step(fc, thr, mgl, x, nd):  # pragma: no cover - compiled
 def kernel(fc, thr, mgl, value, roots, depth, X, out, blk):  # pragma: no cover - compiled
     """``out[i] = sum over trees of value[leaf of row i]``.
 
-    Rows in blocks of ``blk`` (a block's rows stay in cache while every tree is walked); inside
-    a block, eight rows walk a tree together for its full depth without branches (leaves loop
-    on themselves): eight independent chains of loads the CPU overlaps, held in registers.
-    Measured 1.2-1.4x faster than walking 64 rows level by level through an index array
-    (``benchmarks/bench_trees.py``)."""
+    Rows in blocks of ``blk`` (a block's rows stay in cache while every tree is walked, and
+    each tree's nodes serve the whole block); inside a block, twelve rows walk a tree together
+    for its full depth without branches (leaves loop on themselves): twelve independent chains
+    of loads the CPU overlaps. Measured on the 2-core VM (forest, 2 threads): 12 rows 0.083 s,
+    8 rows 0.092 s, 4 rows 0.138 s, 16 rows as fast as 12 (``benchmarks/bench_trees.py``)."""
     n = X.shape[0]
+    leaf = np.empty(12, np.int64)
     for a in range(0, n, blk):
         m = min(n, a + blk) - a
         acc = np.zeros(m)
         last = a + m - 1
         for t in range(roots.shape[0]):
             r = roots[t]
-            for j in range(0, m, 8):
+            for j in range(0, m, 12):
                 # past the block's end, repeat its last row (walked, never added)
-                x0 = X[min(a + j, last)]
-                x1 = X[min(a + j + 1, last)]
-                x2 = X[min(a + j + 2, last)]
-                x3 = X[min(a + j + 3, last)]
-                x4 = X[min(a + j + 4, last)]
-                x5 = X[min(a + j + 5, last)]
-                x6 = X[min(a + j + 6, last)]
-                x7 = X[min(a + j + 7, last)]
-                n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = r
+                x0, x1, x2 = X[min(a + j, last)], X[min(a + j + 1, last)], X[min(a + j + 2, last)]
+                x3, x4, x5 = X[min(a + j + 3, last)], X[min(a + j + 4, last)], X[min(a + j + 5, last)]
+                x6, x7, x8 = X[min(a + j + 6, last)], X[min(a + j + 7, last)], X[min(a + j + 8, last)]
+                x9, x10, x11 = X[min(a + j + 9, last)], X[min(a + j + 10, last)], X[min(a + j + 11, last)]
+                n0 = n1 = n2 = n3 = n4 = n5 = n6 = n7 = n8 = n9 = n10 = n11 = r
                 for _ in range(depth[t]):
-                    n0 = step(fc, thr, mgl, x0, n0)
-                    n1 = step(fc, thr, mgl, x1, n1)
-                    n2 = step(fc, thr, mgl, x2, n2)
-                    n3 = step(fc, thr, mgl, x3, n3)
-                    n4 = step(fc, thr, mgl, x4, n4)
-                    n5 = step(fc, thr, mgl, x5, n5)
-                    n6 = step(fc, thr, mgl, x6, n6)
-                    n7 = step(fc, thr, mgl, x7, n7)
-                k = m - j
-                acc[j] += value[n0]
-                if k > 1:
-                    acc[j + 1] += value[n1]
-                if k > 2:
-                    acc[j + 2] += value[n2]
-                if k > 3:
-                    acc[j + 3] += value[n3]
-                if k > 4:
-                    acc[j + 4] += value[n4]
-                if k > 5:
-                    acc[j + 5] += value[n5]
-                if k > 6:
-                    acc[j + 6] += value[n6]
-                if k > 7:
-                    acc[j + 7] += value[n7]
+                    n0, n1 = step(fc, thr, mgl, x0, n0), step(fc, thr, mgl, x1, n1)
+                    n2, n3 = step(fc, thr, mgl, x2, n2), step(fc, thr, mgl, x3, n3)
+                    n4, n5 = step(fc, thr, mgl, x4, n4), step(fc, thr, mgl, x5, n5)
+                    n6, n7 = step(fc, thr, mgl, x6, n6), step(fc, thr, mgl, x7, n7)
+                    n8, n9 = step(fc, thr, mgl, x8, n8), step(fc, thr, mgl, x9, n9)
+                    n10, n11 = step(fc, thr, mgl, x10, n10), step(fc, thr, mgl, x11, n11)
+                leaf[0], leaf[1], leaf[2], leaf[3], leaf[4], leaf[5] = n0, n1, n2, n3, n4, n5
+                leaf[6], leaf[7], leaf[8], leaf[9], leaf[10], leaf[11] = n6, n7, n8, n9, n10, n11
+                for i in range(min(12, m - j)):
+                    acc[j + i] += value[leaf[i]]
         out[a:a + m] = acc

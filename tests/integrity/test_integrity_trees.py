@@ -48,7 +48,7 @@ def _fitted(kind):
 
 
 @pytest.mark.parametrize("kind", ["rf", "gbm"])
-def test_array_traversals_equal_sklearn_predict(kind):
+def test_array_traversals_equal_sklearn_predict(kind, monkeypatch):
     """numba, numpy and torch traversals of the arrays equal scikit-learn's predict to 1e-6,
     on new rows, rows holding NaN, and rows exactly at thresholds."""
     est, X = _fitted(kind)
@@ -71,10 +71,18 @@ def test_array_traversals_equal_sklearn_predict(kind):
     np.testing.assert_allclose(ta.predict_torch(torch.from_numpy(Xq)).numpy(), want, rtol=0, atol=1e-6)
     clean = np.nan_to_num(Xq)
     np.testing.assert_allclose(ta.predict(clean), est.predict(clean), rtol=0, atol=1e-6)
-    # row counts that leave a partial group of eight rows (and a partial block of 128)
-    for n in (1, 7, 9, 130, 1031):
-        np.testing.assert_allclose(ta.predict(Xq[:n], threads=1), want[:n], rtol=0, atol=1e-6)
-        np.testing.assert_allclose(ta.predict(clean[-n:], threads=1), est.predict(clean[-n:]), rtol=0, atol=1e-6)
+    # row counts that leave a partial group of twelve rows and a partial block, with the
+    # cache-sized block and with blocks of 64 rows (several blocks, the last one partial)
+    from model.networks import tree_arrays
+
+    assert tree_arrays.block_rows(238) % 8 == 0 and 64 <= tree_arrays.block_rows(5) <= 8192
+    for block_bytes in (tree_arrays.BLOCK_BYTES, 64 * 4 * Xq.shape[1]):
+        monkeypatch.setattr(tree_arrays, "BLOCK_BYTES", block_bytes)
+        for n in (1, 7, 13, 130, 1031):
+            np.testing.assert_allclose(ta.predict(Xq[:n], threads=1), want[:n], rtol=0, atol=1e-6)
+            np.testing.assert_allclose(ta.predict(clean[-n:], threads=1), est.predict(clean[-n:]),
+                                       rtol=0, atol=1e-6)
+    assert tree_arrays.block_rows(Xq.shape[1]) == 64
 
 
 @pytest.mark.gpu

@@ -30,7 +30,7 @@ from holoviews.operation.datashader import rasterize
 
 from .. import export, store
 from ..store import EmptyState
-from .common import (PROJECTION_OPTIONS, crs, extent, frame_size, geo_basemap, geo_station_points, linked_select,
+from .common import (FRAME_W, PROJECTION_OPTIONS, crs, extent, frame_size, geo_basemap, geo_station_points, linked_select,
                      message, projected_box)
 
 VARIABLE_LABELS = {"product": "Product (model)", "smap_36km": "SMAP 36 km", "smap_9km": "SMAP 9 km",
@@ -101,17 +101,35 @@ def _warp(home: str, proj: str):
     return xs, ys, idx
 
 
-def _projected(state, proj: str, **_) -> hv.Image:
-    """The frame in the view's projection: the PlateCarree cut moved through the cached warp
-    (:func:`_warp`), so a time step costs one indexing, not a re-projection."""
-    i, j = _cut(state.home)
+def projected_image(home: str, values: np.ndarray, proj: str) -> hv.Image:
+    """A TP10 field ``values`` (lat, lon) in the view's projection ``proj``: the PlateCarree cut
+    of the region the page shows, moved through the cached warp (:func:`_warp`), so a frame
+    costs one indexing, not a re-projection. Used by every page that draws a TP10 field."""
+    i, j = _cut(home)
     if proj == "plate_carree":
-        el = _image(state)
-        return hv.Image(el.data, kdims=el.kdims, vdims=el.vdims)
-    xs, ys, idx = _warp(state.home, proj)
-    v = _values(state)[i, j].ravel()
+        lat, lon = store.tp10_coords()
+        return hv.Image((lon[j], lat[i], values[i, j]), kdims=["lon", "lat"], vdims=["value"])
+    xs, ys, idx = _warp(home, proj)
+    v = values[i, j].ravel()
     out = np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan).astype(np.float32)
     return hv.Image((xs, ys, out), kdims=["x", "y"], vdims=["value"])
+
+
+def geo_frame_opts(home: str, proj: str, width: int = FRAME_W, max_height: int = 480):
+    """Overlay options of a map in projection ``proj``: the region the page shows, its frame
+    size, and lon/lat axes where the projection is PlateCarree (none for the equal-area view)."""
+    x0, y0, x1, y1 = projected_box(extent(home), proj)
+    fw, fh = frame_size((x0, y0, x1, y1), width=width, max_height=max_height)
+    lonlat = proj == "plate_carree"
+    return hv.opts.Overlay(projection=crs(proj), global_extent=False, xlim=(x0, x1), ylim=(y0, y1),
+                           frame_width=fw, frame_height=fh, xaxis="bottom" if lonlat else None,
+                           yaxis="left" if lonlat else None, xlabel="longitude (°E)",
+                           ylabel="latitude (°N)", active_tools=["wheel_zoom"], toolbar="above")
+
+
+def _projected(state, proj: str, **_) -> hv.Image:
+    """The page's frame in the view's projection (:func:`projected_image`)."""
+    return projected_image(state.home, _values(state), proj)
 
 
 def _hover_hook(state, proj: str):
@@ -134,9 +152,6 @@ def map_plot(state, kind: str, proj: str | None = None):
     """The bokeh map: rasterized frame * basemap * stations (GeoViews, PlateCarree data), for a
     colour ``kind``, drawn in projection ``proj`` (default ``state.projection``)."""
     proj = proj or state.projection
-    box = extent(state.home)
-    x0, y0, x1, y1 = projected_box(box, proj)
-    fw, fh = frame_size((x0, y0, x1, y1))
     dmap = hv.DynamicMap(lambda **kw: _projected(state, proj, **kw), streams=[hv.streams.Params(state, STREAM_PARAMS)])
     label = "soil moisture (m³ m⁻³)" if kind == "sm" else "difference A - B (m³ m⁻³)"
     # the frame arrives projected (GeoViews' warp, cached), is rasterized in the view's
@@ -146,12 +161,7 @@ def map_plot(state, kind: str, proj: str | None = None):
         cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"],
         clabel=label, hooks=[_hover_hook(state, proj)])
     st = geo_station_points(store.station_table(state.home), proj)
-    lonlat = proj == "plate_carree"
-    return (ras * geo_basemap(proj=proj) * st).opts(
-        hv.opts.Overlay(projection=crs(proj), global_extent=False, xlim=(x0, x1), ylim=(y0, y1), frame_width=fw,
-                        frame_height=fh, xaxis=None if not lonlat else "bottom", yaxis=None if not lonlat else "left",
-                        xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"],
-                        toolbar="above", title=""))
+    return (ras * geo_basemap(proj=proj) * st).opts(geo_frame_opts(state.home, proj), hv.opts.Overlay(title=""))
 
 
 def time_controls(state, interval_ms: int = 1000) -> pn.Column:

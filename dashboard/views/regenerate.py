@@ -22,8 +22,8 @@ from holoviews.operation.datashader import rasterize
 
 from .. import export, store
 from ..store import EmptyState
-from .common import basemap, extent, frame_size, linked_select, message
-from .map import time_controls
+from .common import PROJECTION_OPTIONS, basemap, extent, geo_basemap, linked_select, message
+from .map import geo_frame_opts, projected_image, time_controls
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regenerate")
 _DEVICE: dict = {}
@@ -105,21 +105,18 @@ def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict
 
 
 def result_plot(state, res) -> pn.Row:
-    """Regenerated, archived and their difference: three panes with linked zoom."""
-    box = extent(state.home)
-    fw, fh = frame_size(box, width=330, max_height=280)
-    lat, lon = store.tp10_coords()
+    """Regenerated, archived and their difference: three GeoViews maps in the page's projection
+    (the map page's warp and basemap), rasterized with datashader."""
+    proj = state.projection
     panels = []
     new = np.asarray(res["scene"].values, np.float32)
     old = np.asarray(res["archived"].values, np.float32) if res["archived"] is not None else np.full_like(new, np.nan)
     for title, vals, kind in ((f"regenerated ({res['device']}, {res['seconds']} s)", new, "sm"),
                               ("archived", old, "sm"), ("regenerated - archived", new - old, "difference")):
-        img = hv.Image((lon, lat, vals), kdims=["lon", "lat"], vdims=["value"])
-        ras = rasterize(img, aggregator="mean").opts(cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True,
-                                                     tools=["hover"], title=title, toolbar="above",
-                                                     clabel="m³ m⁻³")
-        panels.append((ras * basemap()).opts(xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw,
-                                            frame_height=fh, xlabel="lon (°E)", ylabel="lat (°N)"))
+        ras = rasterize(projected_image(state.home, vals, proj), aggregator="mean").opts(
+            cmap=store.CMAP[kind], clim=store.CLIM[kind], colorbar=True, tools=["hover"], clabel="m³ m⁻³")
+        panels.append((ras * geo_basemap(proj=proj)).opts(
+            geo_frame_opts(state.home, proj, width=330, max_height=280), hv.opts.Overlay(title=title)))
     return pn.Row(*[pn.pane.HoloViews(p, css_classes=["regen-panel"]) for p in panels])
 
 
@@ -172,6 +169,8 @@ def data_for(job: Job):
 def page(state) -> pn.viewable.Viewable:
     job = Job()
     model = linked_select(state, "model", lambda: state.inv.models, "model", width=180)
+    projection = pn.widgets.Select.from_param(state.param.projection, name="projection", width=190,
+                                              options=PROJECTION_OPTIONS, css_classes=["projection-select"])
     button = pn.widgets.Button(name="Regenerate", button_type="primary", width=140, css_classes=["regenerate-button"])
     progress = pn.indicators.Progress(active=False, value=-1, width=240, visible=False, name="progress")
     status = pn.pane.Markdown("The runner recomputes the scene from the model's checkpoint and the inputs. "
@@ -214,9 +213,14 @@ def page(state) -> pn.viewable.Viewable:
             button.disabled = False
             progress.active, progress.visible = False, False
 
+    def reproject(*_):
+        if job.result is not None and not job.running:
+            result.objects = [result_plot(state, job.result)]
+
     button.on_click(run)
+    state.param.watch(reproject, "projection")
     return pn.Column(
-        pn.Row(model, pn.Column(pn.Spacer(height=18), button), pn.Column(pn.Spacer(height=24), progress)),
+        pn.Row(model, projection, pn.Column(pn.Spacer(height=18), button), pn.Column(pn.Spacer(height=24), progress)),
         time_controls(state),
         message(state, "regenerate", "model", "time"),
         status, err, result,

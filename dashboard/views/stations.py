@@ -10,6 +10,7 @@ mean): a click only sends new data. Changing the set of models rebuilds the plot
 
 from __future__ import annotations
 
+import geoviews as gv
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ import panel as pn
 from .. import export, store
 from ..state import NETWORK_CHOICES
 from ..store import EmptyState
-from .common import SOURCE_COLORS, basemap, frame_size, message, model_color, station_points
+from .common import SOURCE_COLORS, crs, frame_size, geo_basemap, message, model_color, station_points
 
 SERIES_PARAMS = ["station", "network", "network_mean", "series_models"]
 LABELS = {"insitu": "in situ", "smap_l3_9km": "SMAP L3 9 km"}
@@ -95,14 +96,15 @@ def station_map(state):
 
     def points(network, **_):
         st = store.station_table(state.home)
-        return station_points(st if network == "ALL" else st[st["network"] == network], size=9).opts(
+        return station_points(st if network == "ALL" else st[st["network"] == network], size=9,
+                              element=gv.Points, crs=crs("plate_carree")).opts(
             tools=["hover"], legend_position="bottom_left",
             hover_tooltips=[("station", "@station"), ("network", "@label"), ("in-situ values", "@n_insitu")])
 
     def chosen(station, **_):
         row = state.station_row()
         pts = [] if row is None else [(row["lon"], row["lat"])]
-        return hv.Points(pts, kdims=["lon", "lat"], group="Chosen").opts(
+        return gv.Points(pts, kdims=["lon", "lat"], group="Chosen", crs=crs("plate_carree")).opts(
             size=18, fill_alpha=0, line_color="black", line_width=2.5, tools=[], apply_ranges=False)
 
     dmap = hv.DynamicMap(points, streams=[hv.streams.Params(state, ["network"])])
@@ -122,8 +124,9 @@ def station_map(state):
             state.param.update(station=str(st.iloc[k]["id"]), network_mean=False)
 
     tap.add_subscriber(on_tap)
-    plot = (basemap() * dmap * mark).opts(hv.opts.Overlay(
-        xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw, frame_height=fh, title="",
+    # GeoViews in PlateCarree (the station page keeps lon/lat axes: the click is a lon/lat)
+    plot = (geo_basemap(proj="plate_carree") * dmap * mark).opts(hv.opts.Overlay(
+        projection=crs("plate_carree"), global_extent=False, xlim=(box[0], box[2]), ylim=(box[1], box[3]), frame_width=fw, frame_height=fh, title="",
         xlabel="longitude (°E)", ylabel="latitude (°N)", active_tools=["wheel_zoom"], toolbar="above"))
     return plot, tap
 

@@ -49,6 +49,20 @@ MAP_CENTRE_DATA = """() => { %s
   const v = imageView(); if (!v) return null;
   const xr = v.frame.x_range, yr = v.frame.y_range;
   return [(xr.start + xr.end) / 2, (yr.start + yr.end) / 2]; }""" % IMAGE_VIEW
+#: every Bokeh view drawing an image: its data ranges and how many of its pixels are finite
+IMAGES = """() => { const out = [];
+  for (const v of Bokeh.index.all_views()) {
+    if (!v.frame || !v.model.renderers) continue;
+    for (const r of v.model.renderers) {
+      const s = r.data_source;
+      if (!s || !s.data || !s.data.image) continue;
+      const img = s.data.image[0];
+      const flat = Array.from(img.flat ? img.flat(Infinity) : img);
+      const xr = v.frame.x_range, yr = v.frame.y_range;
+      out.push({x: [xr.start, xr.end], y: [yr.start, yr.end], n: flat.length,
+                finite: flat.filter(Number.isFinite).length});
+    } }
+  return out; }"""
 X_RANGES = """() => { const ids = {};
   for (const v of Bokeh.index.all_views()) {
     if (!v.frame || !v.model.renderers) continue;
@@ -238,7 +252,7 @@ def test_metric_maps_page(server, tab):
     assert "metric=ubRMSE" in tab.url
 
 
-def test_regenerate_page(server, tab):
+def test_regenerate_page(server, tab, demo_home):
     open_page(tab, server, "page=regenerate", ".regenerate-button button")
     tab.locator(".regenerate-button button").click()
     tab.locator(".regen-status", has_text="Done").wait_for(timeout=300_000)
@@ -247,7 +261,26 @@ def test_regenerate_page(server, tab):
     if "cuda" not in status:
         assert "no GPU: running on the CPU" in status
     tab.wait_for_selector(".regen-panel canvas")
+    # three maps (regenerated, archived, difference) over the home's region in the page's
+    # projection (equal-area by default: metres), each drawing data
+    from dashboard.views.common import extent, projected_box
+
+    def check_maps(proj):
+        x0, y0, x1, y1 = projected_box(extent(str(demo_home)), proj)
+        tab.wait_for_function(f"() => ({IMAGES})().length >= 3 && ({IMAGES})().every(i => i.finite > 0 "
+                              f"&& Math.abs((i.x[1] - i.x[0]) / {x1 - x0} - 1) < 0.05)", timeout=30_000)
+        maps = tab.evaluate(IMAGES)
+        assert len(maps) == 3, maps
+        for m in maps:  # the region's extent, not a degree-sized or empty frame
+            assert abs((m["y"][1] - m["y"][0]) / (y1 - y0) - 1) < 0.05, (m, (x0, y0, x1, y1))
+            assert m["finite"] > 0.2 * m["n"], m
+
+    check_maps("equal_area")
     shot(tab, "regenerate")
+    # PlateCarree: the same maps re-drawn in degrees, without regenerating
+    tab.locator(".projection-select select").select_option(label="PlateCarree (lon/lat)")
+    check_maps("plate_carree")
+    shot(tab, "regenerate_plate_carree")
 
 
 def test_about_page_and_url_reopens_the_view(server, tab, demo_home):

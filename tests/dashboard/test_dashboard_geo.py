@@ -92,6 +92,47 @@ def test_metric_maps_are_geoviews(state_factory):
     assert np.nanmin(img) >= np.nanmin(ref) - 1e-6 and np.nanmax(img) <= np.nanmax(ref) + 1e-6
 
 
+def test_station_map_is_geoviews_and_a_click_picks_the_nearest_station(state_factory):
+    from dashboard.views import stations as stations_view
+
+    s = state_factory(network="NAQU")
+    obj, tap = stations_view.station_map(s)
+    plot = hv.renderer("bokeh").get_plot(obj)
+    assert plot.projection == common.crs("plate_carree")
+    el = obj[()] if isinstance(obj, hv.DynamicMap) else obj
+    assert {"Feature", "Points"} <= {type(e).__name__ for e in el}
+    pts = [e for e in el if isinstance(e, gv.Points) and e.group == "Stations"]
+    assert len(pts) == 1 and len(pts[0]) == (store.station_table(s.home)["network"] == "NAQU").sum()
+    # a click 0.05 degrees beside a station (plot coordinates are lon/lat) picks it
+    row = s.stations().iloc[-1]
+    tap.event(x=float(row["lon"]) + 0.05, y=float(row["lat"]) - 0.03)
+    assert s.station == row["id"]
+
+
+@pytest.mark.parametrize("proj", ["plate_carree", "equal_area"])
+def test_regenerate_panels_are_geoviews_maps_of_the_scene(state_factory, proj):
+    from dashboard.views import regenerate as regen_view
+
+    s = state_factory(projection=proj)
+    scene = s.map_data()
+    res = {"model": s.model, "time": s.time, "scene": scene, "archived": scene, "device": "cpu",
+           "seconds": 1.0}
+    row = regen_view.result_plot(s, res)
+    assert len(row) == 3
+    x0, y0, x1, y1 = common.projected_box(common.extent(s.home), proj)
+    for pane, want in zip(row, ("scene", "scene", "zero")):
+        plot = hv.renderer("bokeh").get_plot(pane.object)
+        assert plot.projection == common.crs(proj)
+        assert plot.state.x_range.start == pytest.approx(x0, rel=0.01, abs=1.0)
+        img = np.asarray(_image_source(plot)["image"][0], float)
+        assert np.isfinite(img).sum() > 100
+        if want == "zero":
+            assert np.nanmax(np.abs(img)) == 0.0
+        else:
+            ref = scene.values
+            assert np.nanmin(img) >= np.nanmin(ref) - 1e-6 and np.nanmax(img) <= np.nanmax(ref) + 1e-6
+
+
 @pytest.mark.parametrize("fmt,magic", [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF-")])
 def test_exports_are_cartopy_figures(state_factory, fmt, magic):
     from cartopy.mpl.geoaxes import GeoAxes

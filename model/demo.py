@@ -108,23 +108,53 @@ QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune
                "max_pixel_samples": 5000}
 
 
+#: estimates of the progress plan (seconds; shown as "about ... left" until a step has run):
+#: archiving one model and validating, on the demo world (README: 11 models in 27 min, validation
+#: 0.6 min on 2 cores) and in a quick run
+ARCHIVE_S_PER_MODEL = {"demo": 150.0, "quick": 10.0}
+VALIDATE_S = {"demo": 60.0, "quick": 20.0}
+
+#: the model the first page shows; with the reference methods (cheap) it makes the first wave
+FIRST_MODEL = "pscnet"
+
+
+def waves(names: list[str], serve_early: bool) -> list[list[str]]:
+    """The models in the order they are made: one wave, or (``serve_early``) PSCNet and the
+    reference methods first (the first page), then the others (appearing on the open page)."""
+    if not serve_early:
+        return [list(names)]
+    from .networks.registry import model_names
+
+    first = [n for n in names if n == FIRST_MODEL or n in model_names(kind="reference")]
+    rest = [n for n in names if n not in first]
+    return [w for w in (first, rest) if w]
+
+
 def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
-                 skip=()) -> dict:
+                 skip=(), on_first_page=None) -> dict:
     """world -> ingest -> train -> archive -> validate, reusing finished steps.
 
     ``quick``: seconds-scale training and an archive of the test period plus the last
     ``QUICK_TRAIN_DAYS`` training days (tests and smoke runs on the tiny world); the results
     are real but not meant to be good. ``skip``: stages of :data:`SKIPPABLE` to skip.
 
-    Returns the summary (every stage's status "ok" or "skipped (--skip)"); a failing stage
-    raises :class:`StageError` (an :class:`~model.errors.InputError`: the CLI prints one line
-    and exits 2).
+    ``on_first_page``: called with the summary once PSCNet and the reference methods are
+    trained, archived and validated (the demo starts the dashboard there); the other models
+    are then trained, archived and validated behind the open page (:func:`waves`), each step
+    recorded in ``$SMDS_HOME/progress.json`` (:mod:`model.progress`), which the page shows.
+    Without it every model is made before the function returns, in one wave.
+
+    Returns the summary (every stage's status "ok" or "skipped (--skip)"; with two waves the
+    second wave's stages are ``train_rest``, ``archive_rest``, ``validate_rest``); a failing
+    stage raises :class:`StageError` (an :class:`~model.errors.InputError`: the CLI prints one
+    line and exits 2) after marking it failed in the progress record.
     """
     bad = set(skip) - set(SKIPPABLE)
     if bad:
         raise InputError(f"cannot skip {', '.join(sorted(bad))}",
                          f"only {', '.join(SKIPPABLE)} can be skipped")
     from .config import home, worlds_dir
+    from .progress import Progress, Step
 
     summary: dict = {"home": str(home())}
     world_dir = worlds_dir() / size
@@ -153,53 +183,91 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 
     _stage("ingest", summary, ingest)
 
-    def train_all():
-        from .networks.registry import list_models
-        from .training.cli import train_config
-        from .training.trainer import train
+    from .networks.registry import list_models
+    from .training.cli import train_config
 
-        names = models or [m.name for m in list_models()]
-        done, retrained = {}, {}
-        for name in names:
-            why = _reuse_problem(name, ard)
-            if why is None:
-                done[name] = "reused"
-                continue
-            if why:
-                print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
-                retrained[name] = why
-            over = dict(QUICK_TRAIN) if quick else {}
-            cfg = train_config(name, ard, config="demo", device=device, **over)
-            run = train(name, cfg, ard=ard)
-            done[name] = json.loads((run / "summary.json").read_text()).get("tune_rmse")
-        return {"models": done, **({"retrained": retrained} if retrained else {})}
+    names = models or [m.name for m in list_models()]
+    plan = waves(names, on_first_page is not None)
+    kind = "quick" if quick else "demo"
+    configs = {n: train_config(n, ard, config="demo", device=device, **(dict(QUICK_TRAIN) if quick else {}))
+               for n in names}
+    steps = []
+    for k, wave in enumerate(plan):
+        steps += [Step(f"train {n}", configs[n].max_minutes * 60, n) for n in wave]
+        steps.append(Step(f"archive {', '.join(wave)}", ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
+        steps.append(Step("validate" + (f" (wave {k + 1})" if len(plan) > 1 else ""), VALIDATE_S[kind],
+                          "validation"))
+    progress = Progress(home(), steps)
 
-    _stage("train", summary, train_all)
+    def step(name, fn):
+        """Run ``fn`` as progress step ``name`` (failed/skipped recorded, errors re-raised)."""
+        progress.start(name)
+        try:
+            out = fn()
+        except BaseException as exc:
+            progress.done(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
+        progress.done(name, "skipped" if out == "skipped" else "done")
+        return out
 
-    def archive():
-        from .inference.archive import build_archive
-        from .inference.cli import default_period
+    def train_wave(wave):
+        def run():
+            from .training.trainer import train
 
-        names = list(summary["train"]["models"])
-        s, e = default_period(ard)
-        if quick:
-            from .training.ard import ard_info
+            done, retrained = {}, {}
+            for name in wave:
+                def one(name=name):
+                    why = _reuse_problem(name, ard)
+                    if why is None:
+                        done[name] = "reused"
+                        return "skipped"
+                    if why:
+                        print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
+                        retrained[name] = why
+                    run_dir = train(name, configs[name], ard=ard)
+                    done[name] = json.loads((run_dir / "summary.json").read_text()).get("tune_rmse")
+                step(f"train {name}", one)
+            return {"models": done, **({"retrained": retrained} if retrained else {})}
+        return run
 
-            test = ard_info(ard)["world"]["periods"]["test"]
-            s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
-            e = test[1]  # the whole test period, with the last training days before it
-        res = build_archive(names, s, e, ard=ard, workers=2, device=device, block_days=5)
-        return {"complete": res["complete"], "size_mb": res["size_mb"]}
+    def archive_wave(wave):
+        def run():
+            from .inference.archive import build_archive
+            from .inference.cli import default_period
 
-    _stage("archive", summary, archive, skip)
+            s, e = default_period(ard)
+            if quick:
+                from .training.ard import ard_info
 
-    def validate():
-        from .validation.experiments import run_validation
+                test = ard_info(ard)["world"]["periods"]["test"]
+                s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
+                e = test[1]  # the whole test period, with the last training days before it
+            res = step(f"archive {', '.join(wave)}",
+                       lambda: build_archive(wave, s, e, ard=ard, workers=2, device=device, block_days=5))
+            return {"complete": res["complete"], "size_mb": res["size_mb"]}
+        return run
 
-        res = run_validation(ard=ard)
-        return {"outputs": res.get("outputs")}
+    def validate_wave(label):
+        def run():
+            from .validation.experiments import run_validation
 
-    _stage("validate", summary, validate, skip)
+            res = step(label, lambda: run_validation(ard=ard))
+            return {"outputs": res.get("outputs")}
+        return run
+
+    for k, wave in enumerate(plan):
+        suffix = "" if k == 0 else "_rest"
+        vlabel = "validate" + (f" (wave {k + 1})" if len(plan) > 1 else "")
+        _stage("train" + suffix, summary, train_wave(wave))
+        for stage, fn in (("archive", archive_wave(wave)), ("validate", validate_wave(vlabel))):
+            if stage in skip:
+                progress.start(vlabel if stage == "validate" else f"archive {', '.join(wave)}")
+                progress.done(vlabel if stage == "validate" else f"archive {', '.join(wave)}", "skipped",
+                              f"--skip {stage}")
+            _stage(stage + suffix, summary, fn, skip)
+        if k == 0 and on_first_page is not None:
+            on_first_page(summary)
+    progress.finish()
     return summary
 
 
@@ -258,19 +326,54 @@ def serve_command(app: Path, address: str = "127.0.0.1", port: int = 5006, extra
 
 
 def _run(args) -> int:
+    """The pipeline; unless ``--no-serve``, the dashboard starts as soon as PSCNet and the
+    reference methods are archived and validated (the first page), and the other models are
+    made behind it (the page shows a progress line and picks them up as they are archived).
+    A stage failing after the server started is reported, recorded in the progress record
+    (shown on the page) and ends the command with status 2 once the server is stopped."""
     t0 = _time.perf_counter()
-    summary = run_pipeline(args.size, args.models, args.device, quick=args.quick, skip=args.skip)
+    server: dict = {}
+    cmd = None
+    if not args.no_serve:
+        app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+        if not app.exists():
+            raise InputError("the dashboard (dashboard/app.py) is missing from this installation",
+                             "run from a full checkout of the repository, or give --no-serve", app)
+        cmd = serve_command(app, args.address, args.port, args.allow_origin)
+
+    def first_page(summary):
+        summary["first_page_s"] = round(_time.perf_counter() - t0, 1)
+        if args.address not in LOOPBACK:
+            print(f"WARNING: serving on {args.address}: anyone who can reach this machine on port "
+                  f"{args.port} sees the dashboard (and the home folder it names)", flush=True)
+        print(f"serving the dashboard after {summary['first_page_s']:.0f} s (the other models follow "
+              "behind it):", " ".join(cmd), flush=True)
+        server["proc"] = subprocess.Popen(cmd)
+
+    failed = None
+    try:
+        summary = run_pipeline(args.size, args.models, args.device, quick=args.quick, skip=args.skip,
+                               on_first_page=None if args.no_serve else first_page)
+    except InputError as exc:
+        if "proc" not in server:
+            raise
+        failed = exc
+        summary = getattr(exc, "summary", {})
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    except BaseException:
+        if "proc" in server:
+            server["proc"].terminate()
+        raise
     summary["seconds_total"] = round(_time.perf_counter() - t0, 1)
-    print(json.dumps(summary, indent=1, default=str))
+    print(json.dumps(summary, indent=1, default=str), flush=True)
     if args.no_serve:
         return 0
-    app = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
-    if not app.exists():
-        raise InputError("the dashboard (dashboard/app.py) is missing from this installation",
-                         "run from a full checkout of the repository, or give --no-serve", app)
-    cmd = serve_command(app, args.address, args.port, args.allow_origin)
-    if args.address not in LOOPBACK:
-        print(f"WARNING: serving on {args.address}: anyone who can reach this machine on port "
-              f"{args.port} sees the dashboard (and the home folder it names)", flush=True)
-    print("serving the dashboard:", " ".join(cmd), flush=True)
-    return subprocess.call(cmd)
+    if "proc" not in server:  # nothing was served early (every stage reused or skipped the hook)
+        first_page(summary)
+    print("every model is made; the dashboard keeps serving (Ctrl-C stops it)", flush=True)
+    try:
+        rc = server["proc"].wait()
+    except KeyboardInterrupt:
+        server["proc"].terminate()
+        rc = server["proc"].wait()
+    return 2 if failed is not None else rc

@@ -119,7 +119,14 @@ def _init_store(path: Path, times, models_prov: dict):
     if not exists:
         ds.to_zarr(path, mode="w", compute=False, zarr_format=2, consolidated=True)
     elif new:
+        # appending variables rewrites the group's attributes: keep which models are complete
+        # (a model added to an archive must not make the others look unfinished)
+        comp = zarr.open_group(path, mode="r", zarr_format=2).attrs.get("complete_models")
         ds[new].to_zarr(path, mode="a", compute=False, zarr_format=2, consolidated=True)
+        if comp is not None:
+            g = zarr.open_group(path, mode="r+", zarr_format=2)
+            g.attrs["complete_models"] = {**comp, **{m: False for m in new}}
+            zarr.consolidate_metadata(path)
     old = [m for m in models_prov if m not in new]
     if exists and old:  # refresh the provenance of re-run models (even when others are new)
         g = zarr.open_group(path, mode="r+", zarr_format=2)

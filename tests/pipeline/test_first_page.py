@@ -1,0 +1,69 @@
+"""The demo serves its first page early (issue 16): PSCNet and the reference methods are made
+first, the hook that starts the dashboard runs then, and the other models follow behind it,
+each step recorded in ``progress.json``. Run for real on the tiny world (the session's trained
+runs reused; the test archives and validates twice: about 3 minutes on 2 cores, so `slow`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from model.progress import progress_line, provisional, read_progress
+
+
+@pytest.fixture
+def fresh_home(tiny_pipeline, tmp_path, monkeypatch):
+    """A home with the session's world and trained runs but no archive or validation yet."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "worlds").symlink_to(tiny_pipeline / "worlds")
+    shutil.copytree(tiny_pipeline / "runs", home / "runs", symlinks=True)
+    monkeypatch.setenv("SMDS_HOME", str(home))
+    monkeypatch.setenv("SMDS_CATALOG", str(home / "worlds" / "tiny" / "catalog.yaml"))
+    return home
+
+
+def test_waves_put_pscnet_and_the_references_first():
+    from model.demo import waves
+
+    names = ["rf", "pscnet", "unet", "smap_bilinear", "era5_cdf"]
+    assert waves(names, serve_early=False) == [names]
+    assert waves(names, serve_early=True) == [["pscnet", "smap_bilinear", "era5_cdf"], ["rf", "unet"]]
+    assert waves(["rf"], serve_early=True) == [["rf"]]
+
+
+@pytest.mark.slow  # archives and validates twice: about 3 min on 2 cores
+def test_first_page_is_served_before_the_other_models_are_made(fresh_home):
+    from dashboard import store
+    from model.demo import run_pipeline
+
+    seen = {}
+
+    def first_page(summary):
+        inv = store.inventory(str(fresh_home))
+        rec = read_progress(fresh_home)
+        seen.update(models=list(inv.models), line=progress_line(rec), provisional=provisional(rec),
+                    summary=json.loads(json.dumps(summary, default=str)),
+                    validated=(fresh_home / "validation").exists())
+
+    summary = run_pipeline("tiny", ["pscnet", "smap_bilinear", "rf"], device="cpu", quick=True,
+                           on_first_page=first_page)
+    # at the first page: PSCNet and the reference archived and validated, rf still to come
+    assert seen, "the first-page hook was not called"
+    assert set(seen["models"]) == {"pscnet", "smap_bilinear"}, seen["models"]
+    assert seen["validated"]
+    assert seen["line"].startswith("Still being made: 4 of 7 steps done"), seen["line"]
+    assert seen["provisional"] == ["rf", "validation"], seen["provisional"]
+    assert "train_rest" not in seen["summary"]
+    # at the end: every model archived, the second wave's stages in the summary, nothing pending
+    assert set(store.inventory(str(fresh_home)).models) == {"pscnet", "smap_bilinear", "rf"}
+    for stage in ("train", "archive", "validate", "train_rest", "archive_rest", "validate_rest"):
+        assert summary[stage]["status"] == "ok", (stage, summary[stage])
+    rec = read_progress(fresh_home)
+    assert rec["finished"] and progress_line(rec) == "" and provisional(rec) == []
+    states = {s["name"]: s["state"] for s in rec["steps"]}
+    assert states == {"train pscnet": "skipped", "train smap_bilinear": "skipped",
+                      "archive pscnet, smap_bilinear": "done", "validate (wave 1)": "done",
+                      "train rf": "skipped", "archive rf": "done", "validate (wave 2)": "done"}, states

@@ -175,7 +175,7 @@ def scenes(run, ard, dev, repeat, res: Results, scene_steps: int = 64):
     import numpy as np
 
     from model.inference.inputs import normalise_batch
-    from model.inference.resident import resident_cube
+    from model.training.resident import resident_cube
     from model.inference.runner import Runner, data_region
     from model.grids import tp_mask
 

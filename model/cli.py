@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "model.world.cli",
     "model.networks.cli",
     "model.training.cli",
+    "model.inference.downscale",
     "model.inference.cli",
     "model.validation.cli",
     "model.demo",
@@ -70,7 +71,23 @@ def main(argv: list[str] | None = None) -> int:
               "with -v for the traceback; finished steps are kept, so the same command resumes",
               file=sys.stderr)
         return 1
+    if not rc and args.command in PRODUCT_WRITERS:
+        _refresh_products(args)
     return int(rc or 0)
+
+
+#: commands that write products, and the home folder they write by default
+PRODUCT_WRITERS = {"archive": "archive", "validate": "validation"}
+
+
+def _refresh_products(args) -> None:
+    """The products catalog follows what ``archive`` and ``validate`` wrote (the writers do not
+    import the catalog: it sits above them, :mod:`model.products`)."""
+    from .config import home
+    from .products import refresh_products
+
+    written = getattr(args, "out", None) or home() / PRODUCT_WRITERS[args.command]
+    refresh_products(written, getattr(args, "ard", None))
 
 
 if __name__ == "__main__":  # pragma: no cover

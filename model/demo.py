@@ -154,6 +154,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
         raise InputError(f"cannot skip {', '.join(sorted(bad))}",
                          f"only {', '.join(SKIPPABLE)} can be skipped")
     from .config import home, worlds_dir
+    from .products import refresh_products
     from .progress import Progress, Step
 
     summary: dict = {"home": str(home())}
@@ -244,7 +245,8 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
                 e = test[1]  # the whole test period, with the last training days before it
             res = step(f"archive {', '.join(wave)}",
                        lambda: build_archive(wave, s, e, ard=ard, workers=2, device=device, block_days=5))
-            return {"complete": res["complete"], "size_mb": res["size_mb"]}
+            return {"complete": res["complete"], "size_mb": res["size_mb"],
+                    "catalog": refresh_products(home() / "archive", ard)}
         return run
 
     def validate_wave(label):
@@ -252,7 +254,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
             from .validation.experiments import run_validation
 
             res = step(label, lambda: run_validation(ard=ard))
-            return {"outputs": res.get("outputs")}
+            return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
         return run
 
     for k, wave in enumerate(plan):

@@ -171,6 +171,29 @@ def _validation_entries(root: Path, archive_period) -> dict:
     return out
 
 
+def refresh_products(written: str | Path | None = None, ard: str | Path | None = None) -> str | None:
+    """Refresh the products catalog after an archive or validation was written to ``written``
+    (a ``<home>/archive`` or ``<home>/validation`` folder; default the home's own). Called by
+    the layers above the writers (the command line, the demo), so the writers never import
+    the catalog (issue 14: one-way layers). A folder outside a home is not catalogued; a
+    failure is logged, never raised: what was written is complete either way."""
+    import logging
+
+    from .config import home
+
+    log = logging.getLogger(__name__)
+    folder = Path(written) if written else home() / "archive"
+    if folder.name not in ("archive", "validation"):
+        log.info("%s is not <home>/archive or <home>/validation: the products catalog is not updated",
+                 folder)
+        return None
+    try:
+        return str(register_products(folder.parent, ard))
+    except Exception as exc:  # noqa: BLE001 - the products are written; say so and go on
+        log.warning("could not update the products catalog in %s: %s", folder.parent, exc)
+        return None
+
+
 def register_products(home_dir: str | Path | None = None, ard: str | Path | None = None) -> Path:
     """(Re)write the products catalog of a home folder from what is on disk there.
 

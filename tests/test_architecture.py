@@ -2,8 +2,8 @@
 
 Layers, bottom to top (issue 14; ``docs/architecture.md``): a module may import only from its
 own layer or below. Imports inside functions count too: hiding an import in a function does not
-change the dependency. The known violations are listed below with the move that removes them;
-the lists may only shrink: a new upward import or a new cycle fails this test.
+change the dependency. There are no known violations left (the allow-lists are empty): any
+upward import or cycle fails this test.
 """
 
 from __future__ import annotations
@@ -32,25 +32,11 @@ LAYERS = {
 #: GUI libraries the science never imports (DESIGN section 5)
 GUI = ("panel", "holoviews", "bokeh", "geoviews", "hvplot")
 
-#: upward imports that exist today, each with the move that removes it (issue 14)
-KNOWN_UPWARD = {
-    # `downscale` lives in training/cli.py; it belongs to inference (issue 14 moves it)
-    ("model.training.cli", "model.inference.runner"),
-    # the resident cube serves training and inference: it belongs to `features` (issue 14)
-    ("model.training.trainer", "model.inference.resident"),
-    # archive and validate refresh the products catalog after writing: a callback from the
-    # CLI layer (or products registering itself) removes these (issue 14)
-    ("model.inference.archive", "model.products"),
-    ("model.validation.experiments", "model.products"),
-}
+#: upward imports allowed (none: issue 14 removed the last ones; keep it empty)
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 
-#: import cycles between modules that exist today (issue 14 breaks them)
-KNOWN_CYCLES = {
-    frozenset({"model.data.catalog", "model.data.ingest"}),
-    # references <-> trainer, widened by the resident cube living in inference (issue 14)
-    frozenset({"model.inference.resident", "model.inference.runner", "model.training.references",
-               "model.training.trainer"}),
-}
+#: import cycles between modules allowed (none; keep it empty)
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _module_name(path: Path, root: Path = ROOT) -> str:

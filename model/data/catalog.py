@@ -74,7 +74,7 @@ class SmapL3Reader(_Reader):
     """SMAP L3 daily files -> observation cube at product steps (see ingest.smap_l3_cube)."""
 
     def _read(self, urlpath, product=None, **kw):
-        from .ingest import smap_l3_cube
+        from .cubes import smap_l3_cube
 
         cube, _report = smap_l3_cube(expand(urlpath), product=product)
         return cube
@@ -82,7 +82,7 @@ class SmapL3Reader(_Reader):
 
 class SmapL4Reader(_Reader):
     def _read(self, urlpath, **kw):
-        from .ingest import smap_l4_cube
+        from .cubes import smap_l4_cube
 
         return smap_l4_cube(expand(urlpath))
 

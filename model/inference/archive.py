@@ -387,7 +387,6 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     summary["seconds"] = round(_time.perf_counter() - t_start, 1)
     summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
     summary["path"] = str(out)
-    summary["catalog"] = _register(out, ard)
     return summary
 
 
@@ -456,7 +455,7 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
         if on_device:
             from ..training.ard import load_inputs
             from .inputs import HISTORY_DAYS
-            from .resident import build_resident
+            from ..training.resident import build_resident
 
             era5, static = load_inputs(ard, tt[0], tt[-1], history_days=HISTORY_DAYS)
             return build_resident(era5, static, dev)
@@ -515,20 +514,6 @@ def _fill_from_maps(arr: np.ndarray, da, ledger: Path, model: str, sha: str, n: 
     for t0 in range(0, n, block):
         if t0 not in host_done and block_done(ledger, model, t0, sha):
             arr[t0:t0 + block] = da[t0:t0 + block].values
-
-
-def _register(out: Path, ard) -> str | None:
-    """Refresh the products catalog of the home folder holding ``out`` (``<home>/archive``)."""
-    from ..products import register_products
-
-    if out.name != "archive":
-        log.info("archive at %s is not <home>/archive: the products catalog is not updated", out)
-        return None
-    try:
-        return str(register_products(out.parent, ard))
-    except Exception as exc:  # noqa: BLE001 - the archive itself is complete; say so and go on
-        log.warning("could not update the products catalog in %s: %s", out.parent, exc)
-        return None
 
 
 def open_archive(layout: str = "maps", path=None):

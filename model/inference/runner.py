@@ -7,7 +7,7 @@
 * Runs on the GPU when there is one (bf16 autocast where it keeps the answer within
   0.001 m3 m-3 of fp32, checked once per model at load time), else on the CPU; a GPU that
   is absent or out of memory falls back to the CPU with a logged message.
-* On a GPU the inputs are device-resident (:mod:`model.inference.resident`): each block's
+* On a GPU the inputs are device-resident (:mod:`model.training.resident`): each block's
   cube is copied to the GPU once and every window is cut there, batched; on the CPU the
   NumPy path below is used unless ``resident=True`` is asked for (tests do, to check that the
   two agree).
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..schema import SM_CLIP as CLIP
+from ..training.cube import REGION_MARGIN
 
 log = logging.getLogger(__name__)
 
 #: most pixel sequences a per-pixel model (MLP, LSTM) runs in one forward pass
 PIXEL_CHUNK = 32768
 
-CLIP = (0.0, 0.7)  # m3 m-3: physical bounds applied to every output
 PER_PIXEL = {"mlp", "lstm"}  # torch models without spatial context (any H x W, 1 x N included)
-REGION_MARGIN = 16  # cells of context kept around the data region for spatial models
 
 
 def data_region(cube, mask: np.ndarray, margin: int = REGION_MARGIN):
@@ -133,7 +133,7 @@ class Runner:
     run : run folder or model name.
     ard : the analysis-ready store (default: the demo world's).
     device : "auto" (GPU when present), "cpu" or "cuda".
-    resident : build windows from a device-resident cube (:mod:`model.inference.resident`);
+    resident : build windows from a device-resident cube (:mod:`model.training.resident`);
         default: on for torch models on a GPU, off on the CPU.
     """
 
@@ -250,7 +250,7 @@ class Runner:
         ran out of memory: the model then runs on the CPU path from here on."""
         import torch
 
-        from .resident import predict_steps, resident_cube
+        from ..training.resident import predict_steps, resident_cube
 
         try:
             rc = resident_cube(cube, ys, xs, self.device)
@@ -270,9 +270,9 @@ class Runner:
 
     def scenes_resident(self, rc, times, batch: int = 32) -> np.ndarray:
         """Scenes (T, 150, 320) of product steps ``times`` from a device-built
-        :class:`~model.inference.resident.ResidentCube` (:func:`~model.inference.resident.build_resident`)."""
+        :class:`~model.training.resident.ResidentCube` (:func:`~model.training.resident.build_resident`)."""
         from ..grids import tp_mask
-        from .resident import predict_steps
+        from ..training.resident import predict_steps
 
         mask = np.asarray(tp_mask("TP10"))
         out = np.full((len(times),) + mask.shape, np.nan, np.float32)
@@ -287,9 +287,9 @@ class Runner:
         return out
 
     def resident_forward(self, valid_sub: np.ndarray, amp: bool | None = None):
-        """The model as a function of resident windows (:class:`model.inference.resident._Forward`),
+        """The model as a function of resident windows (:class:`model.training.resident._Forward`),
         kept per data region (its mask on the device, pinned buffers and copy stream are reused)."""
-        from .resident import _Forward
+        from ..training.resident import _Forward
 
         amp = self.amp if amp is None else amp
         key = (valid_sub.shape, hash(valid_sub.tobytes()), amp, self.device, PIXEL_CHUNK)

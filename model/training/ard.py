@@ -110,3 +110,7 @@ def load_inputs(ard: str | Path, start, end, history_days: int = 28):
                          "check the ERA5-Land inputs for that period")
     static = open_group(ard, "static").load(scheduler="threads")
     return era5, static
+
+
+#: training targets: SMAP product -> (its group in the analysis-ready store, its grid)
+TARGETS = {"smap_l3_9km": ("smap_m09", "M09"), "smap_l3_36km": ("smap_m36", "M36")}

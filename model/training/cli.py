@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 
 def register(sub):
@@ -23,18 +22,6 @@ def register(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default $SMDS_HOME/runs/<model>/<stamp>)")
     p.set_defaults(func=_train)
-
-    d = sub.add_parser("downscale", help="apply a trained model at every 3-hourly step of a period")
-    d.add_argument("--model", help="registry name (its latest run in $SMDS_HOME/runs)")
-    d.add_argument("--run", help="a run folder outside the run registry, accepted on purpose "
-                                 "(trusted by you; its checkpoint is still read without unpickling)")
-    d.add_argument("--start", required=True)
-    d.add_argument("--end", required=True)
-    d.add_argument("--ard")
-    d.add_argument("--device", default="auto")
-    d.add_argument("-o", "--output", help="CF NetCDF to write (default $SMDS_HOME/downscaled/<model>_<start>_<end>.nc)")
-    d.add_argument("--batch", type=int, default=8, help="steps per batch (memory bound)")
-    d.set_defaults(func=_downscale)
 
 
 def train_config(model: str, ard, start=None, end=None, config: str = "demo", **over):
@@ -70,68 +57,4 @@ def _train(args) -> int:
                        seed=args.seed)
     run = train(args.model, cfg, ard=args.ard, out=args.out)
     print(json.dumps(json.loads((run / "summary.json").read_text()), indent=1))
-    return 0
-
-
-def downscale_period(model, start, end, output=None, ard=None, device="auto", batch=8, progress=True) -> Path:
-    """Apply a model at every 3-hourly step of [start, end] (whole days), in memory-bounded
-    batches, into a CF NetCDF file (written atomically)."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from ..config import home
-    from ..grids import tp10
-    from ..inference.runner import get_runner
-    from ..io import atomic_path
-
-    runner = get_runner(model, ard, device)
-    times = runner.provider.steps(np.datetime64(start, "D"),
-                                  np.datetime64(end, "D") + np.timedelta64(21, "h"))
-    output = Path(output) if output else home() / "downscaled" / f"{runner.name}_{str(start)[:10]}_{str(end)[:10]}.nc"
-    g = tp10()
-    import netCDF4
-
-    with atomic_path(output) as tmp:
-        with netCDF4.Dataset(tmp, "w") as nc:
-            nc.Conventions = "CF-1.8"
-            nc.title = f"10 km 3-hourly surface soil moisture, {runner.name}"
-            for k, v in runner.provenance.items():
-                setattr(nc, f"provenance_{k}", json.dumps(v) if not isinstance(v, str) else v)
-            nc.createDimension("time", None)
-            nc.createDimension("lat", g.shape[0])
-            nc.createDimension("lon", g.shape[1])
-            tv = nc.createVariable("time", "f8", ("time",))
-            tv.units = "hours since 1970-01-01 00:00:00"
-            tv.standard_name = "time"
-            tv.calendar = "standard"
-            la = nc.createVariable("lat", "f8", ("lat",))
-            la[:] = g.lat
-            la.units, la.standard_name = "degrees_north", "latitude"
-            lo = nc.createVariable("lon", "f8", ("lon",))
-            lo[:] = g.lon
-            lo.units, lo.standard_name = "degrees_east", "longitude"
-            sm = nc.createVariable("soil_moisture", "f4", ("time", "lat", "lon"), zlib=True, complevel=4,
-                                   fill_value=np.float32(np.nan), chunksizes=(1, g.shape[0], g.shape[1]))
-            sm.units = "m3 m-3"
-            sm.standard_name = "volume_fraction_of_condensed_water_in_soil"
-            sm.long_name = f"surface (0-5 cm) soil moisture, {runner.name}"
-            for k in tqdm(range(0, times.size, batch), desc=f"downscale {runner.name}", disable=not progress):
-                tt = times[k:k + batch]
-                vals = runner.scenes(tt)
-                n0 = len(nc.dimensions["time"])
-                tv[n0:n0 + tt.size] = (tt - np.datetime64("1970-01-01", "ns")) / np.timedelta64(1, "h")
-                sm[n0:n0 + tt.size] = vals
-    return output
-
-
-def _downscale(args) -> int:
-    from ..errors import InputError
-    from ..inference.runner import resolve_run
-
-    if bool(args.model) == bool(args.run):
-        raise InputError("give exactly one of --model NAME and --run FOLDER",
-                         "--model picks a trained model by name; --run a run folder elsewhere")
-    model = args.model or resolve_run(args.run, allow_path=True)
-    out = downscale_period(model, args.start, args.end, args.output, args.ard, args.device, args.batch)
-    print(f"wrote {out}")
     return 0

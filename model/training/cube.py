@@ -27,6 +27,9 @@ from ..errors import CoverageError, InputError
 from ..grids import Grid, get_grid
 from .features import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
 
+#: cells of context kept around the data region for spatial models
+REGION_MARGIN = 16
+
 T3, TD, TW = 8, 7, 4
 
 

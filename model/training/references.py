@@ -164,8 +164,7 @@ class ReferenceRunner:
 
     def __init__(self, model, extra: dict, ard):
         from ..grids import get_grid, tp10
-        from ..training.ard import open_group
-        from ..training.trainer import TARGETS
+        from ..training.ard import TARGETS, open_group
 
         self.model = model
         self.name = model.name

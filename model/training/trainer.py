@@ -26,10 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .ard import TARGETS
 
 log = logging.getLogger(__name__)
-
-TARGETS = {"smap_l3_9km": ("smap_m09", "M09"), "smap_l3_36km": ("smap_m36", "M36")}
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     model_kwargs: dict = field(default_factory=dict)
-    #: cut patch batches on the device from a resident cube (model.inference.resident);
+    #: cut patch batches on the device from a resident cube (model.training.resident);
     #: None: on a GPU only (the CPU keeps the NumPy batches and their results)
     resident: bool | None = None
 
@@ -313,7 +312,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     rp = None
     if not pixel and (device.startswith("cuda") if cfg.resident is None else cfg.resident) \
             and min(cube.shape) >= cfg.patch:
-        from ..inference.resident import ResidentPatches
+        from .resident import ResidentPatches
 
         rp = ResidentPatches(data, cfg.patch, device, seed=cfg.seed)
 

@@ -571,13 +571,6 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
                 status["report"] = f"failed: {exc}"
                 log.error("report failed: %s", exc)
             (tmp / "settings.json").write_text(json.dumps({**settings_doc, "status": status}, indent=1, default=str))
-    if out.name == "validation":
-        try:
-            from ..products import register_products
-
-            register_products(out.parent)
-        except Exception as exc:  # noqa: BLE001 - the results are written; say so and go on
-            log.warning("could not update the products catalog in %s: %s", out.parent, exc)
     return {"outputs": str(out), "status": status, "seconds": round(_time.perf_counter() - t0, 1),
             "timings": timings, "main_table": main}
 

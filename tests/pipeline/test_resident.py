@@ -1,4 +1,4 @@
-"""Device-resident inputs (model/inference/resident.py) against today's NumPy path.
+"""Device-resident inputs (model/training/resident.py) against today's NumPy path.
 
 On the CPU (CI) the resident path runs with ``device="cpu"``: same scenes as the runner's
 NumPy path, batching equal to one by one, the same training windows and targets, the same
@@ -54,7 +54,7 @@ def test_resident_windows_equal_cube_windows(tiny):
     including the clamped history at the first steps and the last step."""
     from model.grids import tp_mask
     from model.inference.inputs import normalise_batch
-    from model.inference.resident import resident_cube
+    from model.training.resident import resident_cube
     from model.inference.runner import Runner, data_region
 
     r = Runner("unet", _ard(tiny), device="cpu")
@@ -78,7 +78,7 @@ def test_cube_built_on_the_device_equals_the_host_cube(tiny):
     host PredictorCube's arrays and region, and the same scenes."""
     from model.grids import tp_mask
     from model.inference.inputs import HISTORY_DAYS
-    from model.inference.resident import build_resident, resident_cube
+    from model.training.resident import build_resident, resident_cube
     from model.inference.runner import Runner, data_region
     from model.training.ard import load_inputs
 
@@ -103,7 +103,7 @@ def test_cube_built_on_the_device_equals_the_host_cube(tiny):
 def test_resident_patches_equal_host_batches(tiny):
     """Training batches cut on the device: the same windows and targets as the trainer's
     host path for the same patches, and exactly the patches its rejection sampling accepts."""
-    from model.inference.resident import ResidentPatches
+    from model.training.resident import ResidentPatches
     from model.training.trainer import TrainConfig, _batch_targets, _sample_patches, prepare
 
     cfg = TrainConfig(model="pscnet", train_start="2017-06-08", train_end="2017-07-05", device="cpu")
@@ -191,7 +191,7 @@ def test_cuda_resident_agrees_with_the_cpu(tiny, name):
 
 @pytest.mark.gpu
 def test_cuda_resident_patches_equal_the_cpu(tiny):
-    from model.inference.resident import ResidentPatches
+    from model.training.resident import ResidentPatches
     from model.training.trainer import TrainConfig, _sample_patches, prepare
 
     cfg = TrainConfig(model="pscnet", train_start="2017-06-08", train_end="2017-07-05", device="cpu")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .runner import CLIP
+from ..schema import SM_CLIP as CLIP
 
 T3, TD, TW = 8, 7, 4
 
@@ -155,9 +155,8 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     torch = _torch()
     from ..errors import InputError
     from ..grids import tp_mask
-    from ..training.cube import static_channels
-    from ..training.features import DERIVED, DYNAMIC
-    from .runner import REGION_MARGIN
+    from .cube import REGION_MARGIN, static_channels
+    from .features import DERIVED, DYNAMIC
 
     margin = REGION_MARGIN if margin is None else margin
     dev = torch.device(device)

@@ -192,12 +192,15 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     kind = "quick" if quick else "demo"
     configs = {n: train_config(n, ard, config="demo", device=device, **(dict(QUICK_TRAIN) if quick else {}))
                for n in names}
+    # the progress step of each wave's archive and validation
+    labels = [{"archive": f"archive {', '.join(wave)}",
+               "validate": "validate" + (f" (wave {k + 1})" if len(plan) > 1 else "")}
+              for k, wave in enumerate(plan)]
     steps = []
-    for k, wave in enumerate(plan):
+    for wave, lab in zip(plan, labels):
         steps += [Step(f"train {n}", configs[n].max_minutes * 60, n) for n in wave]
-        steps.append(Step(f"archive {', '.join(wave)}", ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
-        steps.append(Step("validate" + (f" (wave {k + 1})" if len(plan) > 1 else ""), VALIDATE_S[kind],
-                          "validation"))
+        steps.append(Step(lab["archive"], ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
+        steps.append(Step(lab["validate"], VALIDATE_S[kind], "validation"))
     progress = Progress(home(), steps)
 
     def step(name, fn):
@@ -231,7 +234,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
             return {"models": done, **({"retrained": retrained} if retrained else {})}
         return run
 
-    def archive_wave(wave):
+    def archive_wave(wave, label):
         def run():
             from .inference.archive import build_archive
             from .inference.cli import default_period
@@ -243,7 +246,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
                 test = ard_info(ard)["world"]["periods"]["test"]
                 s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
                 e = test[1]  # the whole test period, with the last training days before it
-            res = step(f"archive {', '.join(wave)}",
+            res = step(label,
                        lambda: build_archive(wave, s, e, ard=ard, workers=2, device=device, block_days=5))
             return {"complete": res["complete"], "size_mb": res["size_mb"],
                     "catalog": refresh_products(home() / "archive", ard)}
@@ -257,15 +260,13 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
             return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
         return run
 
-    for k, wave in enumerate(plan):
+    for k, (wave, lab) in enumerate(zip(plan, labels)):
         suffix = "" if k == 0 else "_rest"
-        vlabel = "validate" + (f" (wave {k + 1})" if len(plan) > 1 else "")
         _stage("train" + suffix, summary, train_wave(wave))
-        for stage, fn in (("archive", archive_wave(wave)), ("validate", validate_wave(vlabel))):
+        for stage, fn in (("archive", archive_wave(wave, lab["archive"])),
+                          ("validate", validate_wave(lab["validate"]))):
             if stage in skip:
-                progress.start(vlabel if stage == "validate" else f"archive {', '.join(wave)}")
-                progress.done(vlabel if stage == "validate" else f"archive {', '.join(wave)}", "skipped",
-                              f"--skip {stage}")
+                progress.done(lab[stage], "skipped", f"--skip {stage}")
             _stage(stage + suffix, summary, fn, skip)
         if k == 0 and on_first_page is not None:
             on_first_page(summary)

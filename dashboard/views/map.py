@@ -74,16 +74,6 @@ def _cut(home: str):
     return slice(*np.searchsorted(lat, [lat0, lat1])), slice(*np.searchsorted(lon, [lon0, lon1]))
 
 
-def _image(state, **_) -> gv.Image:
-    """The frame in PlateCarree (``gv.Image``), cut to the region the page shows: GeoViews warps
-    an image onto a grid of the same shape in the view's projection, so a cut keeps the warped
-    grid at the data's 10 km resolution and costs only the shown cells."""
-    lat, lon = store.tp10_coords()
-    i, j = _cut(state.home)
-    return gv.Image((lon[j], lat[i], _values(state)[i, j]), kdims=["lon", "lat"], vdims=["value"],
-                    crs=crs("plate_carree"))
-
-
 @lru_cache(maxsize=8)
 def _warp(home: str, proj: str):
     """GeoViews' projection of the cut grid, done ONCE per home and projection: ``gv.project``

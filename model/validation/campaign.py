@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time as _time
 from pathlib import Path
 
@@ -168,10 +170,10 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     """
     from ..config import home
     from ..inference.runner import Runner
-    from ..io import atomic_path
+    from ..io import atomic_path, write_json_atomic
     from ..machine import machine_info
     from ..networks.registry import model_info
-    from ..training.ard import ard_info, default_ard, open_group
+    from ..training.ard import ard_identity, ard_info, default_ard, open_group
     from ..training.trainer import TrainConfig, train
     from .metrics import DEFAULT_SETTINGS
     from .skill import relative_change, seed_summary
@@ -211,38 +213,71 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
 
     provider = InputProvider(ard, max_blocks=2)
     cubes = {p: provider.cube_between(sc.steps[0], sc.steps[-1]) for p, sc in scorers.items()}
+    # Each finished run (model, seed) is kept in a work folder beside ``out`` with its rows and
+    # test-period cells, so an interrupted experiment resumes where it stopped; the work folder
+    # belongs to one set of settings (a different budget, store or set of steps starts afresh).
+    work = out.with_name(f".{out.name}.work")
+    key = {"budget": budget, "device": device, "ard_identity": ard_identity(ard),
+           "test_steps": [str(test_steps[0]), str(test_steps[-1]), int(test_steps.size)],
+           "train_steps": [str(train_steps[0]), str(train_steps[-1]), int(train_steps.size)],
+           "stations": bool(stations)}
+    key = json.loads(json.dumps(key, default=str))
+    if work.exists():
+        try:
+            old_key = json.loads((work / "key.json").read_text())
+        except (OSError, ValueError):
+            old_key = None
+        if old_key != key:
+            log.warning("experiment: the unfinished runs in %s were made with other settings; starting afresh", work)
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(work / "key.json", key)
+    rows, fields = [], {}
+    kinds = {}
+    todo = [(s, name) for s in range(seeds) for name in models if infos[name].kind != "reference" or s == 0]
+    done_before = sum((work / "runs" / n / f"seed{s}" / "result.json").exists() for s, n in todo)
+    if done_before:
+        log.warning("experiment: resuming, %d of %d runs already done in %s", done_before, len(todo), work)
+    for s, name in todo:
+        kinds[name] = "product"
+        run_dir = work / "runs" / name / f"seed{s}"
+        result = run_dir / "result.json"
+        if result.exists() and (run_dir / "test_cells.npy").exists():
+            rows += json.loads(result.read_text())
+            fields.setdefault(name, []).append(np.load(run_dir / "test_cells.npy"))
+            continue
+        if run_dir.exists():          # an interrupted run: train it again
+            shutil.rmtree(run_dir)
+        cfg = TrainConfig(model=name, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
+                          seed=s, device=device, **budget)
+        t0 = _time.perf_counter()
+        run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
+        tsum = json.loads((run / "summary.json").read_text())
+        wall_train = round(_time.perf_counter() - t0, 1)
+        runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
+        run_rows, cells = [], None
+        for period, sc in scorers.items():
+            t1 = _time.perf_counter()
+            f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
+            wall_infer = round(_time.perf_counter() - t1, 1)
+            run_rows.append({"model": name, "kind": "product", "seed": s, "period": period,
+                             "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
+                             "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
+                             "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
+                             "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size),
+                             **sc.score(f)})
+            if period == "test":
+                cells = sc.cells(f)
+        del runner
+        with atomic_path(run_dir / "test_cells.npy") as tmp_npy:
+            with open(tmp_npy, "wb") as fh:
+                np.save(fh, cells)
+        write_json_atomic(result, run_rows, default=_json_default)   # last: marks the run done
+        rows += run_rows
+        fields.setdefault(name, []).append(cells)
+        log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        rows, fields = [], {}
-        kinds = {}
-        for s in range(seeds):
-            for name in models:
-                learned = infos[name].kind != "reference"
-                if not learned and s > 0:
-                    continue
-                kinds[name] = "product"
-                cfg = TrainConfig(model=name, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
-                                  seed=s, device=device, **budget)
-                run_dir = tmp / "runs" / name / f"seed{s}"
-                t0 = _time.perf_counter()
-                run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
-                tsum = json.loads((run / "summary.json").read_text())
-                wall_train = round(_time.perf_counter() - t0, 1)
-                runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
-                for period, sc in scorers.items():
-                    t1 = _time.perf_counter()
-                    f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
-                    wall_infer = round(_time.perf_counter() - t1, 1)
-                    row = {"model": name, "kind": "product", "seed": s, "period": period,
-                           "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
-                           "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
-                           "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
-                           "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size), **sc.score(f)}
-                    rows.append(row)
-                    if period == "test":
-                        fields.setdefault(name, []).append(sc.cells(f))
-                del runner
-                log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
         # references (no training) and ceilings
         for period, sc in scorers.items():
             for name, f in _reference_fields(ard, sc.steps).items():
@@ -329,8 +364,22 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                         "seconds": round(_time.perf_counter() - t_all, 1)}
         (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
         (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc))
+        if (work / "runs").exists():
+            os.replace(work / "runs", tmp / "runs")
+    shutil.rmtree(work, ignore_errors=True)
     return {"out": str(out), "summary": summary, "intervals": intervals, "temporal": temporal,
             "seconds": round(_time.perf_counter() - t_all, 1)}
+
+
+def _json_default(v):
+    """numpy scalars in a run's rows (Python's json writes and reads NaN as is)."""
+    if isinstance(v, np.floating):
+        return float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return str(v)
 
 
 def _pm(row, col, fmt="{:.3f}"):

@@ -104,6 +104,51 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow  # trains and scores three short runs on the tiny world: minutes on 2 cores
+def test_experiment_resumes_after_an_interruption(tiny, tmp_path, monkeypatch):
+    """An experiment stopped in its second run keeps the first: the rerun trains only what is
+    missing, and its tables count every run once."""
+    import model.training.trainer as trainer
+    from model.validation.campaign import run_experiment
+
+    ard = tiny / "worlds" / "tiny" / "ard.zarr"
+    kw = dict(seeds=2, max_minutes=0.05, max_epochs=1, steps_per_epoch=2, patience=1, ard=ard,
+              out=tmp_path / "exp", device="cpu", ceiling=False, n_resamples=50, train_days=1,
+              test_stride=4, stations=False, train_kw={"tune_patches": 8, "max_pixel_samples": 2000})
+    real_train, trained = trainer.train, []
+
+    def stop_in_second_run(name, cfg, **k):
+        trained.append((name, cfg.seed))
+        if len(trained) == 2:
+            raise KeyboardInterrupt("stopped by the user")
+        return real_train(name, cfg, **k)
+
+    monkeypatch.setattr(trainer, "train", stop_in_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(["mlp"], **kw)
+    work = tmp_path / ".exp.work"
+    assert (work / "runs" / "mlp" / "seed0" / "result.json").exists() and not (tmp_path / "exp").exists()
+    first = (work / "runs" / "mlp" / "seed0" / "checkpoint.pt").stat().st_mtime_ns
+
+    trained.clear()
+    res = run_experiment(["mlp"], **kw)
+    assert trained == [("mlp", 1)]                       # seed 0 was not trained again
+    out = tmp_path / "exp"
+    assert (out / "runs" / "mlp" / "seed0" / "checkpoint.pt").stat().st_mtime_ns == first
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert sorted(runs.loc[(runs["period"] == "test") & (runs["model"] == "mlp"), "seed"]) == [0, 1]
+    assert res["summary"].set_index("model").loc["mlp", "runs"] == 2
+    assert not work.exists()
+
+    # other settings do not reuse unfinished runs
+    (work / "runs" / "mlp" / "seed0").mkdir(parents=True)
+    (work / "key.json").write_text("{}")
+    (work / "runs" / "mlp" / "seed0" / "result.json").write_text("[]")
+    trained.clear()
+    run_experiment(["mlp"], **{**kw, "seeds": 1, "out": tmp_path / "exp"})
+    assert trained == [("mlp", 0)]
+
+
 def test_experiment_bad_arguments(tiny, tmp_path):
     from model.validation.campaign import run_experiment
 

@@ -55,7 +55,7 @@ def score(run: Path, ard: Path, device: str) -> dict:
     from model.grids import get_grid, regridder, tp10
     from model.inference.runner import Runner, resolve_run
     from model.training.ard import ard_info, open_group
-    from model.validation.metrics import map_summary, metric_map
+    from model.validation.metric_maps import map_summary, metric_map
 
     info = ard_info(ard)
     s, e = info["world"]["periods"]["test"]

@@ -33,7 +33,7 @@ def main():
     a = ap.parse_args()
     print("machine:", machine_line(machine_info(numpy=np.__version__)))
     from model.config import shared_data
-    from model.data import era5, ismn, smap, static
+    from model.data import era5, era5_time, ismn, smap, static
     from model.grids import Regridder
 
     sh = shared_data()
@@ -45,7 +45,7 @@ def main():
         f = sh / "era5/era5-2mt-2019-03-uk.grib"
         timed("ERA5 GRIB, 744 hourly steps (real)", lambda: era5.read_era5(f), f.stat().st_size, repeat=1)
         ds = era5.read_era5(f)
-        timed("  to_3hourly of it", lambda: era5.to_3hourly(ds), ds.nbytes)
+        timed("  to_3hourly of it", lambda: era5_time.to_3hourly(ds), ds.nbytes)
         f = sh / "ismn/header_values_tp/MAQU/CST-01"
         timed("ISMN Maqu CST-01, 16k hourly records (real)", lambda: ismn.read_ismn(f), None, repeat=1)
         f = sh / "dem/pvlib_Altitude_global_1_12deg.h5"

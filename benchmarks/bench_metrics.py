@@ -1,6 +1,6 @@
 """Benchmark of the validation metrics: metric maps and station matching.
 
-Times :func:`model.validation.metrics.metric_map` (all metrics) on a (time=2000, 150, 320)
+Times :func:`model.validation.metric_maps.metric_map` (all metrics) on a (time=2000, 150, 320)
 float32 product/reference pair with NaNs (outside the TP mask, and 10 % random gaps in the
 reference), numpy-backed and Dask-backed (2 chunks, 2 threads), and the matching of 118
 stations (locate + one vectorised extraction + 118 ``match_station`` + network metrics).
@@ -29,7 +29,8 @@ import xarray as xr  # noqa: E402
 from model.grids import tp10, tp_mask  # noqa: E402
 from model.validation.matching import match_stations, network_metrics  # noqa: E402
 from model.machine import machine_info, machine_line  # noqa: E402
-from model.validation.metrics import ALL_METRICS, metric_map  # noqa: E402
+from model.validation.metric_maps import metric_map  # noqa: E402
+from model.validation.metrics import ALL_METRICS  # noqa: E402
 
 
 def machine() -> str:

@@ -173,7 +173,8 @@ def smap_l3_cube(files, product: str | None = None, policy=None, report: IngestR
     """
     import xarray as xr
 
-    from .smap import QualityPolicy, read_smap_l3
+    from .smap import read_smap_l3
+    from .smap_format import QualityPolicy
 
     report = report or IngestReport()
     policy = policy or QualityPolicy()

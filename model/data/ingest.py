@@ -70,7 +70,8 @@ def era5_cube_files(files, report: IngestReport, start=None, end=None, dropped: 
     the day before), the step after the last sample, and steps inside gaps.
     """
     from ..grids.core import TP_BBOX
-    from .era5 import regrid_to_tp10, to_3hourly
+    from .era5 import regrid_to_tp10
+    from .era5_time import to_3hourly
 
     dropped = dropped if dropped is not None else {"n": 0, "times": []}
     files = list(files)
@@ -207,7 +208,7 @@ def _check_smap(files, row: SourceCheck, product: str):
 
 
 def _check_ismn(path: Path, row: SourceCheck):
-    from .ismn import _collect_sources, _scan
+    from .ismn_sources import _collect_sources, _scan
 
     row.unit = "station files"
     try:

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .metrics import DEFAULT_SETTINGS, MetricSettings, map_summary, metric_map
+from .metrics import DEFAULT_SETTINGS, MetricSettings
+from .metric_maps import map_summary, metric_map
 from .skill import pooled_metrics, relative_change
 
 log = logging.getLogger(__name__)

@@ -577,7 +577,7 @@ def match_to_smap(product_on_smap_grid, smap_obs, *, dims: tuple[str, ...] = ("t
     (product, smap) : tuple of xarray.DataArray
         Inner join on the ``(time, y, x)`` coordinates, dims in ``dims`` order, NaN wherever
         either is NaN. Lazy for Dask inputs. Feed them to
-        :func:`model.validation.metrics.metric_map`.
+        :func:`model.validation.metric_maps.metric_map`.
     """
     import xarray as xr
 

@@ -202,7 +202,7 @@ def pooled_metrics(product, reference, valid=None, *, settings: MetricSettings =
 def cell_scores(product: np.ndarray, truth: np.ndarray, valid=None, min_n: int = DEFAULT_SETTINGS.min_n) -> dict:
     """Per-cell R, bias, ubRMSE (over time) of (time, y, x) fields, their cell means and counts.
 
-    The same definitions as :func:`model.validation.metrics.metric_map` (tested equal); a light
+    The same definitions as :func:`model.validation.metric_maps.metric_map` (tested equal); a light
     form for the many seeds and subsets of the experiment tables.
     """
     x = np.asarray(product, np.float64)

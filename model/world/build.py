@@ -391,7 +391,7 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
     """The simulation loop with its observation operators; returns (written, skipped)."""
     from tqdm.auto import tqdm
 
-    from ..data.smap import smap_filename
+    from ..data.smap_format import smap_filename
     from .observe import (Era5Operator, IsmnOperator, L4Operator, SmapL3Operator, TruthOperator,
                           write_era5_task, write_ismn_task, write_smap_l3_task, write_smap_l4_task)
     from .simulate import Simulation

@@ -55,7 +55,8 @@ def per_cell_ubrmse(product: np.ndarray, reference: np.ndarray, min_n: int = 10)
 def smap_matchups(folder, product: str = "SPL3SMP", policy=None, every: int = 1):
     """SMAP-like retrievals and the truth aggregated over the same cell at the nearest product
     step of each cell's observation time: (obs, truth_agg) arrays of shape (n_overpasses, ny, nx)."""
-    from ..data.smap import overpass_step, read_smap_l3
+    from ..data.smap import read_smap_l3
+    from ..data.smap_format import overpass_step
     from ..grids import regridder
 
     truth = open_truth(folder)["soil_moisture"]
@@ -126,7 +127,7 @@ def gridded_vs_truth(folder, every: int = 8, months=None) -> dict:
     l4, e9, t9 = [], [], []
     for when in tt:
         centre = pd.Timestamp(when) - pd.Timedelta(minutes=90)
-        from ..data.smap import smap_filename
+        from ..data.smap_format import smap_filename
 
         f = folder / "inputs" / "SPL4SMGP" / smap_filename("SPL4SMGP", centre.to_datetime64())
         if not f.exists():

@@ -415,7 +415,7 @@ def era5_dataset(times, cells, shape, buffers: dict, chunk_hours: int = 96):
     import dask.array as da
     import xarray as xr
 
-    from ..data.era5 import ACCUMULATED, PARAMS
+    from ..data.era5_grib import ACCUMULATED, PARAMS
     from ..grids import tp10
 
     g = tp10()
@@ -636,14 +636,14 @@ def _num(x, default):
 # write tasks (module-level: a worker process can run them)
 # ------------------------------------------------------------------------------------------
 def write_smap_l3_task(path: str, product: str, date: str, am, pm) -> str:
-    from ..data.smap import write_smap_l3
+    from ..data.smap_write import write_smap_l3
 
     write_smap_l3(path, product, date, am, pm, creation_date=_CREATION)
     return path
 
 
 def write_smap_l4_task(path: str, time, ds) -> str:
-    from ..data.smap import write_smap_l4
+    from ..data.smap_write import write_smap_l4
 
     write_smap_l4(path, time, ds, creation_date=_CREATION)
     return path
@@ -652,7 +652,7 @@ def write_smap_l4_task(path: str, time, ds) -> str:
 def write_era5_task(path: str, times, cells, shape, buffers) -> str:
     import dask
 
-    from ..data.era5 import write_era5_netcdf
+    from ..data.era5_write import write_era5_netcdf
 
     with dask.config.set(scheduler="synchronous"):
         ds = era5_dataset(times, cells, shape, buffers)
@@ -663,7 +663,7 @@ def write_era5_task(path: str, times, cells, shape, buffers) -> str:
 
 
 def write_ismn_task(root: str, items) -> str:
-    from ..data.ismn import write_ismn_station
+    from ..data.ismn_write import write_ismn_station
 
     for meta, df in items:
         write_ismn_station(root, meta, df)

@@ -93,7 +93,8 @@ def load_world_arrays(folder) -> dict:
     """Truth, ERA5-Land-like 3-hourly fields and static layers of a world, on TP10 (numpy)."""
     import xarray as xr
 
-    from ..data.era5 import read_era5, to_3hourly
+    from ..data.era5 import read_era5
+    from ..data.era5_time import to_3hourly
     from ..data.static import static_layers
     from .build import MANIFEST
 

@@ -23,8 +23,11 @@ def make_downloads(world_inputs: str | Path, dest: str | Path, period=None, era5
     """
     import numpy as np
 
-    from model.data.era5 import read_era5, write_era5_monthly
-    from model.data.smap import QualityPolicy, parse_smap_filename, read_smap_l3, write_smap_l3
+    from model.data.era5 import read_era5
+    from model.data.era5_write import write_era5_monthly
+    from model.data.smap import read_smap_l3
+    from model.data.smap_format import QualityPolicy, parse_smap_filename
+    from model.data.smap_write import write_smap_l3
 
     src = Path(world_inputs)
     dest = Path(dest)

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from model.data import era5
-from model.data.era5 import (MultipleGridsError, TimeAxisError, deaccumulate, describe, latlon_grid,
-                             read_era5, reaccumulate, regrid_to_tp10, to_3hourly, write_era5_netcdf)
+from model.data import era5_grib, era5_write
+from model.data.era5 import describe, latlon_grid, read_era5, regrid_to_tp10
+from model.data.era5_grib import MultipleGridsError
+from model.data.era5_time import TimeAxisError, deaccumulate, to_3hourly
+from model.data.era5_write import reaccumulate, write_era5_netcdf
 from model.errors import CoverageError, InputError, MissingVariableError, UnreadableFileError
 from model.grids import TP_BBOX, tp10
 
@@ -50,8 +52,8 @@ def _hourly_dataset(start="2019-07-01 01:00", hours=72, ny=12, nx=16, seed=0):
     for k, a in v.items():
         a = np.broadcast_to(a, (hours, ny, nx)).astype(np.float32).copy()
         a[:, 0, 0] = np.nan  # a masked (outside the TP) cell
-        attrs = {"units": era5.PARAMS[k].cf_units}
-        if k in era5.ACCUMULATED:
+        attrs = {"units": era5_grib.PARAMS[k].cf_units}
+        if k in era5_grib.ACCUMULATED:
             attrs["cell_methods"] = "time: sum"
         out[k] = xr.DataArray(a, dims=("time", "lat", "lon"), coords={"time": t, "lat": lat, "lon": lon}, attrs=attrs)
     return xr.Dataset(out, attrs={"product": "ERA5-Land"})
@@ -72,9 +74,9 @@ def _accumulate_from_00(amounts: np.ndarray, times: pd.DatetimeIndex) -> np.ndar
 def _write_cds_like_new(path, times, lat_desc, lon, fields: dict):
     """A new-layout CDS file written with xarray (independent of write_era5_netcdf)."""
     data = {k: (("valid_time", "latitude", "longitude"), v.astype(np.float32),
-                {"units": era5.PARAMS[k].units, "long_name": era5.PARAMS[k].long_name, "standard_name": "unknown",
-                 "GRIB_paramId": era5.PARAMS[k].param_id,
-                 "GRIB_stepType": "accum" if k in era5.ACCUMULATED else "instant"})
+                {"units": era5_grib.PARAMS[k].units, "long_name": era5_grib.PARAMS[k].long_name, "standard_name": "unknown",
+                 "GRIB_paramId": era5_grib.PARAMS[k].param_id,
+                 "GRIB_stepType": "accum" if k in era5_grib.ACCUMULATED else "instant"})
             for k, v in fields.items()}
     ds = xr.Dataset(data, coords={"valid_time": times, "latitude": lat_desc, "longitude": lon,
                                   "number": 0, "expver": ("valid_time", np.array(["0001"] * len(times), dtype=object))})
@@ -436,7 +438,7 @@ def test_monthly_files_concatenate_and_zip(tmp_path):
     t = pd.DatetimeIndex(ds["time"].values)
     july = ds.sel(time=t < pd.Timestamp("2019-08-01 00:00"))
     aug = ds.sel(time=t >= pd.Timestamp("2019-08-01 00:00"))
-    f1, f2 = era5.write_era5_monthly(tmp_path, ds, prefix="era5-land")
+    f1, f2 = era5_write.write_era5_monthly(tmp_path, ds, prefix="era5-land")
     assert (f1.name, f2.name) == ("era5-land_2019-07.nc", "era5-land_2019-08.nc")
     with netCDF4.Dataset(f2) as nc:  # the CDS monthly convention: 00 UTC of day 1 .. 23 UTC
         t2 = pd.to_datetime(nc["valid_time"][:], unit="s")
@@ -518,10 +520,10 @@ def test_regrid_to_tp10_exact_and_area_mean(tmp_path):
 
 
 def test_product_override_and_short_names():
-    assert era5.short_name("2m_temperature") == "t2m"
-    assert era5.short_name("Volumetric soil water layer 1") == "swvl1"
-    assert era5.short_name("var228") == "tp"
-    assert era5.short_name("snow_depth", "ERA5") == "sd" and era5.short_name("snow_depth") == "sde"
+    assert era5_grib.short_name("2m_temperature") == "t2m"
+    assert era5_grib.short_name("Volumetric soil water layer 1") == "swvl1"
+    assert era5_grib.short_name("var228") == "tp"
+    assert era5_grib.short_name("snow_depth", "ERA5") == "sd" and era5_grib.short_name("snow_depth") == "sde"
     with pytest.raises(InputError, match="era5-land"):
         read_era5(__file__, product="merra")
 

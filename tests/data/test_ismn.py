@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model.data.ismn import (STATUS_EMPTIED, STATUS_NO_DATA, STATUS_NO_DEPTH, STATUS_OK,
-                             STATUS_UNREADABLE, FlagPolicy, describe, read_ismn, stm_filename,
-                             write_ismn_station)
+from model.data.ismn import (STATUS_EMPTIED, STATUS_NO_DATA, STATUS_NO_DEPTH, STATUS_OK, STATUS_UNREADABLE,
+                             FlagPolicy, describe, read_ismn)
+from model.data.ismn_write import stm_filename, write_ismn_station
 from model.errors import InputError, UnreadableFileError, WrongProductError
 
 MAQU_NAME = "MAQU_MAQU_CST-01_sm_0.050000_0.050000_ECH20-EC-TM_20070101_20131231.stm"

@@ -41,7 +41,8 @@ def test_l3_without_surface_flag_is_read_as_no_information(tmp_path):
     """A file lacking surface_flag (deleted from a full granule) is read, not rejected."""
     import h5py
 
-    from model.data.smap import read_smap_l3, write_smap_l3
+    from model.data.smap import read_smap_l3
+    from model.data.smap_write import write_smap_l3
 
     am = _l3_overpass()
     full = write_smap_l3(tmp_path / "SMAP_L3_SM_P_20170601_R18290_001.h5", "SPL3SMP", "2017-06-01", am, None)
@@ -59,7 +60,8 @@ def test_l3_without_surface_flag_is_read_as_no_information(tmp_path):
 
 
 def test_l3_without_retrieval_qual_flag_rejects_nothing_by_that_rule(tmp_path):
-    from model.data.smap import read_smap_l3, write_smap_l3
+    from model.data.smap import read_smap_l3
+    from model.data.smap_write import write_smap_l3
 
     am = _l3_overpass(1)
     p = write_smap_l3(tmp_path / "SMAP_L3_SM_P_20170601_R18290_001.h5", "SPL3SMP", "2017-06-01", am, None,
@@ -102,7 +104,7 @@ def test_check_pass_says_optional_sources_are_optional(tmp_path):
     """No L4 files and no static file: found 0, optional, what it means; no 'build the world'."""
     from model.data.ingest import _fail_early, check_inputs, sources_table
     from model.data.catalog import open_catalog
-    from model.data.smap import write_smap_l3
+    from model.data.smap_write import write_smap_l3
 
     d = tmp_path / "SPL3SMP_E"
     write_smap_l3(d / "SMAP_L3_SM_P_E_20170601_R18290_001.h5", "SPL3SMP_E", "2017-06-01", None, None)
@@ -121,7 +123,7 @@ def test_check_pass_says_optional_sources_are_optional(tmp_path):
 
 # ---------------------------------------------------------------- problem 3: ISMN header first
 def _station(root, network, station, keep):
-    from model.data.ismn import write_ismn_station
+    from model.data.ismn_write import write_ismn_station
 
     t = pd.date_range("2017-06-01", periods=48, freq="h")
     data = pd.DataFrame({"soil_moisture": np.linspace(0.1, 0.2, t.size)}, index=t)
@@ -149,7 +151,7 @@ def test_ismn_underscore_network_names_read_from_the_header(tmp_path):
     for s in got.values():
         assert s.status == "ok" and s.n_kept == 48 and (s.depth_from, s.depth_to) == (0.0, 0.05)
         assert s.sensor == "5TM"
-    from model.data.ismn import stm_filename   # the writer can name files as ISMN does
+    from model.data.ismn_write import stm_filename   # the writer can name files as ISMN does
 
     assert stm_filename("CTP_SMTMN", "L01", "sm", 0, 0.05, "5TM", "2017-06-01", "2017-06-02",
                         keep_network_underscores=True).startswith("CTP_SMTMN_CTP_SMTMN_L01_sm_0.000000_0.050000_")
@@ -172,7 +174,7 @@ def test_ingest_fails_before_any_era5_work_when_smap_is_unusable(tmp_path, monke
     """SMAP 9 km files that are all broken: the error comes from the check pass, before
     ERA5-Land is processed, and no store is left behind."""
     from model.data import ingest as ing
-    from model.data.era5 import write_era5_monthly
+    from model.data.era5_write import write_era5_monthly
     from model.errors import InputError
 
     ds = _era5_hourly("2017-06-01", 48)
@@ -228,7 +230,7 @@ def _era5_hourly(start, hours, box=(90.0, 31.0, 91.0, 32.0)):
 def test_dropped_era5_steps_are_counted_and_months_join(tmp_path):
     """Two monthly CDS files from 00 UTC: only the record's first step and the step after
     the last sample are not made (and counted); the month boundary is seamless."""
-    from model.data.era5 import write_era5_monthly
+    from model.data.era5_write import write_era5_monthly
     from model.data.ingest import IngestReport, era5_cube_files
 
     ds = _era5_hourly("2017-06-28", 24 * 6)          # 28 June 00 UTC .. 3 July 23 UTC

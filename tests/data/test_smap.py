@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from model.data import smap
-from model.data.smap import EmptyDataWarning, QualityPolicy
+from model.data import smap, smap_format, smap_write
+from model.data.smap_format import EmptyDataWarning, QualityPolicy
 from model.errors import (CoverageError, EmptyAfterPolicyError, InputError, MissingVariableError,
                           UnknownNameError, UnreadableFileError, WrongProductError)
 from model.grids import ease2, ease2_grid, get_grid
@@ -55,8 +55,8 @@ def l3_files(tmp_path_factory):
         am, pm = _overpass(product, rng, 0), _overpass(product, rng, 12)
         am["surface_temperature"] = (("y", "x"), rng.uniform(260, 300, am["soil_moisture"].shape).astype(np.float32))
         pm["surface_temperature"] = (("y", "x"), rng.uniform(260, 300, pm["soil_moisture"].shape).astype(np.float32))
-        path = folder / smap.smap_filename(product, DAY)
-        smap.write_smap_l3(path, product, DAY, am, pm, creation_date="2020-01-01")
+        path = folder / smap_format.smap_filename(product, DAY)
+        smap_write.write_smap_l3(path, product, DAY, am, pm, creation_date="2020-01-01")
         out[product] = (path, am, pm)
     return out
 
@@ -72,8 +72,8 @@ def l4_file(tmp_path_factory):
     }, coords=g.coords())
     ds["sm_surface"][:5, :7] = np.nan
     t = np.datetime64(f"{DAY}T01:30", "ns")
-    path = tmp_path_factory.mktemp("l4") / smap.smap_filename("SPL4SMGP", t)
-    smap.write_smap_l4(path, t, ds, creation_date="2020-01-01")
+    path = tmp_path_factory.mktemp("l4") / smap_format.smap_filename("SPL4SMGP", t)
+    smap_write.write_smap_l4(path, t, ds, creation_date="2020-01-01")
     return path, t, ds
 
 
@@ -137,7 +137,7 @@ def test_l2_times_agree_with_utc_strings(l2):
     ds = smap.read_smap_l2(l2)
     with h5py.File(l2, "r") as f:
         strings = f["Soil_Moisture_Retrieval_Data/tb_time_utc"][()]
-    parsed = smap.parse_utc_strings(strings)
+    parsed = smap_format.parse_utc_strings(strings)
     exact = np.array([b"*" not in s for s in strings])
     assert (~exact).sum() == 10  # the granule really has '.***Z' milliseconds
     diff = np.abs((ds["obs_time"].values - parsed)[exact].astype(np.int64))
@@ -257,7 +257,7 @@ def test_l3_file_layout(l3_files):
         utc = gam["tb_time_utc"][g.row_offset:g.row_offset + 180, g.col_offset:g.col_offset + 344]
     ok = sec != -9999
     assert ok.any() and (np.char.str_len(utc[~ok]) == 0).all()
-    t = smap.parse_utc_strings(utc[ok])
+    t = smap_format.parse_utc_strings(utc[ok])
     expect = np.datetime64("2000-01-01T12:00:00", "ns") + (sec[ok] * 1e9).round().astype("timedelta64[ns]")
     assert np.abs((t - expect).astype(np.int64)).max() < 1_000_000
     np.testing.assert_array_equal(t, am["obs_time"].values[ok])
@@ -276,7 +276,7 @@ def test_l3_policy_rules_and_counts(tmp_path, rng):
     am["soil_moisture"][1, 5:8] = 0.01             # out of range
     am["surface_flag"][2, :4] = 1 << 8             # model frozen ground
     am["surface_flag"][3, :6] = 1 << 9             # mountainous terrain: kept by default
-    path = smap.write_smap_l3(tmp_path / smap.smap_filename("SPL3SMP", DAY), "SPL3SMP", DAY, am, pm)
+    path = smap_write.write_smap_l3(tmp_path / smap_format.smap_filename("SPL3SMP", DAY), "SPL3SMP", DAY, am, pm)
     ds = smap.read_smap_l3(path)
     a = ds["soil_moisture"].sel(overpass="AM").values
     assert np.isnan(a[0, :10]).all() and np.isfinite(a[0, 10:]).all()
@@ -294,7 +294,7 @@ def test_l3_policy_rules_and_counts(tmp_path, rng):
 
 def test_l3_default_flags_and_none_overpass(tmp_path, rng):
     am = _overpass("SPL3SMP", rng, 0).drop_vars(["retrieval_qual_flag", "surface_flag"])
-    path = smap.write_smap_l3(tmp_path / "x.h5", "SPL3SMP", DAY, am, None)
+    path = smap_write.write_smap_l3(tmp_path / "x.h5", "SPL3SMP", DAY, am, None)
     ds = smap.read_smap_l3(path)
     a = ds.sel(overpass="AM")
     has = np.isfinite(am["soil_moisture"].values)
@@ -308,14 +308,14 @@ def test_l3_partial_block_with_coords(tmp_path, rng):
     """am/pm given as any block of the global grid (y/x = global indices)."""
     full = _overpass("SPL3SMP_E", rng, 0)
     block = full.isel(y=slice(20, 60), x=slice(100, 150))
-    path = smap.write_smap_l3(tmp_path / "b.h5", "SPL3SMP_E", DAY, block, None)
+    path = smap_write.write_smap_l3(tmp_path / "b.h5", "SPL3SMP_E", DAY, block, None)
     ds = smap.read_smap_l3(path).sel(overpass="AM")
     np.testing.assert_array_equal(ds["soil_moisture"].values[20:60, 100:150], block["soil_moisture"].values)
     assert np.isnan(ds["soil_moisture"].values[:20]).all()
     with pytest.raises(ValueError, match="overpass"):
-        smap.write_smap_l3(tmp_path / "c.h5", "SPL3SMP", DAY, smap.read_smap_l3(path), None)
+        smap_write.write_smap_l3(tmp_path / "c.h5", "SPL3SMP", DAY, smap.read_smap_l3(path), None)
     with pytest.raises(UnknownNameError):
-        smap.write_smap_l3(tmp_path / "c.h5", "SPL3SMP_X", DAY, full, None)
+        smap_write.write_smap_l3(tmp_path / "c.h5", "SPL3SMP_X", DAY, full, None)
 
 
 def test_writer_is_atomic(tmp_path, rng, monkeypatch):
@@ -326,9 +326,9 @@ def test_writer_is_atomic(tmp_path, rng, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(smap, "_format_utc", boom)
+    monkeypatch.setattr(smap_write, "_format_utc", boom)
     with pytest.raises(RuntimeError):
-        smap.write_smap_l3(target, "SPL3SMP", DAY, am, None)
+        smap_write.write_smap_l3(target, "SPL3SMP", DAY, am, None)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["keep.h5"]
 
@@ -338,7 +338,7 @@ def test_identify_without_metadata(l3_files, tmp_path):
     shutil.copy(l3_files["SPL3SMP_E"][0], path)
     with h5py.File(path, "a") as f:
         del f["Metadata"]
-    assert smap.identify(path)[0] == "SPL3SMP_E"
+    assert smap_format.identify(path)[0] == "SPL3SMP_E"
     ds = smap.read_smap_l3(path)
     assert ds.attrs["product"] == "SPL3SMP_E" and ds.attrs["date"] == DAY  # date from the data
 
@@ -409,43 +409,43 @@ def test_l4_roundtrip(l4_file):
 def test_l4_time_must_be_window_centre(tmp_path, l4_file):
     _, _, src = l4_file
     with pytest.raises(ValueError, match="centres"):
-        smap.write_smap_l4(tmp_path / "x.h5", "2017-06-01T03:00", src)
+        smap_write.write_smap_l4(tmp_path / "x.h5", "2017-06-01T03:00", src)
     with pytest.raises(ValueError, match="centres"):
-        smap.smap_filename("SPL4SMGP", "2017-06-01")
+        smap_format.smap_filename("SPL4SMGP", "2017-06-01")
 
 
 # --------------------------------------------------------------------------- names and steps
 
 
 def test_filenames():
-    assert smap.smap_filename("SPL3SMP", "2017-06-01") == "SMAP_L3_SM_P_20170601_R18290_001.h5"
-    assert smap.smap_filename("SPL3SMP_E", np.datetime64("2017-06-01")) == "SMAP_L3_SM_P_E_20170601_R18290_001.h5"
-    assert smap.smap_filename("SPL4SMGP", "2017-06-01T01:30") == "SMAP_L4_SM_gph_20170601T013000_Vv7032_001.h5"
-    info = smap.parse_smap_filename("SMAP_L3_SM_P_E_20170601_R18290_001.h5")
+    assert smap_format.smap_filename("SPL3SMP", "2017-06-01") == "SMAP_L3_SM_P_20170601_R18290_001.h5"
+    assert smap_format.smap_filename("SPL3SMP_E", np.datetime64("2017-06-01")) == "SMAP_L3_SM_P_E_20170601_R18290_001.h5"
+    assert smap_format.smap_filename("SPL4SMGP", "2017-06-01T01:30") == "SMAP_L4_SM_gph_20170601T013000_Vv7032_001.h5"
+    info = smap_format.parse_smap_filename("SMAP_L3_SM_P_E_20170601_R18290_001.h5")
     assert info["product"] == "SPL3SMP_E" and info["time"] == np.datetime64("2017-06-01")
-    info = smap.parse_smap_filename(L2_NAME)
+    info = smap_format.parse_smap_filename(L2_NAME)
     assert info["product"] == "SPL2SMP" and info["orbit"] == 2801 and info["direction"] == "A"
-    assert smap.parse_smap_filename("SMAP_L4_SM_gph_20170601T013000_Vv7032_001.h5")["time"] == \
+    assert smap_format.parse_smap_filename("SMAP_L4_SM_gph_20170601T013000_Vv7032_001.h5")["time"] == \
         np.datetime64("2017-06-01T01:30")
-    assert smap.parse_smap_filename("other.h5") is None
+    assert smap_format.parse_smap_filename("other.h5") is None
     with pytest.raises(UnknownNameError):
-        smap.smap_filename("SPL3SMA", "2017-06-01")
+        smap_format.smap_filename("SPL3SMA", "2017-06-01")
 
 
 def test_overpass_step_vectorised():
     t = np.array(["2017-06-01T00:40", "2017-06-01T01:29:59", "2017-06-01T01:30", "2017-06-01T23:10",
                   "NaT", "2017-06-01T11:58"], dtype="datetime64[ns]")
-    out = smap.overpass_step(t)
+    out = smap_format.overpass_step(t)
     expect = np.array(["2017-06-01T00:00", "2017-06-01T00:00", "2017-06-01T03:00", "2017-06-02T00:00",
                        "NaT", "2017-06-01T12:00"], dtype="datetime64[ns]")
     np.testing.assert_array_equal(out, expect)
     da = xr.DataArray(t.reshape(2, 3), dims=("y", "x"))
-    res = smap.overpass_step(da)
+    res = smap_format.overpass_step(da)
     assert isinstance(res, xr.DataArray) and res.dims == ("y", "x")
     np.testing.assert_array_equal(res.values.ravel(), expect)
-    assert smap.overpass_step(np.datetime64("2017-06-01T22:31")) == np.datetime64("2017-06-02T00:00")
+    assert smap_format.overpass_step(np.datetime64("2017-06-01T22:31")) == np.datetime64("2017-06-02T00:00")
     big = np.datetime64("2016-01-01", "ns") + np.arange(0, 10**6) * np.timedelta64(997, "s")
-    steps = smap.overpass_step(big)
+    steps = smap_format.overpass_step(big)
     assert (np.abs(steps - big) <= np.timedelta64(90, "m")).all()
     assert ((steps - steps.astype("datetime64[D]")) % np.timedelta64(3, "h") == np.timedelta64(0)).all()
 
@@ -542,7 +542,7 @@ def test_missing_dataset(l3_files, l4_file, tmp_path):
 
 
 def test_all_fill_file_reported_or_raised(tmp_path):
-    path = smap.write_smap_l3(tmp_path / "fill.h5", "SPL3SMP", DAY, smap.overpass_template("SPL3SMP"), None)
+    path = smap_write.write_smap_l3(tmp_path / "fill.h5", "SPL3SMP", DAY, smap.overpass_template("SPL3SMP"), None)
     with pytest.warns(EmptyDataWarning, match="fill value"):
         ds = smap.read_smap_l3(path)
     assert ds.attrs["status"] == "all_fill" and np.isnan(ds["soil_moisture"]).all()
@@ -558,7 +558,7 @@ def test_all_fill_file_reported_or_raised(tmp_path):
 def test_emptied_by_policy(tmp_path, rng):
     am = _overpass("SPL3SMP", rng, 0)
     am["retrieval_qual_flag"][:] = 1
-    path = smap.write_smap_l3(tmp_path / "bad.h5", "SPL3SMP", DAY, am, None)
+    path = smap_write.write_smap_l3(tmp_path / "bad.h5", "SPL3SMP", DAY, am, None)
     with pytest.warns(EmptyDataWarning, match="rejected all"):
         ds = smap.read_smap_l3(path)
     assert ds.attrs["status"] == "empty_after_policy"
@@ -571,7 +571,7 @@ def test_emptied_by_policy(tmp_path, rng):
 def test_l4_all_fill(tmp_path):
     g = get_grid("M09")
     ds = xr.Dataset({"sm_surface": (g.dims, np.full(g.shape, np.nan, np.float32))}, coords=g.coords())
-    path = smap.write_smap_l4(tmp_path / "f.h5", "2017-06-01T22:30", ds)
+    path = smap_write.write_smap_l4(tmp_path / "f.h5", "2017-06-01T22:30", ds)
     with pytest.warns(EmptyDataWarning):
         assert smap.read_smap_l4(path).attrs["status"] == "all_fill"
     with pytest.raises(EmptyAfterPolicyError):

@@ -14,8 +14,9 @@ import pytest
 import xarray as xr
 
 from model.errors import InputError, UnknownNameError
-from model.validation import metrics as M
-from model.validation.metrics import MetricSettings, all_metrics, metric_map
+from model.validation import metric_maps as MM, metrics as M
+from model.validation.metrics import MetricSettings, all_metrics
+from model.validation.metric_maps import metric_map
 
 SMALL = MetricSettings(min_n=4)          # lets the 5-value hand cases through
 TOL = dict(rtol=1e-10, atol=1e-12)      # agreement with pytesmo / scipy (float64 inputs)
@@ -291,7 +292,7 @@ def test_map_equals_series_numpy(rng, dtype):
     p, r = _field(rng, dtype)
     ds = metric_map(p, r)
     _assert_map_equals_series(ds, p, r)
-    assert set(M.labels(ds.status.values).ravel()) == {"ok", "insufficient data", "constant series"}
+    assert set(MM.labels(ds.status.values).ravel()) == {"ok", "insufficient data", "constant series"}
     assert int(ds.N[0, 0]) == 0 and np.isnan(ds.R[0, 0]) and not bool(ds.valid[0, 0])
     assert int(ds.status[0, 1]) == 1 and np.isnan(ds.bias[0, 1])
     assert int(ds.status[0, 2]) == 2 and np.isnan(ds.R[0, 2]) and np.isfinite(ds.bias[0, 2])
@@ -347,11 +348,11 @@ def test_map_subset_of_metrics_and_errors(rng):
 def test_map_summary(rng):
     p, r = _field(rng)
     ds = metric_map(p, r)
-    s = M.map_summary(ds)
+    s = MM.map_summary(ds)
     assert s["R"] == pytest.approx(float(np.nanmean(ds.R.values)))
     assert s["n_cells"] == int(ds.valid.sum())
     w = xr.ones_like(ds.R)
-    assert M.map_summary(ds, w)["bias"] == pytest.approx(s["bias"])
+    assert MM.map_summary(ds, w)["bias"] == pytest.approx(s["bias"])
 
 
 def test_docstring_examples_run():

@@ -121,7 +121,7 @@ def test_cell_scores_equal_metric_map(rng):
     import pandas as pd
     import xarray as xr
 
-    from model.validation.metrics import map_summary, metric_map
+    from model.validation.metric_maps import map_summary, metric_map
 
     y = 0.2 + 0.05 * rng.standard_normal((30, 3, 4))
     x = y + 0.03 * rng.standard_normal(y.shape)

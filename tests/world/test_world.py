@@ -75,7 +75,8 @@ def test_manifest_and_layout(tiny):
 
 
 def test_smap_l3_files_read_back(tiny):
-    from model.data.smap import QualityPolicy, read_smap_l3
+    from model.data.smap import read_smap_l3
+    from model.data.smap_format import QualityPolicy
 
     for product, grid in (("SPL3SMP", "M36"), ("SPL3SMP_E", "M09")):
         files = sorted(glob.glob(str(tiny / "inputs" / product / "*.h5")))
@@ -105,7 +106,8 @@ def test_smap_l3_files_read_back(tiny):
 
 
 def test_smap_l4_era5_ismn_static_truth_read_back(tiny, ismn_series):
-    from model.data.era5 import read_era5, to_3hourly
+    from model.data.era5 import read_era5
+    from model.data.era5_time import to_3hourly
     from model.data.smap import read_smap_l4
 
     l4 = sorted(glob.glob(str(tiny / "inputs/SPL4SMGP/*.h5")))
@@ -210,7 +212,8 @@ def test_summer_wetter_in_the_southeast_than_the_northwest():
 
 
 def test_frozen_and_snow_cells_have_no_retrieval(tiny):
-    from model.data.smap import SURFACE_FLAG_BITS, QualityPolicy, read_smap_l3
+    from model.data.smap import read_smap_l3
+    from model.data.smap_format import SURFACE_FLAG_BITS, QualityPolicy
 
     n_frozen = 0
     for f in sorted(glob.glob(str(tiny / "inputs/SPL3SMP*/*.h5"))):

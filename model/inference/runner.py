@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 #: most pixel sequences a per-pixel model (MLP, LSTM) runs in one forward pass
 PIXEL_CHUNK = 32768
 
-PER_PIXEL = {"mlp", "lstm"}  # torch models without spatial context (any H x W, 1 x N included)
 
 
 def data_region(cube, mask: np.ndarray, margin: int = REGION_MARGIN):
@@ -170,7 +169,7 @@ class Runner:
             self.device = dev if self.kind == "torch" else "cpu"
         self.norm = Normalisation.from_dict(self.extra["normalisation"])
         #: per-pixel models (no spatial context) run on the cells with inputs only
-        self.per_pixel = self.kind == "sklearn" or self.name in PER_PIXEL
+        self.per_pixel = bool(model.per_pixel)
         self.amp = False
         req = self._resident_req
         self.resident = self.kind == "torch" and (self.device.startswith("cuda") if req is None else bool(req))
@@ -205,9 +204,9 @@ class Runner:
         amp = self.amp if amp is None else amp
         mask = np.asarray(tp_mask("TP10"))
         out = np.empty((len(times),) + mask.shape, np.float32)
-        if self.kind == "reference":
+        if not self.model.batchable:        # the references: one scene per call
             for k, t in enumerate(times):
-                c = (cube or self.provider.cube_for(t)) if self.name == "era5_cdf" else None
+                c = (cube or self.provider.cube_for(t)) if self.model.reads_channel else None
                 out[k] = self.model.predict(t, c)
         else:
             groups: dict = {}

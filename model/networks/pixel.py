@@ -19,6 +19,7 @@ class PixelMLP(TorchModel):
     """
 
     name = "mlp"
+    per_pixel = True
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
                  hidden: Sequence[int] = (256, 256, 128), dropout: float = 0.1):
@@ -46,6 +47,8 @@ class PixelLSTM(TorchModel):
     """
 
     name = "lstm"
+    per_pixel = True
+    demo_minutes = 1.5
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
                  hidden: int = 64, num_layers: int = 2, freq_dim: int = 4, dropout: float = 0.0):

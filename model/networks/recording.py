@@ -41,12 +41,40 @@ def record_config(cls: type, args: tuple, kwargs: dict) -> dict[str, Any] | None
 
 
 class ConfigMixin:
-    """Records constructor arguments in ``self._config`` before ``__init__`` runs."""
+    """Records constructor arguments in ``self._config`` before ``__init__`` runs.
+
+    Also the base of every method's CAPABILITIES, class attributes that the trainer, the runner
+    and the archive ask instead of checking names (``docs/adding-a-method.md``):
+
+    ``kind``
+        "torch" (trained by gradient descent on patches or pixels), "sklearn" (fitted on
+        per-pixel samples; tree ensembles) or "reference" (fitted without learning; predicts
+        one scene at a time).
+    ``per_pixel``
+        True when the method sees no spatial context (one cell's inputs give its value): it is
+        trained on sampled pixels and run on the cells that have inputs only, as a 1 x N strip.
+        False: trained on patches and run on the whole data region.
+    ``batchable``
+        True when several scenes go through one call (the runner and archive then batch them).
+    ``reads_channel``
+        references only: the analysis-ready ERA5-Land channel the method maps onto SMAP's
+        scale (e.g. "swvl1"), or None when it reads SMAP itself.
+    ``demo_minutes``
+        the training budget of ``sm-downscale demo`` (minutes on 2 CPU cores).
+    """
 
     #: registry name; set by each concrete class
     name: ClassVar[str] = ""
     #: registry kind: "torch", "sklearn" or "reference"
     kind: ClassVar[str] = ""
+    #: no spatial context: trained on pixels, run on the cells with inputs only
+    per_pixel: ClassVar[bool] = False
+    #: several scenes in one call
+    batchable: ClassVar[bool] = True
+    #: references: the ERA5-Land channel mapped onto SMAP's scale (None: reads SMAP)
+    reads_channel: ClassVar[str | None] = None
+    #: training budget of the demo (minutes on 2 CPU cores)
+    demo_minutes: ClassVar[float] = 1.0
     #: architecture version; bump when a change makes old state dicts unloadable
     version: ClassVar[int] = 1
 

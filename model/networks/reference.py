@@ -66,6 +66,7 @@ class SMAPBilinear(ConfigMixin):
 
     name = "smap_bilinear"
     kind = "reference"
+    batchable = False
 
     def __init__(self, edge_cells: float = 0.5):
         self.edge_cells = float(edge_cells)
@@ -139,6 +140,8 @@ class ERA5CDFMatching(ConfigMixin):
 
     name = "era5_cdf"
     kind = "reference"
+    batchable = False
+    reads_channel = "swvl1"
 
     def __init__(self, n_quantiles: int = 101, min_pairs: int = 30, min_pairs_std: int = 3):
         if n_quantiles < 2 or min_pairs_std < 2 or min_pairs < min_pairs_std:

@@ -37,7 +37,7 @@ class ModelInfo:
         return asdict(self)
 
 
-_ENTRIES: list[tuple[ModelInfo, str]] = [
+_ENTRIES: list[tuple[ModelInfo, str | type]] = [
     (ModelInfo("pscnet", "torch", "Progressive Scale Convolutional Network: multi-frequency "
                "temporal fusion per pixel, then Stage blocks (SE conv + FFN) from coarse to "
                "fine scale with a detail-preserving local SE block", "proposed"),
@@ -66,7 +66,7 @@ _ENTRIES: list[tuple[ModelInfo, str]] = [
                "matching", "no-learning reference"), "model.networks.reference:ERA5CDFMatching"),
 ]
 _INFO = {info.name: info for info, _ in _ENTRIES}
-_TARGET = {info.name: target for info, target in _ENTRIES}
+_TARGET: dict[str, str | type] = {info.name: target for info, target in _ENTRIES}
 
 KINDS = ("torch", "sklearn", "reference")
 
@@ -89,10 +89,42 @@ def model_info(name: str) -> ModelInfo:
 
 
 def get_model_class(name: str) -> type:
-    """The class registered under ``name`` (imports its module)."""
+    """The class registered under ``name`` (imports its module). Its capabilities (class
+    attributes ``kind``, ``per_pixel``, ``batchable``, ``reads_channel``, ``demo_minutes``;
+    see :class:`model.networks.recording.ConfigMixin`) are what the trainer, runner and
+    archive ask."""
+    info = model_info(name)
+    target = _TARGET[name]
+    if isinstance(target, str):
+        module, _, cls_name = target.partition(":")
+        cls = getattr(importlib.import_module(module), cls_name)
+    else:
+        cls = target
+    if getattr(cls, "name", None) != name or getattr(cls, "kind", None) != info.kind:
+        raise TypeError(f"the class registered as {name!r} ({cls.__qualname__}) says name="
+                        f"{getattr(cls, 'name', None)!r}, kind={getattr(cls, 'kind', None)!r}; the registry "
+                        f"line says {name!r}, {info.kind!r}: make them agree")
+    return cls
+
+
+def register_model(info: ModelInfo, target: str | type) -> None:
+    """Add a method at run time (a notebook, a test, a plug-in): ``target`` is the class or
+    ``"module:Class"``. A method that should be part of the product gets its line in
+    ``_ENTRIES`` instead, so that every process (the archive's Dask workers too) knows it."""
+    if info.kind not in KINDS:
+        raise unknown_name("model kind", info.kind, list(KINDS))
+    if info.name in _INFO:
+        raise ValueError(f"a model named {info.name!r} is already registered")
+    _ENTRIES.append((info, target))
+    _INFO[info.name] = info
+    _TARGET[info.name] = target
+
+
+def unregister_model(name: str) -> None:
+    """Remove a method added by :func:`register_model`."""
     model_info(name)
-    module, _, cls = _TARGET[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    _ENTRIES[:] = [(i, t) for i, t in _ENTRIES if i.name != name]
+    del _INFO[name], _TARGET[name]
 
 
 def get_model(name: str, **kwargs: Any):

@@ -46,6 +46,7 @@ class PickledModelError(InputError):
 
 class TreeModel(ConfigMixin):
     kind = "sklearn"
+    per_pixel = True
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4):
         self.dims = InputDims(n_dynamic, n_static, t3, td, tw)

@@ -26,7 +26,8 @@ def register(sub):
 
 def train_config(model: str, ard, start=None, end=None, config: str = "demo", **over):
     from .ard import ard_info, default_ard
-    from .trainer import DEMO_BUDGET_MIN, TrainConfig
+    from ..networks.registry import get_model_class
+    from .trainer import TrainConfig
 
     info = ard_info(ard or default_ard())
     per = ((info.get("world") or {}).get("periods") or {}).get("train")
@@ -38,7 +39,7 @@ def train_config(model: str, ard, start=None, end=None, config: str = "demo", **
         start, end = start or per[0], end or per[1]
     kw = {k: v for k, v in over.items() if v is not None}
     if config == "demo":
-        kw.setdefault("max_minutes", DEMO_BUDGET_MIN.get(model, 1.0))
+        kw.setdefault("max_minutes", get_model_class(model).demo_minutes)
     else:
         kw.setdefault("max_minutes", 120.0)
         kw.setdefault("max_epochs", 200)

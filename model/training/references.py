@@ -42,9 +42,9 @@ def fit_reference(name: str, data, cfg):
     from ..networks.registry import get_model
 
     model = get_model(name)
-    if name == "era5_cdf":
+    if model.reads_channel:                   # maps an ERA5-Land channel onto SMAP's scale
         cube = data.cube
-        c = cube.channels.index("swvl1")
+        c = cube.channels.index(model.reads_channel)
         norm = data.norm
         x = cube.x3[data.train_steps, c] * norm.dyn_std[c] + norm.dyn_mean[c]  # back to m3 m-3
         y = data.target[data.train_steps]
@@ -168,10 +168,12 @@ class ReferenceRunner:
 
         self.model = model
         self.name = model.name
+        #: the reference's capabilities (the runner asks them; one scene per call)
+        self.batchable, self.per_pixel, self.reads_channel = False, False, model.reads_channel
         group, grid = TARGETS[extra.get("target", "smap_l3_9km")]
         self.src_grid = get_grid(grid)
         self.dst = tp10()
-        if self.name == "smap_bilinear":
+        if self.reads_channel is None:        # reads SMAP itself
             smap = open_group(ard, group)
             self.smap_times = smap["time"].values.astype("datetime64[ns]")
             self.smap = smap["soil_moisture"]
@@ -194,9 +196,9 @@ class ReferenceRunner:
         return field
 
     def predict(self, t, cube=None) -> np.ndarray:
-        if self.name == "smap_bilinear":
+        if self.reads_channel is None:
             g = self.src_grid
             return self.model.predict(self.latest_field(t), g.lat, g.lon, self.dst.lat, self.dst.lon)
         i = cube.step_index(t)
-        x = cube.x3[i, cube.channels.index("swvl1")]
+        x = cube.x3[i, cube.channels.index(self.reads_channel)]
         return np.asarray(self.model.apply(x, cell_index=self.cell_index), np.float32)

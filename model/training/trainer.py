@@ -63,11 +63,6 @@ class TrainConfig:
         return asdict(self)
 
 
-#: per-model defaults of the demo configuration (2 CPU cores, minutes per model)
-DEMO_BUDGET_MIN = {"pscnet": 6.0, "unet": 2.0, "resnet": 1.5, "vit": 1.5, "convlstm": 2.0,
-                   "lstm": 1.5, "mlp": 1.0, "rf": 1.0, "gbm": 1.0}
-
-
 def pick_device(requested: str = "auto") -> str:
     import torch
 
@@ -189,11 +184,11 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     normalisation, training period and config), ``log.csv`` (per epoch: train loss, tuning
     RMSE in m3 m-3, seconds), ``config.json`` and ``summary.json``.
     """
-    from ..networks.registry import model_info
     from ..io import write_text_atomic
+    from ..networks.registry import get_model_class
     from .ard import ard_identity, default_ard
 
-    info = model_info(model_name)
+    cls = get_model_class(model_name)     # unknown names fail here; its capabilities decide below
     ard = Path(ard) if ard else default_ard()
     t_start = _time.perf_counter()
     data = prepare(ard, cfg)
@@ -203,9 +198,9 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     extra = {"normalisation": data.norm.to_dict(), "train_config": cfg.to_dict(),
              "train_period": [cfg.train_start, cfg.train_end], "target": cfg.target,
              "ard": str(ard), "ard_identity": ard_identity(ard), "code_version": _code_version()}
-    if info.kind == "torch":
-        summary = _train_torch(model_name, info, cfg, data, out, extra, progress)
-    elif info.kind == "sklearn":
+    if cls.kind == "torch":
+        summary = _train_torch(model_name, cls, cfg, data, out, extra, progress)
+    elif cls.kind == "sklearn":
         summary = _train_sklearn(model_name, cfg, data, out, extra)
     else:
         summary = _fit_reference(model_name, cfg, data, out, extra, ard)
@@ -277,7 +272,7 @@ def _batch_targets(data: TrainingData, idx, size, mask, device):
     return y, m
 
 
-def _train_torch(model_name, info, cfg, data, out, extra, progress):
+def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     import torch
     from tqdm.auto import tqdm
 
@@ -295,7 +290,7 @@ def _train_torch(model_name, info, cfg, data, out, extra, progress):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
     use_amp = cfg.amp and device.startswith("cuda")
     amp_dtype = torch.bfloat16
-    pixel = info.family == "per-pixel network"
+    pixel = cls.per_pixel
 
     # fixed tuning set
     if pixel:

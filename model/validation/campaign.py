@@ -363,7 +363,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                         "ceilings": ceiling_info, "machine": machine_info(),
                         "seconds": round(_time.perf_counter() - t_all, 1)}
         (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
-        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc))
+        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc, runs=runs))
         if (work / "runs").exists():
             os.replace(work / "runs", tmp / "runs")
     shutil.rmtree(work, ignore_errors=True)
@@ -389,7 +389,8 @@ def _pm(row, col, fmt="{:.3f}"):
     return fmt.format(v) + (f" ± {fmt.format(sd)}" if sd is not None and np.isfinite(sd) else "")
 
 
-def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal: pd.DataFrame, st: dict) -> str:
+def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal: pd.DataFrame, st: dict,
+                        runs: pd.DataFrame | None = None) -> str:
     """The experiment's Markdown tables (mean ± sd over seeds; ceilings labelled)."""
     from ..machine import machine_line
     from .report import md_table
@@ -429,7 +430,57 @@ def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal
         keep = ["model"] + [c for c in temporal.columns if c.startswith("rel_change") or c.endswith(("_train", "_test"))]
         lines += ["## Temporal generalisation (relative change training -> test, mean over seeds)", "",
                   md_table(temporal[keep]), ""]
+    if runs is not None:
+        lines += ["## Standing of each learned method", "",
+                  "Fine-scale R as a share of the perfect-36-km ceiling's; ubRMSE against the truth relative to "
+                  "the SMAP L4-like product's and to the ERA5-Land input's (negative = lower, better); the lead "
+                  "in thawed per-cell R over the next method, in units of the larger of the two seed sd; how the "
+                  "runs ended (time budget or early stopping).", "", md_table(standing(summary, runs), "{:.3f}"), ""]
     return "\n".join(lines)
+
+
+def standing(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Each learned method against the reachable skill and the references: share of the
+    perfect-36-km ceiling's pooled fine-scale R, relative ubRMSE change against ``smap_l4`` and
+    ``era5land`` (the truth, thawed steps), the lead in truth R over the next method (ranked
+    by mean R) in seed standard deviations, and how its runs ended."""
+    s = summary.set_index("model")
+    learned = s[s["kind"] == "product"].sort_values("truth_R", ascending=False)
+
+    def ub(name):
+        return float(s.loc[name, "truth_ubRMSE"]) if name in s.index else np.nan
+
+    rows = []
+    names = list(learned.index)
+    for k, name in enumerate(names):
+        r = learned.loc[name]
+        row = {"model": name, "truth R": r["truth_R"],
+               "share of ceiling fine R": r.get("share_of_ceiling_fine_R", np.nan),
+               "ubRMSE vs L4-like": r["truth_ubRMSE"] / ub("smap_l4") - 1,
+               "ubRMSE vs ERA5-Land": r["truth_ubRMSE"] / ub("era5land") - 1}
+        if k + 1 < len(names):
+            nxt = learned.loc[names[k + 1]]
+            sd = np.nanmax([r.get("truth_R_sd", np.nan), nxt.get("truth_R_sd", np.nan)])
+            row["lead over next (sd)"] = (r["truth_R"] - nxt["truth_R"]) / sd if np.isfinite(sd) and sd > 0 else np.nan
+            row["next"] = names[k + 1]
+        g = runs[(runs["model"] == name) & (runs["period"] == "test")]
+        if "stopped" in g:
+            row["runs ended by"] = ", ".join(f"{v} x{n}" for v, n in g["stopped"].fillna("?").value_counts().items())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rewrite_report(out) -> Path:
+    """Write ``report.md`` of an experiment folder again from its tables (e.g. after the report
+    gained a section); nothing is recomputed."""
+    from ..io import write_text_atomic
+
+    out = Path(out)
+    st = json.loads((out / "settings.json").read_text())
+    text = experiment_markdown(pd.read_parquet(out / "summary.parquet"), pd.read_parquet(out / "intervals.parquet"),
+                               pd.read_parquet(out / "temporal.parquet"), st,
+                               runs=pd.read_parquet(out / "runs.parquet"))
+    return write_text_atomic(out / "report.md", text)
 
 
 def register(sub):

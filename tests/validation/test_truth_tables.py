@@ -176,3 +176,29 @@ def test_ceiling_parent_features_match_a_direct_regrid(tiny):
     np.testing.assert_allclose(par[:, :, 0], p[8:, rows, cols], atol=1e-6)
     np.testing.assert_allclose(par[:, :, 1], p[8:, rows, cols] - p[:-8, rows, cols], atol=1e-6)
     assert par.shape == (10, 3, 4)
+
+
+def test_standing_against_ceiling_references_and_the_next_method():
+    """Hand-computed: shares, relative ubRMSE changes and the lead in seed sd."""
+    from model.validation.campaign import standing
+
+    summary = pd.DataFrame([
+        {"model": "a", "kind": "product", "truth_R": 0.70, "truth_R_sd": 0.02, "truth_ubRMSE": 0.030,
+         "share_of_ceiling_fine_R": 0.8},
+        {"model": "b", "kind": "product", "truth_R": 0.64, "truth_R_sd": 0.03, "truth_ubRMSE": 0.036,
+         "share_of_ceiling_fine_R": 0.5},
+        {"model": "smap_l4", "kind": "reference", "truth_R": 0.6, "truth_ubRMSE": 0.040},
+        {"model": "era5land", "kind": "reference", "truth_R": 0.5, "truth_ubRMSE": 0.050},
+        {"model": "ceiling_36km", "kind": "ceiling", "truth_R": 0.9, "truth_ubRMSE": 0.010}])
+    runs = pd.DataFrame([{"model": "a", "period": "test", "stopped": "time budget"},
+                         {"model": "a", "period": "test", "stopped": "early stop"},
+                         {"model": "a", "period": "train", "stopped": "time budget"},
+                         {"model": "b", "period": "test", "stopped": "time budget"}])
+    t = standing(summary, runs).set_index("model")
+    assert list(t.index) == ["a", "b"]
+    assert t.loc["a", "ubRMSE vs L4-like"] == pytest.approx(0.030 / 0.040 - 1)        # -25 %
+    assert t.loc["a", "ubRMSE vs ERA5-Land"] == pytest.approx(-0.4)
+    assert t.loc["a", "lead over next (sd)"] == pytest.approx(0.06 / 0.03) and t.loc["a", "next"] == "b"
+    assert np.isnan(t.loc["b", "lead over next (sd)"])
+    assert t.loc["a", "runs ended by"] in ("time budget x1, early stop x1", "early stop x1, time budget x1")
+    assert t.loc["b", "share of ceiling fine R"] == 0.5

@@ -77,15 +77,6 @@ def test_regrid_constant_and_nan_handling():
     assert np.isnan(out[0]).sum() > np.isnan(out[1]).sum()
 
 
-def test_regrid_hand_computed_two_cells():
-    # two TP10 cells in one M36 cell row/col: weights must be the area fractions
-    rg = Regridder("TP10", "M36", min_coverage=0.0)
-    w = rg.matrix
-    row_sums = np.asarray(w.sum(axis=1)).ravel()
-    full = (rg.coverage().ravel() > 1 - 1e-9)
-    np.testing.assert_allclose(row_sums[full], rg.dst_area.ravel()[full], rtol=1e-12)
-
-
 def test_regrid_xarray_and_dask():
     g = tp10()
     da = xr.DataArray(np.ones((4, 150, 320), dtype="float32"), dims=("time", "lat", "lon"),
@@ -109,3 +100,60 @@ def test_tp_mask_contains_stations():
 def test_regrid_wrong_shape_message():
     with pytest.raises(ValueError, match="expected"):
         Regridder("TP10", "M36")(np.zeros((10, 10)))
+
+
+def test_ease2_matches_pyproj_epsg6933():
+    """Our EASE-Grid 2.0 projection and M36/M09 cell centres against PROJ (EPSG:6933)."""
+    pyproj = pytest.importorskip("pyproj")
+    tr = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:6933", always_xy=True)
+    rng = np.random.default_rng(3)
+    lat, lon = rng.uniform(-80, 80, 500), rng.uniform(-179.9, 179.9, 500)
+    x, y = ease2.forward(lat, lon)
+    px, py = tr.transform(lon, lat)
+    np.testing.assert_allclose(x, px, atol=1e-3)          # millimetres
+    np.testing.assert_allclose(y, py, atol=1e-3)
+    for name, size in (("M36", 36032.220840584), ("M09", 9008.055210146)):
+        g = get_grid(name)
+        # the grid's cell centres are PROJ's inverse of the cell centres in metres
+        rows = g.row_offset + np.arange(g.shape[0])
+        cols = g.col_offset + np.arange(g.shape[1])
+        _, x_min, y_max, nrows, ncols = ease2.extent(name)
+        assert ease2.extent(name)[0] == pytest.approx(size, rel=1e-12)
+        clon, clat = tr.transform(x_min + (cols + 0.5) * size, np.zeros(cols.size), direction="INVERSE")
+        _, rlat = tr.transform(np.zeros(rows.size), y_max - (rows + 0.5) * size, direction="INVERSE")
+        np.testing.assert_allclose(g.lon, clon, atol=1e-9)
+        np.testing.assert_allclose(g.lat, rlat, atol=1e-7)
+
+
+def test_regrid_weights_are_hand_computed_overlaps():
+    """One M36 cell's weights from TP10: overlap areas computed independently, in PROJ's
+    equal-area metres (EPSG:6933): both grids are rectangles there (x ~ lon, y ~ q(lat))."""
+    pyproj = pytest.importorskip("pyproj")
+    tr = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:6933", always_xy=True)
+    rg = Regridder("TP10", "M36", min_coverage=0.0)
+    g36, g10 = get_grid("M36"), tp10()
+    r, c = g36.locate([33.0], [95.0])
+    r, c = int(r[0]), int(c[0])
+    size, x_min, y_max, _, _ = ease2.extent("M36")
+    # the M36 cell in metres, from its global row/col
+    x0 = x_min + (g36.col_offset + c) * size
+    y1 = y_max - (g36.row_offset + r) * size
+    cell = (x0, x0 + size, y1 - size, y1)
+    # every TP10 cell in metres (PROJ), overlap rectangle areas
+    expected = np.zeros(g10.shape)
+    xb, _ = tr.transform(g10.lon_bounds, np.zeros_like(g10.lon_bounds))
+    _, yb = tr.transform(np.zeros_like(g10.lat_bounds), g10.lat_bounds)
+    for i in range(g10.shape[0]):
+        dy = min(cell[3], max(yb[i], yb[i + 1])) - max(cell[2], min(yb[i], yb[i + 1]))
+        if dy <= 0:
+            continue
+        for j in range(g10.shape[1]):
+            dx = min(cell[1], max(xb[j], xb[j + 1])) - max(cell[0], min(xb[j], xb[j + 1]))
+            if dx > 0:
+                expected[i, j] = dx * dy
+    assert (expected > 0).sum() >= 9 and expected.sum() == pytest.approx(size * size, rel=1e-9)
+    w = np.asarray(rg.matrix[r * g36.shape[1] + c].todense()).reshape(g10.shape)
+    # to 1e-5 relative: the grid's edges are latitudes (degrees) converted back, PROJ's are metres
+    np.testing.assert_allclose(w / w.sum(), expected / expected.sum(), rtol=1e-5, atol=1e-12)
+    x = np.random.default_rng(0).random(g10.shape)
+    assert rg(x)[r, c] == pytest.approx((expected * x).sum() / expected.sum(), rel=1e-6)

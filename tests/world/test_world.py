@@ -26,10 +26,10 @@ BOX = SIZES["tiny"].bbox  # (lat_min, lat_max, lon_min, lon_max)
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("world") / "tiny"
-    build_world("tiny", out, SEED, progress=False, workers=2)
-    return out
+def tiny(tiny_pipeline) -> Path:
+    """The session's tiny world (seed 42), built once by the shared tiny pipeline
+    (tests/conftest.py) and only read here; the build tests below write their own worlds."""
+    return tiny_pipeline / "worlds" / "tiny"
 
 
 @pytest.fixture(scope="module")

@@ -69,16 +69,22 @@ class PredictorCube:
             daily[self.day_index[i]] += np.where(ok, v, 0)
             count[self.day_index[i]] += ok
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.daily = np.where(count > 0, daily / count, np.nan).astype(np.float32)
-        # weekly[d] = mean of days d-7 .. d-1 (clamped at the start)
-        cs = np.concatenate([np.zeros((1, c, h, w), np.float64), np.nancumsum(self.daily, axis=0, dtype=np.float64)])
-        cnt = np.concatenate([np.zeros((1, c, h, w), np.float64), np.cumsum(np.isfinite(self.daily), axis=0, dtype=np.float64)])
+            np.divide(daily, count, out=daily)       # in place: 0 / 0 is NaN, as it should be
+        del count
+        self.daily = daily
+        # weekly[d] = mean of days d-7 .. d-1 (clamped at the start); one channel at a time:
+        # the float64 running sums of a whole season at once took ~7 GB (measured, 241 days on M09)
         d = np.arange(nd)
         hi = np.maximum(d, 1)
         lo = np.maximum(hi - 7, 0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            wk = (cs[hi] - cs[lo]) / (cnt[hi] - cnt[lo])
-        self.weekly = wk.astype(np.float32)
+        self.weekly = np.empty_like(daily)
+        zero = np.zeros((1, h, w), np.float64)
+        for k in range(c):
+            dk = daily[:, k]
+            cs = np.concatenate([zero, np.nancumsum(dk, axis=0, dtype=np.float64)])
+            cnt = np.concatenate([zero, np.cumsum(np.isfinite(dk), axis=0, dtype=np.float64)])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.weekly[:, k] = (cs[hi] - cs[lo]) / (cnt[hi] - cnt[lo])
 
     # ------------------------------------------------------------------ access
     @property
@@ -184,6 +190,10 @@ class PredictorCube:
         return self
 
 
+#: steps per piece when the cube is built (bounds the temporaries of transform and regridding)
+CUBE_CHUNK_STEPS = 256
+
+
 def build_cube(era5, static, grid: Grid | str, channels=DYNAMIC) -> PredictorCube:
     """A :class:`PredictorCube` on ``grid`` from 3-hourly ERA5-Land and static layers on TP10.
 
@@ -208,9 +218,13 @@ def build_cube(era5, static, grid: Grid | str, channels=DYNAMIC) -> PredictorCub
     x3 = np.empty((t.size, len(channels)) + g.shape, np.float32)
     tpm = np.asarray(tp_mask("TP10"))
     for k, c in enumerate(channels):
-        v = transform(c, era5[c].values if c in era5 else derive(c, era5[DERIVED[c][0]].values))
-        v = np.where(tpm, v, np.nan).astype(np.float32)
-        x3[:, k] = v if rg is None else rg(v)
+        raw = era5[c].values if c in era5 else derive(c, era5[DERIVED[c][0]].values)
+        # in pieces of CUBE_CHUNK_STEPS steps: transform and regridding are per step, and their
+        # temporaries for a whole season at once took ~12 GB (measured, 1,929 steps on M09)
+        for a in range(0, t.size, CUBE_CHUNK_STEPS):
+            v = np.where(tpm, transform(c, raw[a:a + CUBE_CHUNK_STEPS]), np.nan).astype(np.float32)
+            x3[a:a + CUBE_CHUNK_STEPS, k] = v if rg is None else rg(v)
+        del raw
     st, names = static_channels(static)
     if rg is not None:
         st = rg(np.where(tpm, st, np.nan).astype(np.float32))

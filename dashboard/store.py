@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-log = logging.getLogger(__name__)
+from model.schema import SM_UNITS, sm_attrs
 
-SM_UNITS = "m3 m-3"
+log = logging.getLogger(__name__)
 
 #: Map sources: key -> (label, short tag used in file names).
 SOURCES = {
@@ -402,9 +402,7 @@ def frame_da(home: str, source: str, model: str, time: str, compare_to: str = ""
     name = m if source in ("product", "compare") else source
     label = f"{m} {SOURCES['product'][0]}" if source in ("product", "compare") else SOURCES[source][0]
     return xr.DataArray(vals, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name=name,
-                        attrs={"units": SM_UNITS, "long_name": label,
-                               "standard_name": "volume_fraction_of_condensed_water_in_soil",
-                               "time": fmt_time(parse_time(time)) + " UTC"})
+                        attrs=sm_attrs(label, time=fmt_time(parse_time(time)) + " UTC"))
 
 
 @versioned_cache

@@ -205,3 +205,22 @@ def test_contract_catches_a_cycle(tmp_path):
     (pkg / "a.py").write_text("def f():\n    from . import b\n")
     (pkg / "b.py").write_text("from .a import f\n")
     assert frozenset({"model.data.a", "model.data.b"}) in cycles(import_edges(tmp_path), module_names(tmp_path))
+
+
+def test_soil_moisture_cf_attributes_are_defined_once():
+    """Units and standard name of soil moisture come from model/schema.py (sm_attrs,
+    SM_UNITS, SM_STANDARD_NAME); only ECMWF's parameter table names its own fields."""
+    import model.schema as schema
+
+    assert schema.sm_attrs("x", time="t") == {"units": "m3 m-3", "standard_name":
+                                              "volume_fraction_of_condensed_water_in_soil",
+                                              "long_name": "x", "time": "t"}
+    here = []
+    for root in (ROOT / "model", ROOT / "dashboard"):
+        for f in root.rglob("*.py"):
+            if f.name in ("schema.py", "era5_grib.py"):
+                continue
+            for k, line in enumerate(f.read_text().splitlines(), 1):
+                if "volume_fraction_of_condensed_water_in_soil" in line or line.strip().startswith('SM_UNITS = '):
+                    here.append(f"{f.relative_to(ROOT)}:{k}")
+    assert not here, f"soil-moisture CF attributes written out again (use model.schema): {here}"

@@ -26,6 +26,7 @@ import xarray as xr
 from ..errors import (EmptyAfterPolicyError, InputError, MissingVariableError, UnreadableFileError,
                       WrongProductError, unknown_name)
 from ..grids import ease2
+from ..schema import SM_STANDARD_NAME, SM_UNITS
 
 __all__ = [
     "QualityPolicy", "EmptyDataWarning", "PRODUCTS", "SURFACE_FLAG_BITS", "QUAL_FLAG_BITS",
@@ -42,8 +43,6 @@ TB_EPOCH = np.datetime64("2000-01-01T12:00:00", "ns")
 #: Epoch of SPL4SMGP ``time`` (J2000 in UTC), as its ``units`` attribute states.
 L4_EPOCH = np.datetime64("2000-01-01T11:58:55.816", "ns")
 L4_TIME_UNITS = "seconds since 2000-01-01 11:58:55.816"
-SM_UNITS = "m3 m-3"
-SM_STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
 
 
 @dataclass(frozen=True)

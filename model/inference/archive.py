@@ -41,12 +41,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import read_json_marker, write_json_atomic
+from ..schema import SM_CLIP, sm_attrs
 
 log = logging.getLogger(__name__)
 
 MAP_CHUNK_T = 8
 SERIES_CHUNK_XY = 10
-STANDARD_NAME = "volume_fraction_of_condensed_water_in_soil"
 
 
 def archive_dir(path=None) -> Path:
@@ -87,10 +87,9 @@ def _base_dataset(times):
 
 
 def _var_attrs(name: str, provenance: dict) -> dict:
-    return {"units": "m3 m-3", "standard_name": STANDARD_NAME,
-            "long_name": f"surface (0-5 cm) volumetric soil moisture, model {name}",
-            "grid_mapping": "crs", "valid_min": 0.0, "valid_max": 0.7,
-            **{f"provenance_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in provenance.items()}}
+    return sm_attrs(f"surface (0-5 cm) volumetric soil moisture, model {name}",
+                    grid_mapping="crs", valid_min=SM_CLIP[0], valid_max=SM_CLIP[1],
+                    **{f"provenance_{k}": json.dumps(v) if not isinstance(v, str) else v for k, v in provenance.items()})
 
 
 def _init_store(path: Path, times, models_prov: dict):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..schema import sm_attrs
+
 
 def register(sub):
     d = sub.add_parser("downscale", help="apply a trained model at every 3-hourly step of a period")
@@ -61,9 +63,7 @@ def downscale_period(model, start, end, output=None, ard=None, device="auto", ba
             lo.units, lo.standard_name = "degrees_east", "longitude"
             sm = nc.createVariable("soil_moisture", "f4", ("time", "lat", "lon"), zlib=True, complevel=4,
                                    fill_value=np.float32(np.nan), chunksizes=(1, g.shape[0], g.shape[1]))
-            sm.units = "m3 m-3"
-            sm.standard_name = "volume_fraction_of_condensed_water_in_soil"
-            sm.long_name = f"surface (0-5 cm) soil moisture, {runner.name}"
+            sm.setncatts(sm_attrs(f"surface (0-5 cm) soil moisture, {runner.name}"))
             for k in tqdm(range(0, times.size, batch), desc=f"downscale {runner.name}", disable=not progress):
                 tt = times[k:k + batch]
                 vals = runner.scenes(tt)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CoverageError, InputError
+from ..schema import sm_attrs
 
 
 def select(models, start=None, end=None, bbox=None, archive=None):
@@ -83,6 +84,6 @@ def to_geotiff(sub, model: str, path) -> Path:
             dst.write(data.astype("float32"))
             for k, t in enumerate(da["time"].values):
                 dst.set_band_description(k + 1, str(np.datetime64(t, "m")))
-            dst.update_tags(units="m3 m-3", standard_name="volume_fraction_of_condensed_water_in_soil",
+            dst.update_tags(**{k: v for k, v in sm_attrs(f"soil moisture, {model}").items() if k != "long_name"},
                             model=model, **{k: str(v) for k, v in da.attrs.items() if k.startswith("provenance_")})
     return path

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..schema import SM_CLIP as CLIP
+from ..schema import sm_attrs
 from ..training.cube import REGION_MARGIN
 
 log = logging.getLogger(__name__)
@@ -342,9 +343,9 @@ class Runner:
         v = self.scenes([time])[0]
         g = tp10()
         da = xr.DataArray(v, dims=("lat", "lon"), coords=g.coords(), name=self.name,
-                          attrs={"units": "m3 m-3", "standard_name": "volume_fraction_of_condensed_water_in_soil",
-                                 "long_name": f"surface soil moisture (0-5 cm), {self.name}",
-                                 "time": str(np.datetime64(time, "m")), **{k: str(v) for k, v in self.provenance.items()}})
+                          attrs=sm_attrs(f"surface soil moisture (0-5 cm), {self.name}",
+                                         time=str(np.datetime64(time, "m")),
+                                         **{k: str(v) for k, v in self.provenance.items()}))
         da.attrs["seconds"] = round(_time.perf_counter() - t0, 3)
         return da
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..schema import SM_STANDARD_NAME, SM_UNITS
 from .config import WorldConfig, rng_for
 from .land import T0, LandState
 from .static import StaticFields, gaussian_smooth_masked, smooth_noise
@@ -447,7 +448,7 @@ def era5_dataset(times, cells, shape, buffers: dict, chunk_hours: int = 96):
 # truth
 # ------------------------------------------------------------------------------------------
 TRUTH_VARS = {
-    "soil_moisture": ("m3 m-3", "volume_fraction_of_condensed_water_in_soil",
+    "soil_moisture": (SM_UNITS, SM_STANDARD_NAME,
                       "true liquid volumetric soil water content, 0-5 cm (what L-band and probes see)"),
     "soil_temperature": ("K", "soil_temperature", "true soil temperature, 0-5 cm"),
     "frozen": ("1", None, "soil frozen (0-5 cm soil temperature at or below 0 C)"),

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from torch import nn
 
 from model.networks.base import TorchModel

@@ -169,14 +169,12 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     dict: ``out`` (folder), ``summary`` (DataFrame), ``seconds``.
     """
     from ..config import home
-    from ..inference.runner import Runner
-    from ..io import atomic_path, write_json_atomic
+    from ..io import atomic_path
     from ..machine import machine_info
     from ..networks.registry import model_info
     from ..training.ard import ard_identity, ard_info, default_ard, open_group
-    from ..training.trainer import TrainConfig, train
+    from ..training.trainer import TrainConfig
     from .metrics import DEFAULT_SETTINGS
-    from .skill import relative_change, seed_summary
 
     t_all = _time.perf_counter()
     if not models:
@@ -216,22 +214,11 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     # Each finished run (model, seed) is kept in a work folder beside ``out`` with its rows and
     # test-period cells, so an interrupted experiment resumes where it stopped; the work folder
     # belongs to one set of settings (a different budget, store or set of steps starts afresh).
-    work = out.with_name(f".{out.name}.work")
     key = {"budget": budget, "device": device, "ard_identity": ard_identity(ard),
            "test_steps": [str(test_steps[0]), str(test_steps[-1]), int(test_steps.size)],
            "train_steps": [str(train_steps[0]), str(train_steps[-1]), int(train_steps.size)],
            "stations": bool(stations)}
-    key = json.loads(json.dumps(key, default=str))
-    if work.exists():
-        try:
-            old_key = json.loads((work / "key.json").read_text())
-        except (OSError, ValueError):
-            old_key = None
-        if old_key != key:
-            log.warning("experiment: the unfinished runs in %s were made with other settings; starting afresh", work)
-            shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(work / "key.json", key)
+    work = _work_folder(out, key)
     rows, fields = [], {}
     kinds = {}
     todo = [(s, name) for s in range(seeds) for name in models if infos[name].kind != "reference" or s == 0]
@@ -251,108 +238,26 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
         cfg = TrainConfig(model=name, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
                           seed=s, device=device, **budget)
         t0 = _time.perf_counter()
-        run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
-        tsum = json.loads((run / "summary.json").read_text())
-        wall_train = round(_time.perf_counter() - t0, 1)
-        runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
-        run_rows, cells = [], None
-        for period, sc in scorers.items():
-            t1 = _time.perf_counter()
-            f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
-            wall_infer = round(_time.perf_counter() - t1, 1)
-            run_rows.append({"model": name, "kind": "product", "seed": s, "period": period,
-                             "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
-                             "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
-                             "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
-                             "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size),
-                             **sc.score(f)})
-            if period == "test":
-                cells = sc.cells(f)
-        del runner
-        with atomic_path(run_dir / "test_cells.npy") as tmp_npy:
-            with open(tmp_npy, "wb") as fh:
-                np.save(fh, cells)
-        write_json_atomic(result, run_rows, default=_json_default)   # last: marks the run done
+        run_rows, cells = _train_and_score(cfg, ard, run_dir, scorers, cubes, provider, progress)
         rows += run_rows
         fields.setdefault(name, []).append(cells)
         log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         # references (no training) and ceilings
-        for period, sc in scorers.items():
-            for name, f in _reference_fields(ard, sc.steps).items():
-                kinds[name] = "reference"
-                rows.append({"model": name, "kind": "reference", "seed": 0, "period": period, **sc.score(f)})
-                if period == "test":
-                    fields[name] = [sc.cells(f)]
-        ceiling_info = {}
-        if ceiling:
-            from .ceiling import LABEL, fit_ceilings
-
-            sc = scorers["test"]
-            preds, ceiling_info = fit_ceilings(era5, open_group(ard, "static"), sc.truth_da, sc.rows, sc.cols,
-                                               train_all, test_steps, **(ceiling_kw or {}))
-            for name, f in preds.items():
-                kinds[name] = "ceiling"
-                rows.append({"model": name, "kind": "ceiling", "note": LABEL, "seed": 0, "period": "test",
-                             **sc.score(f)})
-                fields[name] = [sc.cells(f)]
+        ceiling_info = _add_references_and_ceilings(rows, fields, kinds, scorers, ard, era5, train_all, test_steps,
+                                                    (ceiling_kw or {}) if ceiling else None)
         runs = pd.DataFrame(rows)
         runs.to_parquet(tmp / "runs.parquet")
         # per method: mean +- sd over seeds (test period)
-        test = runs[runs["period"] == "test"]
-        metric_cols = [c for c in test.columns if c.startswith(("truth_", "smap_", "stations_")) and c != "stations_n"]
-        summ = []
-        for name, g in test.groupby("model", sort=False):
-            row = {"model": name, "kind": g["kind"].iloc[0], "runs": len(g)}
-            for c in metric_cols + ["train_seconds"]:
-                if c in g:
-                    ss = seed_summary(g[c].to_numpy(dtype=float))
-                    row[c], row[f"{c}_sd"] = ss["mean"], ss["sd"]
-            summ.append(row)
-        summary = pd.DataFrame(summ)
-        c36 = summary.loc[summary["model"] == "ceiling_36km", "truth_fine_R_pooled"]
-        if len(c36) and np.isfinite(c36.iloc[0]) and c36.iloc[0] > 0:
-            summary["share_of_ceiling_fine_R"] = summary["truth_fine_R_pooled"] / float(c36.iloc[0])
+        summary = _method_summary(runs)
         summary.to_parquet(tmp / "summary.parquet")
         # intervals vs PSCNet (or the best learned method)
-        learned = [m for m in fields if kinds.get(m) == "product"]
-        base = "pscnet" if "pscnet" in learned else (
-            summary[summary["model"].isin(learned)].sort_values("truth_R", ascending=False)["model"].iloc[0]
-            if learned else None)
-        iv = []
         sc = scorers["test"]
-        if base is not None:
-            from .skill import block_bootstrap_difference
-
-            for name, fl in fields.items():
-                if name == base:
-                    continue
-                r = block_bootstrap_difference(fl, fields[base], sc.cells(sc.truth), test_steps,
-                                               valid=sc.cells(sc.thawed), n_resamples=n_resamples,
-                                               min_n=settings.min_n)
-                iv.append({"model": name, "kind": kinds[name], "baseline": base, **r})
-        intervals = pd.DataFrame(iv)
+        intervals, base = _intervals(fields, kinds, summary, sc, test_steps, n_resamples, settings.min_n)
         intervals.to_parquet(tmp / "intervals.parquet")
         # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
-        tg = []
-        for (name, seed), g in runs.groupby(["model", "seed"]):
-            g = g.set_index("period")
-            if not {"train", "test"} <= set(g.index):
-                continue
-            r = {"model": name, "seed": seed}
-            for ref in ("truth", "smap"):
-                for k in ("R", "ubRMSE"):
-                    c = f"{ref}_{k}"
-                    if c in g:
-                        r[f"{c}_train"], r[f"{c}_test"] = float(g.loc["train", c]), float(g.loc["test", c])
-                        r[f"rel_change_{c}"] = relative_change(r[f"{c}_train"], r[f"{c}_test"])
-            tg.append(r)
-        temporal = pd.DataFrame(tg)
-        if not temporal.empty:
-            temporal = temporal.groupby("model").agg(["mean", "std"])
-            temporal.columns = [f"{a}" if b == "mean" else f"{a}_sd" for a, b in temporal.columns]
-            temporal = temporal.drop(columns=[c for c in temporal.columns if c.startswith("seed")]).reset_index()
+        temporal = _temporal(runs)
         temporal.to_parquet(tmp / "temporal.parquet")
         settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "device": device,
                         "test_stride": int(test_stride), "test_steps_scored": int(test_steps.size),
@@ -369,6 +274,154 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     shutil.rmtree(work, ignore_errors=True)
     return {"out": str(out), "summary": summary, "intervals": intervals, "temporal": temporal,
             "seconds": round(_time.perf_counter() - t_all, 1)}
+
+
+def _add_references_and_ceilings(rows: list, fields: dict, kinds: dict, scorers: dict, ard, era5, train_all,
+                                 test_steps, ceiling_kw: dict | None) -> dict:
+    """Score the reference products (ERA5-Land, SMAP L4 when ingested) on every period and,
+    unless ``ceiling_kw`` is None, fit and score the ceiling learners on the test period;
+    appends to ``rows``/``fields``/``kinds``; returns the ceilings' description."""
+    from ..training.ard import open_group
+    from .ceiling import LABEL, fit_ceilings
+
+    for period, sc in scorers.items():
+        for name, f in _reference_fields(ard, sc.steps).items():
+            kinds[name] = "reference"
+            rows.append({"model": name, "kind": "reference", "seed": 0, "period": period, **sc.score(f)})
+            if period == "test":
+                fields[name] = [sc.cells(f)]
+    if ceiling_kw is None:
+        return {}
+    sc = scorers["test"]
+    preds, info = fit_ceilings(era5, open_group(ard, "static"), sc.truth_da, sc.rows, sc.cols,
+                               train_all, test_steps, **ceiling_kw)
+    for name, f in preds.items():
+        kinds[name] = "ceiling"
+        rows.append({"model": name, "kind": "ceiling", "note": LABEL, "seed": 0, "period": "test", **sc.score(f)})
+        fields[name] = [sc.cells(f)]
+    return info
+
+
+def _work_folder(out: Path, key: dict) -> Path:
+    """The folder beside ``out`` that keeps each finished run (rows and test-period cells), so
+    an interrupted experiment resumes where it stopped. It belongs to one set of settings
+    (``key``): other settings (budget, store, steps) start afresh."""
+    from ..io import write_json_atomic
+
+    key = json.loads(json.dumps(key, default=str))
+    work = out.with_name(f".{out.name}.work")
+    if work.exists():
+        try:
+            old_key = json.loads((work / "key.json").read_text())
+        except (OSError, ValueError):
+            old_key = None
+        if old_key != key:
+            log.warning("experiment: the unfinished runs in %s were made with other settings; starting afresh", work)
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(work / "key.json", key)
+    return work
+
+
+def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provider, progress: bool):
+    """Train one run into ``run_dir``, score it on every period; keep its rows and test-period
+    cells there (``result.json`` last: it marks the run done). Returns (rows, test cells)."""
+    from ..inference.runner import Runner
+    from ..io import atomic_path, write_json_atomic
+    from ..training.trainer import train
+
+    name, s, device = cfg.model, cfg.seed, cfg.device
+    t0 = _time.perf_counter()
+    run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
+    tsum = json.loads((run / "summary.json").read_text())
+    wall_train = round(_time.perf_counter() - t0, 1)
+    runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
+    rows, cells = [], None
+    for period, sc in scorers.items():
+        t1 = _time.perf_counter()
+        f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
+        wall_infer = round(_time.perf_counter() - t1, 1)
+        rows.append({"model": name, "kind": "product", "seed": s, "period": period,
+                     "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),
+                     "best_epoch": tsum.get("best_epoch"), "stopped": tsum.get("stopped"),
+                     "tune_rmse": tsum.get("tune_rmse"), "wall_train_seconds": wall_train,
+                     "wall_inference_seconds": wall_infer, "steps_scored": int(sc.steps.size), **sc.score(f)})
+        if period == "test":
+            cells = sc.cells(f)
+    del runner
+    with atomic_path(run_dir / "test_cells.npy") as tmp_npy:
+        with open(tmp_npy, "wb") as fh:
+            np.save(fh, cells)
+    write_json_atomic(run_dir / "result.json", rows, default=_json_default)   # last: marks the run done
+    return rows, cells
+
+
+def _method_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method, test period: mean and sd over seeds of every score; the share of the
+    perfect-36-km ceiling's pooled fine-scale R."""
+    from .skill import seed_summary
+
+    test = runs[runs["period"] == "test"]
+    metric_cols = [c for c in test.columns if c.startswith(("truth_", "smap_", "stations_")) and c != "stations_n"]
+    summ = []
+    for name, g in test.groupby("model", sort=False):
+        row = {"model": name, "kind": g["kind"].iloc[0], "runs": len(g)}
+        for c in metric_cols + ["train_seconds"]:
+            if c in g:
+                ss = seed_summary(g[c].to_numpy(dtype=float))
+                row[c], row[f"{c}_sd"] = ss["mean"], ss["sd"]
+        summ.append(row)
+    summary = pd.DataFrame(summ)
+    c36 = summary.loc[summary["model"] == "ceiling_36km", "truth_fine_R_pooled"]
+    if len(c36) and np.isfinite(c36.iloc[0]) and c36.iloc[0] > 0:
+        summary["share_of_ceiling_fine_R"] = summary["truth_fine_R_pooled"] / float(c36.iloc[0])
+    return summary
+
+
+def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps, n_resamples: int, min_n: int):
+    """Paired block-bootstrap differences of every method from PSCNet (or the best learned
+    method): (table, baseline name or None)."""
+    from .skill import block_bootstrap_difference
+
+    learned = [m for m in fields if kinds.get(m) == "product"]
+    base = "pscnet" if "pscnet" in learned else (
+        summary[summary["model"].isin(learned)].sort_values("truth_R", ascending=False)["model"].iloc[0]
+        if learned else None)
+    iv = []
+    if base is not None:
+        for name, fl in fields.items():
+            if name == base:
+                continue
+            r = block_bootstrap_difference(fl, fields[base], sc.cells(sc.truth), test_steps,
+                                           valid=sc.cells(sc.thawed), n_resamples=n_resamples, min_n=min_n)
+            iv.append({"model": name, "kind": kinds[name], "baseline": base, **r})
+    return pd.DataFrame(iv), base
+
+
+def _temporal(runs: pd.DataFrame) -> pd.DataFrame:
+    """Temporal generalisation as the paper defines it (relative change training -> test),
+    per run, then mean and sd over seeds."""
+    from .skill import relative_change
+
+    tg = []
+    for (name, seed), g in runs.groupby(["model", "seed"]):
+        g = g.set_index("period")
+        if not {"train", "test"} <= set(g.index):
+            continue
+        r = {"model": name, "seed": seed}
+        for ref in ("truth", "smap"):
+            for k in ("R", "ubRMSE"):
+                c = f"{ref}_{k}"
+                if c in g:
+                    r[f"{c}_train"], r[f"{c}_test"] = float(g.loc["train", c]), float(g.loc["test", c])
+                    r[f"rel_change_{c}"] = relative_change(r[f"{c}_train"], r[f"{c}_test"])
+        tg.append(r)
+    temporal = pd.DataFrame(tg)
+    if not temporal.empty:
+        temporal = temporal.groupby("model").agg(["mean", "std"])
+        temporal.columns = [f"{a}" if b == "mean" else f"{a}_sd" for a, b in temporal.columns]
+        temporal = temporal.drop(columns=[c for c in temporal.columns if c.startswith("seed")]).reset_index()
+    return temporal
 
 
 def _json_default(v):

@@ -106,12 +106,15 @@ def test_a_new_method_goes_through_train_archive_validate(registered, tiny_pipel
     assert maps.sizes["time"] == 16 and maps.attrs["units"] == "m3 m-3"
     direct = runner.scenes(maps["time"].values[:2])
     np.testing.assert_allclose(maps.isel(time=slice(0, 2)).values, direct, atol=1e-4, equal_nan=True)  # resident vs host path
-    assert np.isfinite(maps.values).mean() > 0.05
+    assert np.isfinite(maps.values).sum(axis=(1, 2)).min() > 500     # the tiny world: ~900 land cells
 
     out = run_validation(ard=ard, ceiling=False, n_resamples=50, report=False)
     assert set(out["status"].values()) == {"ok"}, out["status"]
     main = out["main_table"].set_index("model")
-    assert main.loc[registered, "kind"] == "product" and np.isfinite(main.loc[registered, "smap_R"])
+    assert main.loc[registered, "kind"] == "product"
+    # two archived days: too few pairs per cell for per-cell R (NaN by design), pooled scores exist
+    pooled = [c for c in main.columns if "pooled_R" in c and c.startswith(("smap", "truth"))]
+    assert pooled and np.isfinite(main.loc[registered, pooled].astype(float)).any(), main.loc[registered]
     tables = [pd.read_parquet(p) for p in (home / "validation").rglob("*.parquet")]
     named = [t for t in tables if "model" in t.columns and (t["model"] == registered).any()]
     assert named, "the new method is in no validation table"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CoverageError, InputError
-from ..schema import sm_attrs
+from ..schema import SM_STANDARD_NAME, SM_UNITS
 
 
 def select(models, start=None, end=None, bbox=None, archive=None):
@@ -84,6 +84,6 @@ def to_geotiff(sub, model: str, path) -> Path:
             dst.write(data.astype("float32"))
             for k, t in enumerate(da["time"].values):
                 dst.set_band_description(k + 1, str(np.datetime64(t, "m")))
-            dst.update_tags(**{k: v for k, v in sm_attrs(f"soil moisture, {model}").items() if k != "long_name"},
-                            model=model, **{k: str(v) for k, v in da.attrs.items() if k.startswith("provenance_")})
+            dst.update_tags(units=SM_UNITS, standard_name=SM_STANDARD_NAME, model=model,
+                            **{k: str(v) for k, v in da.attrs.items() if k.startswith("provenance_")})
     return path

@@ -168,8 +168,8 @@ class ReferenceRunner:
 
         self.model = model
         self.name = model.name
-        #: the reference's capabilities (the runner asks them; one scene per call)
-        self.batchable, self.per_pixel, self.reads_channel = False, False, model.reads_channel
+        #: the reference's capabilities, as its class declares them (the runner asks them)
+        self.batchable, self.per_pixel, self.reads_channel = model.batchable, model.per_pixel, model.reads_channel
         group, grid = TARGETS[extra.get("target", "smap_l3_9km")]
         self.src_grid = get_grid(grid)
         self.dst = tp10()

@@ -513,7 +513,8 @@ def standing(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                "ubRMSE vs ERA5-Land": r["truth_ubRMSE"] / ub("era5land") - 1}
         if k + 1 < len(names):
             nxt = learned.loc[names[k + 1]]
-            sd = np.nanmax([r.get("truth_R_sd", np.nan), nxt.get("truth_R_sd", np.nan)])
+            sds = [v for v in (r.get("truth_R_sd"), nxt.get("truth_R_sd")) if v is not None and np.isfinite(v)]
+            sd = max(sds) if sds else np.nan
             row["lead over next (sd)"] = (r["truth_R"] - nxt["truth_R"]) / sd if np.isfinite(sd) and sd > 0 else np.nan
             row["next"] = names[k + 1]
         g = runs[(runs["model"] == name) & (runs["period"] == "test")]

@@ -83,6 +83,11 @@ def build(home: str | None = None, state: DashboardState | None = None) -> pn.vi
         # a served page follows the home folder: models archived behind it appear, the
         # progress line moves (one small-file read and a stat per call)
         pn.state.add_periodic_callback(state.refresh, period=REFRESH_MS)
+        # the regenerate page's first scene: its input block and runner are read in the
+        # background once per server (not at import: torch stays out of the start-up)
+        from .views.regenerate import start_warm
+
+        start_warm(state.home, state.model, state.time)
     header = pn.Column(pn.Row(pn.pane.Markdown("## Soil moisture over the Tibetan Plateau: 10 km, 3-hourly",
                                                css_classes=["smds-header"], margin=(0, 10)), sub),
                        progress)

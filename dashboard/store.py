@@ -134,6 +134,15 @@ def provisional(home: str) -> list[str]:
     return _prov(read_progress(home))
 
 
+def validate_hint(home: str) -> str:
+    """What to do about missing validation results: wait (a running job is still making them,
+    per ``progress.json``) or run ``sm-downscale validate``."""
+    if "validation" in provisional(home):
+        return ("the validation is still being made (see the line at the top of the page); its "
+                "results appear here when it is done")
+    return "run `sm-downscale validate`"
+
+
 @dataclass(frozen=True)
 class Inventory:
     """What a home folder holds, read once (cheap: metadata only)."""
@@ -206,7 +215,7 @@ def inventory(home: str) -> Inventory:
     if (vdir / "settings.json").exists():
         settings = json.loads((vdir / "settings.json").read_text())
     else:
-        problems.append(f"No validation results in {vdir}: run `sm-downscale validate`.")
+        problems.append(f"No validation results in {vdir}: {validate_hint(home)}.")
     ard = settings.get("ard")
     if not ard or not (Path(ard) / ".complete").exists():
         found = sorted(hp.glob("worlds/*/ard.zarr/.complete"))
@@ -468,7 +477,7 @@ def station_index(home: str) -> dict:
 def _series_file(home: str) -> Path:
     f = Path(home) / "validation" / "station_series.parquet"
     if not f.exists():
-        raise EmptyState(f"No station series in {f.parent}: run `sm-downscale validate`.")
+        raise EmptyState(f"No station series in {f.parent}: {validate_hint(home)}.")
     return f
 
 
@@ -526,7 +535,7 @@ def table(home: str, name: str) -> pd.DataFrame:
     try:
         return results.table(name, Path(home) / "validation")
     except InputError as exc:
-        raise EmptyState(f"No validation table {name!r}: run `sm-downscale validate`. ({exc.what})") from exc
+        raise EmptyState(f"No validation table {name!r}: {validate_hint(home)}. ({exc.what})") from exc
 
 
 METRIC_COLUMNS = ["model", "R", "bias", "ubRMSE", "N", "rank_R", "rank_bias", "rank_ubRMSE", "status"]
@@ -579,7 +588,7 @@ def metric_maps(home: str, reference: str):
             return ds.load()
     except InputError as exc:
         what = ("the hidden truth exists only on the virtual TP" if reference == "truth"
-                else "run `sm-downscale validate`")
+                else validate_hint(home))
         raise EmptyState(f"No metric maps against {reference}: {what}.") from exc
 
 
@@ -592,7 +601,7 @@ def scatter(home: str):
         with results.scatter(Path(home) / "validation") as ds:
             return ds.load()
     except InputError as exc:
-        raise EmptyState("No scatter-density data: run `sm-downscale validate`.") from exc
+        raise EmptyState(f"No scatter-density data: {validate_hint(home)}.") from exc
 
 
 # ------------------------------------------------------------------ basemap

@@ -114,6 +114,11 @@ QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune
 ARCHIVE_S_PER_MODEL = {"demo": 150.0, "quick": 10.0}
 VALIDATE_S = {"demo": 60.0, "quick": 20.0}
 
+#: processes of the archive's local Dask cluster in the demo, and the largest block of days a
+#: task computes (its inputs, with 28 days of history, are held in memory: ~0.8 GB for 20 days)
+ARCHIVE_WORKERS = 2
+MAX_BLOCK_DAYS = 20
+
 #: the model the first page shows; with the reference methods (cheap) it makes the first wave
 FIRST_MODEL = "pscnet"
 
@@ -139,13 +144,14 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     are real but not meant to be good. ``skip``: stages of :data:`SKIPPABLE` to skip.
 
     ``on_first_page``: called with the summary once PSCNet and the reference methods are
-    trained, archived and validated (the demo starts the dashboard there); the other models
-    are then trained, archived and validated behind the open page (:func:`waves`), each step
+    trained and archived (the demo starts the dashboard there); the other models are then
+    trained and archived behind the open page (:func:`waves`), and the validation of every
+    product runs once, last (its pages say it is still being made until then). Each step is
     recorded in ``$SMDS_HOME/progress.json`` (:mod:`model.progress`), which the page shows.
     Without it every model is made before the function returns, in one wave.
 
     Returns the summary (every stage's status "ok" or "skipped (--skip)"; with two waves the
-    second wave's stages are ``train_rest``, ``archive_rest``, ``validate_rest``); a failing
+    second wave's stages are ``train_rest`` and ``archive_rest``); a failing
     stage raises :class:`StageError` (an :class:`~model.errors.InputError`: the CLI prints one
     line and exits 2) after marking it failed in the progress record.
     """
@@ -192,15 +198,13 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     kind = "quick" if quick else "demo"
     configs = {n: train_config(n, ard, config="demo", device=device, **(dict(QUICK_TRAIN) if quick else {}))
                for n in names}
-    # the progress step of each wave's archive and validation
-    labels = [{"archive": f"archive {', '.join(wave)}",
-               "validate": "validate" + (f" (wave {k + 1})" if len(plan) > 1 else "")}
-              for k, wave in enumerate(plan)]
+    # the progress step of each wave's archive; one validation of every product, last
+    labels = [f"archive {', '.join(wave)}" for wave in plan]
     steps = []
     for wave, lab in zip(plan, labels):
         steps += [Step(f"train {n}", configs[n].max_minutes * 60, n) for n in wave]
-        steps.append(Step(lab["archive"], ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
-        steps.append(Step(lab["validate"], VALIDATE_S[kind], "validation"))
+        steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
+    steps.append(Step("validate", VALIDATE_S[kind], "validation"))
     progress = Progress(home(), steps)
 
     def step(name, fn):
@@ -246,8 +250,12 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
                 test = ard_info(ard)["world"]["periods"]["test"]
                 s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
                 e = test[1]  # the whole test period, with the last training days before it
-            res = step(label,
-                       lambda: build_archive(wave, s, e, ard=ard, workers=2, device=device, block_days=5))
+            # one block per worker: each block reads its days plus 28 days of history once
+            # (5-day blocks read the history 8 times over for a 40-day archive)
+            days = int((np.datetime64(e, "D") - np.datetime64(s, "D")).astype(int)) + 1
+            block_days = int(min(MAX_BLOCK_DAYS, max(5, -(-days // ARCHIVE_WORKERS))))
+            res = step(label, lambda: build_archive(wave, s, e, ard=ard, workers=ARCHIVE_WORKERS, device=device,
+                                                    block_days=block_days))
             return {"complete": res["complete"], "size_mb": res["size_mb"],
                     "catalog": refresh_products(home() / "archive", ard)}
         return run
@@ -263,13 +271,14 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     for k, (wave, lab) in enumerate(zip(plan, labels)):
         suffix = "" if k == 0 else "_rest"
         _stage("train" + suffix, summary, train_wave(wave))
-        for stage, fn in (("archive", archive_wave(wave, lab["archive"])),
-                          ("validate", validate_wave(lab["validate"]))):
-            if stage in skip:
-                progress.done(lab[stage], "skipped", f"--skip {stage}")
-            _stage(stage + suffix, summary, fn, skip)
+        if "archive" in skip:
+            progress.done(lab, "skipped", "--skip archive")
+        _stage("archive" + suffix, summary, archive_wave(wave, lab), skip)
         if k == 0 and on_first_page is not None:
             on_first_page(summary)
+    if "validate" in skip:
+        progress.done("validate", "skipped", "--skip validate")
+    _stage("validate", summary, validate_wave("validate"), skip)
     progress.finish()
     return summary
 
@@ -328,10 +337,31 @@ def serve_command(app: Path, address: str = "127.0.0.1", port: int = 5006, extra
     return cmd
 
 
+#: seconds the demo waits for its server to listen before going on with the other models
+SERVER_START_S = 120.0
+
+
+def wait_for_port(address: str, port: int, proc=None, timeout_s: float = SERVER_START_S) -> float:
+    """Wait until something listens on ``address:port`` (or ``proc`` ended, or the timeout);
+    returns the seconds waited."""
+    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    t0 = _time.perf_counter()
+    while _time.perf_counter() - t0 < timeout_s:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                break
+        except OSError:
+            _time.sleep(0.25)
+    return _time.perf_counter() - t0
+
+
 def _run(args) -> int:
     """The pipeline; unless ``--no-serve``, the dashboard starts as soon as PSCNet and the
-    reference methods are archived and validated (the first page), and the other models are
-    made behind it (the page shows a progress line and picks them up as they are archived).
+    reference methods are archived (the first page), and the other models and the validation
+    are made behind it (the page shows a progress line and picks models up as they are
+    archived, the validation's tables and maps when it is done).
     A stage failing after the server started is reported, recorded in the progress record
     (shown on the page) and ends the command with status 2 once the server is stopped."""
     t0 = _time.perf_counter()
@@ -352,6 +382,11 @@ def _run(args) -> int:
         print(f"serving the dashboard after {summary['first_page_s']:.0f} s (the other models follow "
               "behind it):", " ".join(cmd), flush=True)
         server["proc"] = subprocess.Popen(cmd)
+        # the models still to come use every core: let the server finish its start-up (imports,
+        # the --warm run of the page) first, so the first page is not slowed by them
+        waited = wait_for_port(args.address, args.port, server["proc"], SERVER_START_S)
+        print(f"the dashboard answers at http://{'127.0.0.1' if args.address in ('0.0.0.0', '::') else args.address}"
+              f":{args.port}/app ({waited:.0f} s to start)", flush=True)
 
     failed = None
     try:

@@ -56,6 +56,54 @@ def device_info() -> dict:
         return dict(_DEVICE)
 
 
+_WARMED: set = set()
+_WARMED_LOCK = threading.Lock()
+
+
+def warm_runner(home: str, model: str, time: str) -> dict:
+    """Make the first regeneration of a served page fast: read the input block holding
+    ``time`` into the process's shared provider (``model.inference.inputs.shared_provider``),
+    then load ``model``'s runner (torch and the checkpoint). Blocking: the server runs it once
+    per home, in the regenerate thread pool, after its first page is built (:func:`start_warm`).
+    A regeneration asked for meanwhile waits for the block being read instead of reading it
+    twice. Returns the seconds of each part; a failure is logged, never raised (the page then
+    loads on demand as before)."""
+    out: dict = {}
+    try:
+        inv = store.inventory(home)
+        if not inv.ard or model not in inv.all_models:
+            return out
+        t, _ = store.check_time(inv, time)
+        from model.inference.inputs import shared_provider
+
+        t0 = _time.perf_counter()
+        shared_provider(inv.ard).cube_for(np.datetime64(t, "ns"))
+        out["block_s"] = round(_time.perf_counter() - t0, 2)
+        t0 = _time.perf_counter()
+        from model.inference.runner import get_runner
+
+        get_runner(model, inv.ard, device_info()["device"])
+        out["runner_s"] = round(_time.perf_counter() - t0, 2)
+    except Exception as exc:  # noqa: BLE001 - warming must never break a page
+        import logging
+
+        logging.getLogger(__name__).warning("warming the regenerate page failed: %s", exc)
+        out["error"] = str(exc)
+    return out
+
+
+def start_warm(home: str, model: str, time: str):
+    """Submit :func:`warm_runner` once per (home, model) in this server process; returns the
+    future (None when already warmed or nothing to warm)."""
+    if not (model and time):
+        return None
+    with _WARMED_LOCK:
+        if (home, model) in _WARMED:
+            return None
+        _WARMED.add((home, model))
+    return _EXECUTOR.submit(warm_runner, home, model, time)
+
+
 class Job:
     """One session's regeneration: progress written by the worker, read by the session."""
 
@@ -91,7 +139,7 @@ def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict
     try:
         from model.inference.runner import get_runner
 
-        runner = get_runner(model, inv.ard, "auto")
+        runner = get_runner(model, inv.ard, dev["device"])
         job.phase = f"{dev['text']}; computing {model} at {store.fmt_time(t)} UTC on {runner.device}"
         scene = runner.scene(t)
     except InputError as exc:

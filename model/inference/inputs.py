@@ -98,16 +98,40 @@ class InputProvider:
         return sel
 
 
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_provider(ard: str | Path) -> InputProvider:
+    """The process's one :class:`InputProvider` of a store (its block cache shared by every
+    runner of the process, and warmed by the dashboard before a first regeneration).
+
+    Keyed by the store's resolved path and its ``.complete`` marker's time: a store rebuilt in
+    place gets a new provider, never blocks cached from the old one."""
+    path = Path(ard).resolve()
+    marker = path / ".complete"
+    key = (str(path), marker.stat().st_mtime_ns if marker.exists() else None)
+    with _SHARED_LOCK:
+        prov = _SHARED.get(key)
+        if prov is None:
+            for k in [k for k in _SHARED if k[0] == key[0]]:
+                del _SHARED[k]
+            prov = _SHARED[key] = InputProvider(path)
+        return prov
+
+
 def normalise_batch(batch: dict, norm) -> dict:
-    """Standardise a raw (transformed, un-normalised) window batch with a model's statistics."""
+    """Standardise a raw (transformed, un-normalised) window batch with a model's statistics;
+    missing values (NaN) become 0, the mean."""
     out = {}
-    for k in ("x3h", "xday", "xweek"):
+    for k, mean, std in (("x3h", norm.dyn_mean, norm.dyn_std), ("xday", norm.dyn_mean, norm.dyn_std),
+                         ("xweek", norm.dyn_mean, norm.dyn_std), ("static", norm.sta_mean, norm.sta_std)):
         v = batch[k]
-        m = np.asarray(norm.dyn_mean, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
-        s = np.asarray(norm.dyn_std, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
-        out[k] = np.nan_to_num((v - m) / s, nan=0.0).astype(np.float32)
-    v = batch["static"]
-    m = np.asarray(norm.sta_mean, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
-    s = np.asarray(norm.sta_std, np.float32).reshape((1,) * (v.ndim - 3) + (-1, 1, 1))
-    out["static"] = np.nan_to_num((v - m) / s, nan=0.0).astype(np.float32)
+        shape = (1,) * (v.ndim - 3) + (-1, 1, 1)
+        m = np.asarray(mean, np.float32).reshape(shape)
+        s = np.asarray(std, np.float32).reshape(shape)
+        x = (v - m) / s                       # a new float32 array (inputs are float32)
+        x = x.astype(np.float32, copy=False)
+        x[~np.isfinite(x)] = 0.0              # one pass; np.nan_to_num takes four
+        out[k] = x
     return out

@@ -379,8 +379,8 @@ def get_runner(run_or_name, ard=None, device: str = "auto") -> Runner:
     with _RUNNERS_LOCK:
         r = _RUNNERS.get(key)
         if r is None:
-            providers = {id(x.provider): x.provider for x in _RUNNERS.values() if str(x.ard) == key[1]}
-            provider = next(iter(providers.values()), None)
-            r = Runner(run, ard, device, provider=provider)
+            from .inputs import shared_provider
+
+            r = Runner(run, key[1], device, provider=shared_provider(key[1]))
             _RUNNERS[key] = r
         return r

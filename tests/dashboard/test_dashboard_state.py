@@ -186,6 +186,32 @@ def test_gpu_message(demo_home):
         assert info == {"device": "cpu", "text": "no GPU: running on the CPU"}
 
 
+def test_regenerate_warm_reads_the_block_and_loads_the_runner_once(state_factory):
+    """Issue 16: a served page warms the regenerate page's first scene in the background: the
+    input block of the default time sits in the process's shared provider and the default
+    model's runner is loaded, so the first regeneration reuses both (same objects); a second
+    start for the same home and model submits nothing."""
+    import numpy as np
+
+    from dashboard.views.regenerate import _WARMED, regenerate, start_warm
+    from model.inference.inputs import shared_provider
+    from model.inference.runner import _RUNNERS
+
+    s = state_factory(page="regenerate")
+    _WARMED.discard((s.home, s.model))
+    fut = start_warm(s.home, s.model, s.time)
+    out = fut.result(timeout=300)
+    assert set(out) == {"block_s", "runner_s"}, out
+    assert start_warm(s.home, s.model, s.time) is None
+    prov = shared_provider(s.inv.ard)
+    cube = prov.cube_for(np.datetime64(s.time, "ns"))
+    n_blocks, n_runners = len(prov._blocks), len(_RUNNERS)
+    res = regenerate(s.home, s.model, s.time)
+    assert len(prov._blocks) == n_blocks and len(_RUNNERS) == n_runners   # nothing loaded again
+    assert prov.cube_for(np.datetime64(s.time, "ns")) is cube
+    assert np.isfinite(res["scene"].values).any()
+
+
 # ------------------------------------------------------------------ stations
 def test_station_series_metrics_and_network_mean(state_factory):
     s = state_factory(page="stations")

@@ -45,3 +45,13 @@ def machine_line(info: dict | None = None) -> str:
     parts += [f"{k} {v}" for k, v in i.items() if k not in
               ("host", "cpu_model", "cpus", "memory_gib", "load_avg", "python", "platform")]
     return " | ".join(parts)
+
+
+def kernel_threads() -> int:
+    """Threads for the compiled CPU kernels (tree traversal, regridding): one inside a daemonic
+    process (a Dask worker owns one core), else every usable core."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -180,24 +180,20 @@ class Regridder:
 Regridder.__call__ = Regridder.regrid
 
 
-_KERNEL: list = []
-
-
+@lru_cache(maxsize=1)
 def _kernel():
     """The compiled kernel module, or None where numba is not installed."""
-    if not _KERNEL:
-        try:
-            from . import _regrid_kernel
-        except ImportError:  # pragma: no cover - numba comes with datashader
-            _regrid_kernel = None
-        _KERNEL.append(_regrid_kernel)
-    return _KERNEL[0]
+    try:
+        from . import _regrid_kernel
+    except ImportError:  # pragma: no cover - numba comes with datashader
+        return None
+    return _regrid_kernel
 
 
 def _threads() -> int:
-    import os
+    from ..machine import kernel_threads
 
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return kernel_threads()
 
 
 @lru_cache(maxsize=32)

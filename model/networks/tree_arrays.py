@@ -34,8 +34,6 @@ comparisons decide every split as scikit-learn does.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -366,9 +364,9 @@ def block_rows(n_features: int) -> int:
 
 def _default_threads() -> int:
     """One thread inside a daemonic process (a Dask worker owns one core), else every core."""
-    if multiprocessing.current_process().daemon:
-        return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    from ..machine import kernel_threads
+
+    return kernel_threads()
 
 
 _NUMBA: list = []

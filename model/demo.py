@@ -341,10 +341,15 @@ def serve_command(app: Path, address: str = "127.0.0.1", port: int = 5006, extra
 SERVER_START_S = 120.0
 
 
+def local_host(address: str) -> str:
+    """The host this machine reaches a server on ``address`` by (every interface: loopback)."""
+    return "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+
+
 def wait_for_port(address: str, port: int, proc=None, timeout_s: float = SERVER_START_S) -> float:
     """Wait until something listens on ``address:port`` (or ``proc`` ended, or the timeout);
     returns the seconds waited."""
-    host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
+    host = local_host(address)
     t0 = _time.perf_counter()
     while _time.perf_counter() - t0 < timeout_s:
         if proc is not None and proc.poll() is not None:
@@ -385,8 +390,8 @@ def _run(args) -> int:
         # the models still to come use every core: let the server finish its start-up (imports,
         # the --warm run of the page) first, so the first page is not slowed by them
         waited = wait_for_port(args.address, args.port, server["proc"], SERVER_START_S)
-        print(f"the dashboard answers at http://{'127.0.0.1' if args.address in ('0.0.0.0', '::') else args.address}"
-              f":{args.port}/app ({waited:.0f} s to start)", flush=True)
+        print(f"the dashboard answers at http://{local_host(args.address)}:{args.port}/app "
+              f"({waited:.0f} s to start)", flush=True)
 
     failed = None
     try:

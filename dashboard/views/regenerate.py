@@ -11,6 +11,7 @@ imported here lazily, at the first regeneration.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from ..store import EmptyState
 from .common import PROJECTION_OPTIONS, basemap, extent, geo_basemap, linked_select, message
 from .map import geo_frame_opts, projected_image, time_controls
 
+log = logging.getLogger(__name__)
 _EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="regenerate")
 _DEVICE: dict = {}
 _DEVICE_LOCK = threading.Lock()
@@ -85,9 +87,7 @@ def warm_runner(home: str, model: str, time: str) -> dict:
         get_runner(model, inv.ard, device_info()["device"])
         out["runner_s"] = round(_time.perf_counter() - t0, 2)
     except Exception as exc:  # noqa: BLE001 - warming must never break a page
-        import logging
-
-        logging.getLogger(__name__).warning("warming the regenerate page failed: %s", exc)
+        log.warning("warming the regenerate page failed: %s", exc)
         out["error"] = str(exc)
     return out
 

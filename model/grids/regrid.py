@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 import scipy.sparse as sp
 
+from ..machine import kernel_threads
 from . import ease2
 from .core import Grid, get_grid
 
@@ -121,7 +122,7 @@ class Regridder:
             num = np.empty((n, my, mx), x.dtype)
             den = np.empty((n, my, mx), x.dtype)
             args = (xs, wl.indptr, wl.indices, wl.data, wr.indptr, wr.indices, wr.data, num, den)
-            k = min(_threads(), max(1, n))
+            k = min(kernel_threads(), max(1, n))
             cuts = np.linspace(0, n, k + 1).astype(int)
             if k == 1:
                 kernel.overlap_product(*args, 0, n)
@@ -188,12 +189,6 @@ def _kernel():
     except ImportError:  # pragma: no cover - numba comes with datashader
         return None
     return _regrid_kernel
-
-
-def _threads() -> int:
-    from ..machine import kernel_threads
-
-    return kernel_threads()
 
 
 @lru_cache(maxsize=32)

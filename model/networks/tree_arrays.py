@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..machine import kernel_threads
+
 import numpy as np
 
 from ..errors import InputError
@@ -228,7 +230,7 @@ class TreeArrays:
         L = self.layout()
         out = np.empty(len(X), np.float64)
         if len(X):
-            n = max(1, min(threads or _default_threads(), -(-len(X) // 1024)))
+            n = max(1, min(threads or kernel_threads(), -(-len(X) // 1024)))
             if L.fc is None:
                 L.fc = np.ascontiguousarray(np.stack([L.feature, L.child], 1), dtype=np.int32)
             has_nan = bool(np.isnan(X.min()))  # NaN propagates through min: half the time of isnan().any()
@@ -360,13 +362,6 @@ def block_rows(n_features: int) -> int:
     """Rows per kernel block for rows of ``n_features`` float32 (a multiple of 8, 64 to 8,192)."""
     rows = BLOCK_BYTES // (4 * max(1, n_features))
     return int(min(8192, max(64, rows - rows % 8)))
-
-
-def _default_threads() -> int:
-    """One thread inside a daemonic process (a Dask worker owns one core), else every core."""
-    from ..machine import kernel_threads
-
-    return kernel_threads()
 
 
 _NUMBA: list = []

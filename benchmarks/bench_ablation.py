@@ -54,7 +54,7 @@ def score(run: Path, ard: Path, device: str) -> dict:
 
     from model.grids import get_grid, regridder, tp10
     from model.inference.runner import Runner, resolve_run
-    from model.training.ard import ard_info, open_group
+    from model.features.ard import ard_info, open_group
     from model.validation.metric_maps import map_summary, metric_map
 
     info = ard_info(ard)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     from model.config import home
     from model.machine import machine_info, machine_line
-    from model.training.ard import default_ard
+    from model.features.ard import default_ard
     from model.training.cli import train_config
     from model.training.trainer import train
 

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     import torch
 
     from model.machine import machine_info, machine_line
-    from model.training.ard import default_ard
+    from model.features.ard import default_ard
 
     ard = a.ard or default_ard()
     mach = machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads(),

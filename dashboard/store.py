@@ -304,7 +304,7 @@ def series_ds(home: str):
 @versioned_cache
 def ard_group(home: str, group: str):
     from model.errors import InputError
-    from model.training.ard import open_group
+    from model.features.ard import open_group
 
     inv = inventory(home)
     if not inv.ard:

@@ -6,7 +6,7 @@ world -> ingest -> train every model -> archive -> validate -> ``panel serve das
 Honest exit status: a stage that fails stops the pipeline with a one-line error that names
 the stage and what to do (status 2); a stage is skipped only when the user asks
 (``--skip``). A trained run is reused only when it records the identity of these inputs
-(world size and analysis-ready store, :func:`model.training.ard.run_input_mismatch`);
+(world size and analysis-ready store, :func:`model.runs.folders.run_input_mismatch`);
 otherwise the model is retrained, and the summary says why.
 
 Served on 127.0.0.1 by default (the page shows the server's home folder); ``--address``
@@ -245,7 +245,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 
             s, e = default_period(ard)
             if quick:
-                from .training.ard import ard_info
+                from .features.ard import ard_info
 
                 test = ard_info(ard)["world"]["periods"]["test"]
                 s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
@@ -286,13 +286,12 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 def _reuse_problem(name: str, ard: Path) -> str | None:
     """None when ``name``'s latest run can be reused on ``ard``; "" when there is no run;
     else why it cannot (another world size or store, no recorded identity, unreadable)."""
-    from .config import runs_dir
-
-    if not (runs_dir() / name / "LATEST").exists():
-        return ""
     from .inference.runner import resolve_run
     from .networks.checkpoint import read_checkpoint
-    from .training.ard import run_input_mismatch
+    from .runs.folders import has_run, run_input_mismatch
+
+    if not has_run(name):
+        return ""
 
     try:
         run = resolve_run(name)

@@ -244,7 +244,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     from tqdm.auto import tqdm
 
     from ..io import check_writable
-    from ..training.ard import default_ard, run_input_mismatch
+    from ..features.ard import default_ard
+    from ..runs.folders import run_input_mismatch
     from .inputs import InputProvider
     from .runner import Runner, resolve_run
 
@@ -452,7 +453,7 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     def load(t0):
         tt = times[t0:t0 + block]
         if on_device:
-            from ..training.ard import load_inputs
+            from ..features.ard import load_inputs
             from .inputs import HISTORY_DAYS
             from ..training.resident import build_resident
 

@@ -37,13 +37,11 @@ def register(sub):
 
 
 def _models(names):
-    from ..training.trainer import latest_run  # noqa: F401
     from ..networks.registry import list_models
+    from ..runs.folders import has_run
 
     if names == ["all"]:
-        from ..config import runs_dir
-
-        return [m.name for m in list_models() if (runs_dir() / m.name / "LATEST").exists()]
+        return [m.name for m in list_models() if has_run(m.name)]
     return names
 
 
@@ -57,7 +55,7 @@ def default_period(ard=None, full: bool | None = None):
     for worlds of more than a year (``full``) or when ``full=True``."""
     import numpy as np
 
-    from ..training.ard import ard_info, default_ard
+    from ..features.ard import ard_info, default_ard
 
     info = ard_info(ard or default_ard())
     w = info.get("world") or {}

@@ -21,7 +21,7 @@ HISTORY_DAYS = 28
 
 class InputProvider:
     def __init__(self, ard: str | Path, block_days: int = 10, max_blocks: int = 2):
-        from ..training.ard import ard_info, open_group
+        from ..features.ard import ard_info, open_group
 
         self.ard = Path(ard)
         self.info = ard_info(self.ard)
@@ -60,8 +60,8 @@ class InputProvider:
     def _cached(self, key, start, end):
         """The TP10 predictor cube of [start, end] plus its history, from the cache or loaded
         (and cached; the least recently used cube goes when more than ``max_blocks`` are held)."""
-        from ..training.ard import load_inputs
-        from ..training.cube import build_cube
+        from ..features.ard import load_inputs
+        from ..features.cube import build_cube
 
         with self._lock:
             if key in self._blocks:
@@ -75,7 +75,7 @@ class InputProvider:
             return cube
 
     def cube_for(self, t):
-        """The TP10 :class:`~model.training.cube.PredictorCube` of the block of days holding
+        """The TP10 :class:`~model.features.cube.PredictorCube` of the block of days holding
         step ``t`` (cached)."""
         key = self._block_key(self.check_time(t))
         b0 = np.datetime64(self.start, "D") + np.timedelta64(key * self.block_days, "D")

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 from ..schema import SM_CLIP as CLIP
 from ..schema import sm_attrs
-from ..training.cube import REGION_MARGIN
+from ..features.cube import REGION_MARGIN
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def resolve_run(model_or_run: str | Path, allow_path: bool = False) -> Path:
     text = str(model_or_run)
     names = {m.name for m in list_models()}
     if not isinstance(model_or_run, Path) and text in names:
-        from ..training.trainer import latest_run
+        from ..runs.folders import latest_run
 
         run = latest_run(text)
     elif isinstance(model_or_run, Path) or "/" in text or os.sep in text or text.endswith(".pt"):
@@ -139,7 +139,7 @@ class Runner:
 
     def __init__(self, run, ard=None, device: str = "auto", provider=None, resident: bool | None = None,
                  allow_path: bool = False):
-        from ..training.ard import default_ard
+        from ..features.ard import default_ard
         from .inputs import InputProvider
 
         self.run = resolve_run(run, allow_path=allow_path)   # a folder only when the caller says so
@@ -153,7 +153,7 @@ class Runner:
 
     def _load(self, device):
         from ..networks.checkpoint import load_checkpoint
-        from ..training.features import Normalisation
+        from ..features.channels import Normalisation
 
         dev = _pick(device)
         model, extra = load_checkpoint(self.checkpoint, map_location=dev)
@@ -161,7 +161,7 @@ class Runner:
         self.name = model.name
         self.kind = model.kind
         if self.kind == "reference":
-            from ..training.references import ReferenceRunner
+            from .references import ReferenceRunner
 
             self.model = ReferenceRunner(model, extra, self.ard)
             self.device = "cpu"
@@ -369,7 +369,7 @@ _RUNNERS_LOCK = threading.Lock()
 
 def get_runner(run_or_name, ard=None, device: str = "auto") -> Runner:
     """The shared runner of a model (loaded once per process; safe from several threads)."""
-    from ..training.ard import default_ard
+    from ..features.ard import default_ard
 
     run = resolve_run(run_or_name)
     # the checkpoint's identity is part of the key: a checkpoint rewritten in place (train

@@ -25,7 +25,7 @@ def register(sub):
 
 
 def train_config(model: str, ard, start=None, end=None, config: str = "demo", **over):
-    from .ard import ard_info, default_ard
+    from ..features.ard import ard_info, default_ard
     from ..networks.registry import get_model_class
     from .trainer import TrainConfig
 

@@ -1,4 +1,5 @@
-"""Fitting and running the no-learning references through the same run interface.
+"""Fitting the no-learning references through the same run interface (running them:
+:mod:`model.inference.references`).
 
 The methods themselves live in :mod:`model.networks.reference` (pure numpy); this module
 feeds them the training data and the inference inputs:
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import numpy as np
 
-PERSIST_HOURS = 36
 #: climate classes tried for era5_cdf (1 = a single pooled mapping); a cell with at least
 #: PER_CELL_MIN_PAIRS pairs keeps its own CDF in every choice
 CLASS_CHOICES = (1, 3, 6, 12)
@@ -157,48 +157,3 @@ def fit_cdf_by_climate(model, x: np.ndarray, y: np.ndarray, times=None) -> dict:
         model.load_state_dict(fitted.state_dict())
     model.choice = {"classes": best, "holdout_mse": scores}
     return model.choice
-
-
-class ReferenceRunner:
-    """Predicts 10 km scenes with a fitted reference (needs the store for SMAP / swvl1)."""
-
-    def __init__(self, model, extra: dict, ard):
-        from ..grids import get_grid, tp10
-        from ..training.ard import TARGETS, open_group
-
-        self.model = model
-        self.name = model.name
-        #: the reference's capabilities, as its class declares them (the runner asks them)
-        self.batchable, self.per_pixel, self.reads_channel = model.batchable, model.per_pixel, model.reads_channel
-        group, grid = TARGETS[extra.get("target", "smap_l3_9km")]
-        self.src_grid = get_grid(grid)
-        self.dst = tp10()
-        if self.reads_channel is None:        # reads SMAP itself
-            smap = open_group(ard, group)
-            self.smap_times = smap["time"].values.astype("datetime64[ns]")
-            self.smap = smap["soil_moisture"]
-        else:
-            la, lo = np.meshgrid(self.dst.lat, self.dst.lon, indexing="ij")
-            r, c = self.src_grid.locate(la.ravel(), lo.ravel())
-            flat = np.where(r >= 0, r * self.src_grid.shape[1] + c, -1)
-            self.cell_index = flat.reshape(self.dst.shape)
-
-    def latest_field(self, t) -> np.ndarray:
-        t = np.datetime64(t, "ns")
-        lo = t - np.timedelta64(PERSIST_HOURS, "h")
-        sel = np.nonzero((self.smap_times <= t) & (self.smap_times > lo))[0]
-        field = np.full(self.src_grid.shape, np.nan, np.float32)
-        if sel.size:
-            vals = self.smap.isel(time=sel).values
-            for v in vals[::-1]:  # newest first
-                fill = np.isnan(field) & np.isfinite(v)
-                field[fill] = v[fill]
-        return field
-
-    def predict(self, t, cube=None) -> np.ndarray:
-        if self.reads_channel is None:
-            g = self.src_grid
-            return self.model.predict(self.latest_field(t), g.lat, g.lon, self.dst.lat, self.dst.lon)
-        i = cube.step_index(t)
-        x = cube.x3[i, cube.channels.index(self.reads_channel)]
-        return np.asarray(self.model.apply(x, cell_index=self.cell_index), np.float32)

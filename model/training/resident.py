@@ -2,7 +2,7 @@
 
 On a GPU the runner's cost is not the network (PSCNet: ~2 ms a TP scene on an H100) but the
 window assembly on the host (~35 ms a scene). This module keeps a
-:class:`~model.training.cube.PredictorCube` on a torch device instead:
+:class:`~model.features.cube.PredictorCube` on a torch device instead:
 
 * :class:`ResidentCube` copies the cube's 3-hourly fields, daily and weekly means and static
   layers (cropped to the data region) to the device once, in one contiguous transfer per
@@ -46,7 +46,7 @@ def to_device(a: np.ndarray, device):
 
 
 def transform_t(name: str, v):
-    """:func:`model.training.features.transform` on torch tensors (physical -> standardised-ready)."""
+    """:func:`model.features.channels.transform` on torch tensors (physical -> standardised-ready)."""
     if name in ("tp", "sd"):
         return (v.clamp(min=0) * 1000.0).log1p()
     if name == "e":
@@ -61,7 +61,7 @@ class ResidentCube:
 
     Parameters
     ----------
-    cube : :class:`~model.training.cube.PredictorCube`, un-normalised (the provider's).
+    cube : :class:`~model.features.cube.PredictorCube`, un-normalised (the provider's).
     ys, xs : the region (slices of the cube's grid) that scenes are computed on.
     device : torch device ("cpu", "cuda", "cuda:1").
     """
@@ -149,14 +149,14 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     """A :class:`ResidentCube` made on ``device`` straight from the loaded inputs: the raw
     ERA5-Land fields go over once per channel, and the transforms, the TP mask, the daily
     and weekly means and the data region are computed there (what
-    :func:`model.training.cube.build_cube` and :func:`model.inference.runner.data_region`
+    :func:`model.features.cube.build_cube` and :func:`model.inference.runner.data_region`
     do on the host). ``era5``: 3-hourly TP10 Dataset (physical units, loaded); ``static``:
     the TP10 static Dataset. ``rc.valid``: the (h, w) cells with inputs inside the region."""
     torch = _torch()
     from ..errors import InputError
     from ..grids import tp_mask
-    from .cube import REGION_MARGIN, static_channels
-    from .features import DERIVED, DYNAMIC
+    from ..features.cube import REGION_MARGIN, static_channels
+    from ..features.channels import DERIVED, DYNAMIC
 
     margin = REGION_MARGIN if margin is None else margin
     dev = torch.device(device)

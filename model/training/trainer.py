@@ -14,19 +14,19 @@ stored in the checkpoint, with the constructor arguments, so the model rebuilds 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import time as _time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from .. import __version__
 from ..errors import InputError
-from .ard import TARGETS
+from ..features.ard import TARGETS
+from ..runs.folders import mark_latest, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def prepare(ard, cfg: TrainConfig) -> TrainingData:
 
 
 def _prepare(ard, cfg: TrainConfig) -> TrainingData:
-    from .ard import load_inputs, open_group
-    from .cube import build_cube, spatial_holdout, target_on_steps
+    from ..features.ard import load_inputs, open_group
+    from ..features.cube import build_cube, spatial_holdout, target_on_steps
 
     if cfg.target not in TARGETS:
         from ..errors import unknown_name
@@ -131,14 +131,6 @@ def _prepare(ard, cfg: TrainConfig) -> TrainingData:
     norm = cube.fit_normalisation(np.nonzero(in_period)[0], np.where(train_mask, y[steps], np.nan))
     cube.normalise(norm)
     return TrainingData(cube, y, steps, train_mask, tune, norm)
-
-
-def run_dir_for(model: str, cfg: TrainConfig) -> Path:
-    from ..config import runs_dir
-
-    h = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    return runs_dir() / model / f"{stamp}-{h}"
 
 
 def _sample_patches(rng, data: TrainingData, n: int, size: int, mask: np.ndarray, steps=None):
@@ -186,18 +178,18 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     """
     from ..io import write_text_atomic
     from ..networks.registry import get_model_class
-    from .ard import ard_identity, default_ard
+    from ..features.ard import ard_identity, default_ard
 
     cls = get_model_class(model_name)     # unknown names fail here; its capabilities decide below
     ard = Path(ard) if ard else default_ard()
     t_start = _time.perf_counter()
     data = prepare(ard, cfg)
-    out = Path(out) if out else run_dir_for(model_name, cfg)
+    out = Path(out) if out else new_run_dir(model_name, cfg.to_dict())
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1))
     extra = {"normalisation": data.norm.to_dict(), "train_config": cfg.to_dict(),
              "train_period": [cfg.train_start, cfg.train_end], "target": cfg.target,
-             "ard": str(ard), "ard_identity": ard_identity(ard), "code_version": _code_version()}
+             "ard": str(ard), "ard_identity": ard_identity(ard), "code_version": __version__}
     if cls.kind == "torch":
         summary = _train_torch(model_name, cls, cfg, data, out, extra, progress)
     elif cls.kind == "sklearn":
@@ -209,7 +201,7 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     summary["model"] = model_name
     summary["run"] = str(out)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=1))
-    _mark_latest(model_name, out)
+    mark_latest(out)
     return out
 
 
@@ -220,7 +212,7 @@ HISTORY_DAYS = 28
 def history_report(data) -> dict:
     """How many training steps have less than :data:`HISTORY_DAYS` of predictors before them.
 
-    Such windows repeat the first available step as their history (``model.training.cube``
+    Such windows repeat the first available step as their history (``model.features.cube``
     clamps the indices). They are counted and said once (log and ``summary.json``), never
     padded silently; for real data ingest's default training period starts
     :data:`HISTORY_DAYS` in when the record is long enough, so the count is 0.
@@ -237,18 +229,6 @@ def history_report(data) -> dict:
                     "their history repeats the first step (%s); start the training period later to avoid it",
                     n, steps.size, rep["padded_until"], HISTORY_DAYS, rep["first_predictor_step"])
     return rep
-
-
-def _code_version() -> str:
-    from .. import __version__
-
-    return __version__
-
-
-def _mark_latest(model_name: str, out: Path):
-    from ..io import write_text_atomic
-
-    write_text_atomic(out.parent / "LATEST", out.name + "\n")
 
 
 def _masked_mse(pred, target, mask):
@@ -504,18 +484,3 @@ def _fit_reference(model_name, cfg, data, out, extra, ard):
     secs = _time.perf_counter() - t0
     save_checkpoint(out / "checkpoint.pt", model, extra)
     return {"kind": "reference", "train_seconds": round(secs, 1), "tune_rmse": None}
-
-
-def latest_run(model_name: str) -> Path:
-    """The newest complete run folder of a model (by its LATEST pointer)."""
-    from ..config import runs_dir
-
-    d = runs_dir() / model_name
-    p = d / "LATEST"
-    if not p.exists():
-        raise InputError(f"no trained run of model {model_name!r}",
-                         f"train it first: sm-downscale train --model {model_name}")
-    run = d / p.read_text().strip()
-    if not (run / "checkpoint.pt").exists():
-        raise InputError(f"the latest run of {model_name!r} has no checkpoint", "retrain it", run)
-    return run

@@ -48,7 +48,7 @@ class _Scorer:
         import xarray as xr
 
         from ..grids import get_grid, tp10, tp_mask
-        from ..training.ard import open_group
+        from ..features.ard import open_group
         from .experiments import load_stations
         from .matching import locate_stations, prepare_station
         from .skill import thawed_mask, to_celsius
@@ -130,7 +130,7 @@ class _Scorer:
 def _reference_fields(ard, steps):
     """ERA5-Land swvl1 and SMAP L4 (when ingested) at the steps, on TP10."""
     from ..grids import regridder
-    from ..training.ard import open_group
+    from ..features.ard import open_group
 
     out = {"era5land": open_group(ard, "era5")["swvl1"].reindex(time=steps).values.astype(np.float32)}
     try:
@@ -172,7 +172,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     from ..io import atomic_path
     from ..machine import machine_info
     from ..networks.registry import model_info
-    from ..training.ard import ard_identity, ard_info, default_ard, open_group
+    from ..features.ard import ard_identity, ard_info, default_ard, open_group
     from ..training.trainer import TrainConfig
     from .metrics import DEFAULT_SETTINGS
 
@@ -281,7 +281,7 @@ def _add_references_and_ceilings(rows: list, fields: dict, kinds: dict, scorers:
     """Score the reference products (ERA5-Land, SMAP L4 when ingested) on every period and,
     unless ``ceiling_kw`` is None, fit and score the ceiling learners on the test period;
     appends to ``rows``/``fields``/``kinds``; returns the ceilings' description."""
-    from ..training.ard import open_group
+    from ..features.ard import open_group
     from .ceiling import LABEL, fit_ceilings
 
     for period, sc in scorers.items():

@@ -13,9 +13,9 @@ period and scored on the test period like any product, and labelled as ceilings 
   plus the 10 km inputs can reach: the reachable fine-scale skill.
 * ``ceiling_10km`` - the 10 km inputs alone, predicting the 10 km truth.
 
-Inputs are exactly the methods' predictors (:data:`model.training.features.DYNAMIC` channels,
+Inputs are exactly the methods' predictors (:data:`model.features.channels.DYNAMIC` channels,
 transformed as for training, in the multi-frequency window of
-:class:`model.training.cube.PredictorCube`: the last 24 h 3-hourly, 7 daily means, 4 weekly
+:class:`model.features.cube.PredictorCube`: the last 24 h 3-hourly, 7 daily means, 4 weekly
 means, and the static layers), one row per cell-step.
 """
 
@@ -37,8 +37,8 @@ LABEL = "ceiling (fitted to the truth; not a product)"
 def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
     """A :class:`PredictorCube` whose grid is the listed cells as a 1 x N strip."""
     from ..grids import tp10
-    from ..training.cube import PredictorCube, static_channels
-    from ..training.features import DERIVED, DYNAMIC, derive, transform
+    from ..features.cube import PredictorCube, static_channels
+    from ..features.channels import DERIVED, DYNAMIC, derive, transform
 
     s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), era5["time"].values[0])
     e = np.datetime64(end, "ns") + np.timedelta64(1, "D") - np.timedelta64(1, "s")

@@ -52,7 +52,7 @@ class Inputs:
 
     def __init__(self, ard, archive=None, models=None):
         from ..inference.archive import open_archive
-        from ..training.ard import ard_info, open_group
+        from ..features.ard import ard_info, open_group
 
         self.ard = Path(ard)
         self.info = ard_info(self.ard)
@@ -301,7 +301,7 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
                 train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
                 train_st = train_st[np.isin(train_st, e5t)]
                 era5 = inp.era5
-                from ..training.ard import open_group
+                from ..features.ard import open_group
 
                 try:
                     preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
@@ -487,7 +487,7 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
     :func:`model.validation.ceiling.fit_ceilings`); ``n_resamples``: block-bootstrap resamples.
     """
     from ..io import atomic_path
-    from ..training.ard import default_ard
+    from ..features.ard import default_ard
 
     t0 = _time.perf_counter()
     ard = Path(ard) if ard else default_ard()

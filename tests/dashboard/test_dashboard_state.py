@@ -31,7 +31,7 @@ if mode == "blocked":
 import importlib
 if mode == "model":
     for m in ["model.config", "model.grids", "model.data.stations", "model.inference.archive",
-              "model.inference.export", "model.validation.results", "model.training.ard"]:
+              "model.inference.export", "model.validation.results", "model.features.ard"]:
         importlib.import_module(m)
     bad = [m for m in ("panel", "holoviews", "bokeh") if m in sys.modules]
     assert not bad, f"model imports {bad}"

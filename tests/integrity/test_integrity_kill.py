@@ -41,7 +41,7 @@ def _kill_when(cmd, env, ready, limit=300.0):
 
 
 def test_ingest_finishes_after_a_kill(tiny, tmp_path):
-    from model.training.ard import ard_identity, open_group
+    from model.features.ard import ard_identity, open_group
 
     out = tmp_path / "ard.zarr"
     cmd, env = _cli(tiny, "ingest", "--catalog", str(tiny / "worlds" / "tiny" / "catalog.yaml"),

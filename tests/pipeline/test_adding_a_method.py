@@ -75,7 +75,7 @@ def test_capabilities_of_the_product_methods():
 def test_a_new_method_goes_through_train_archive_validate(registered, tiny_pipeline, tmp_path, monkeypatch):
     from model.inference.archive import build_archive, complete_models, open_archive
     from model.inference.runner import Runner
-    from model.training.ard import ard_info
+    from model.features.ard import ard_info
     from model.training.cli import train_config
     from model.training.trainer import train
     from model.validation.experiments import run_validation

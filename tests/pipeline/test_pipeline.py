@@ -26,7 +26,7 @@ def _ard(home):
 
 # ------------------------------------------------------------------------- ingest
 def test_ingest_store_contents(tiny):
-    from model.training.ard import ard_info, open_group
+    from model.features.ard import ard_info, open_group
 
     ard = _ard(tiny)
     info = ard_info(ard)
@@ -72,7 +72,7 @@ def test_catalog_entries(tiny):
 def test_every_model_trained_and_rebuilds_from_its_checkpoint(tiny):
     from model.networks.checkpoint import load_checkpoint
     from model.networks.registry import model_names
-    from model.training.trainer import latest_run
+    from model.runs.folders import latest_run
 
     for name in model_names():
         run = latest_run(name)
@@ -170,7 +170,7 @@ def test_runner_bad_times(tiny):
 
 def test_runner_rejects_a_checkpoint_of_another_model(tiny):
     from model.networks.checkpoint import load_checkpoint
-    from model.training.trainer import latest_run
+    from model.runs.folders import latest_run
 
     with pytest.raises(InputError, match="holds model"):
         load_checkpoint(latest_run("unet") / "checkpoint.pt", name="pscnet")

@@ -80,7 +80,7 @@ def test_cube_built_on_the_device_equals_the_host_cube(tiny):
     from model.inference.inputs import HISTORY_DAYS
     from model.training.resident import build_resident, resident_cube
     from model.inference.runner import Runner, data_region
-    from model.training.ard import load_inputs
+    from model.features.ard import load_inputs
 
     r = Runner("pscnet", _ard(tiny), device="cpu", resident=True)
     p = r.provider

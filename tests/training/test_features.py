@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from model.errors import InputError, UnknownNameError
-from model.training.features import DERIVED, DYNAMIC, derive
+from model.features.channels import DERIVED, DYNAMIC, derive
 
 
 def test_stl1_min24_is_the_running_minimum_of_the_last_8_steps():
@@ -32,7 +32,7 @@ def test_unknown_derived_channel():
 
 def test_frost_channel_is_a_dynamic_input_built_from_stl1():
     from model.grids import tp_mask
-    from model.training.cube import build_cube
+    from model.features.cube import build_cube
 
     assert "stl1_min24" in DYNAMIC and DERIVED["stl1_min24"][0] == "stl1"
     times = pd.date_range("2017-06-01", periods=10, freq="3h")

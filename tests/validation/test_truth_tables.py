@@ -17,7 +17,7 @@ from model.errors import InputError
 def test_validate_truth_tables_report_and_dashboard(tiny, tmp_path):
     import xarray as xr
 
-    from model.training.ard import open_group
+    from model.features.ard import open_group
     from model.validation.experiments import run_validation
     from model.validation.skill import cell_scores, thawed_mask, to_celsius
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import CoverageError, InputError
 from ..grids import Grid, get_grid
-from .features import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
+from .channels import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
 
 #: cells of context kept around the data region for spatial models
 REGION_MARGIN = 16

@@ -67,22 +67,6 @@ def ard_identity(ard: str | Path) -> dict:
     return {"sha256": hashlib.sha256(raw).hexdigest(), "world_size": size}
 
 
-def run_input_mismatch(extra: dict, ard: str | Path) -> str | None:
-    """Why a trained run (its checkpoint ``extra``) does not belong to ``ard``, or None when it
-    does. A run without a recorded identity (trained by an older version) is a mismatch."""
-    want = ard_identity(ard)
-    have = extra.get("ard_identity") or {}
-    if not have:
-        return "it records no analysis-ready store identity (trained by an older version)"
-    if have.get("world_size") != want["world_size"]:
-        return (f"it was trained on world size {have.get('world_size')!r}, these inputs are "
-                f"{want['world_size']!r}")
-    if have.get("sha256") != want["sha256"]:
-        return (f"it was trained on another analysis-ready store (manifest "
-                f"{str(have.get('sha256'))[:12]}, these inputs {want['sha256'][:12]})")
-    return None
-
-
 def time_slice(ds, start, end, what: str):
     t = ds["time"].values
     s, e = np.datetime64(start, "ns"), np.datetime64(end, "ns")

@@ -224,3 +224,55 @@ def test_soil_moisture_cf_attributes_are_defined_once():
                 if "volume_fraction_of_condensed_water_in_soil" in line or line.strip().startswith('SM_UNITS = '):
                     here.append(f"{f.relative_to(ROOT)}:{k}")
     assert not here, f"soil-moisture CF attributes written out again (use model.schema): {here}"
+
+
+#: libraries whose import cost (measured, warm, 2-core VM: torch 0.90 s, sklearn 0.87, panel 0.66,
+#: geoviews 0.56, cfgrib 0.39, distributed 0.26, numba 0.19 plus its compiles, holoviews 0.20,
+#: matplotlib/cartopy 0.25) or whose presence (ismn, playwright: optional) justifies an import
+#: inside a function; docs/architecture.md keeps the table
+LAZY_LIBS = {"torch", "sklearn", "dask", "distributed", "numba", "cfgrib", "eccodes", "matplotlib",
+             "cartopy", "ismn", "playwright", "panel", "holoviews", "geoviews", "hvplot", "bokeh",
+             "psutil", "pyinstrument", "pytesmo", "shapely", "pyogrio", "geopandas", "rasterio"}
+LAZY_MARK = "# lazy:"
+
+
+def inner_imports(root: Path = ROOT, packages=("model", "dashboard")):
+    """Imports inside functions or methods: (file, line, top-level module, has a lazy: comment)."""
+    out = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            text = path.read_text()
+            lines = text.splitlines()
+            tree = ast.parse(text, filename=str(path))
+            for fn in ast.walk(tree):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(fn):
+                    if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                        continue
+                    if isinstance(node, ast.ImportFrom) and node.level:
+                        mod = package
+                    else:
+                        mod = (node.names[0].name if isinstance(node, ast.Import) else node.module or "")
+                    span = lines[node.lineno - 2: node.end_lineno]     # the line above, the import
+                    marked = any(LAZY_MARK in ln for ln in span)
+                    out.append((str(path.relative_to(root)), node.lineno, mod.split(".")[0], marked))
+    return sorted(set(out))
+
+
+def test_imports_inside_functions_say_why():
+    """Imports sit at module top; one inside a function names its measured reason in a
+    ``# lazy: ...`` comment (on its line or the line above), and imports a costly or optional
+    library (LAZY_LIBS) or a project module that pulls one in."""
+    bad = [f"{f}:{n} ({m})" for f, n, m, marked in inner_imports()
+           if not marked or (m not in LAZY_LIBS and m not in ("model", "dashboard"))]
+    assert not bad, (f"{len(bad)} imports inside functions without a measured reason "
+                     f"(hoist them to the module top, or add `{LAZY_MARK} <why>`): " + ", ".join(bad[:40]))
+
+
+def test_inner_import_check_finds_an_unmarked_import(tmp_path):
+    pkg = tmp_path / "model"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f():\n    import json\n\n\ndef g():\n    import torch  # lazy: 0.9 s\n")
+    found = inner_imports(tmp_path, packages=("model",))
+    assert found == [("model/a.py", 2, "json", False), ("model/a.py", 6, "torch", True)]

@@ -6,6 +6,7 @@ message (no traceback) and exits with status 2.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 
@@ -47,8 +48,6 @@ class UnknownNameError(InputError):
 
 
 def nearest_names(name: str, valid: list[str], n: int = 3) -> list[str]:
-    import difflib
-
     close = difflib.get_close_matches(name, valid, n=n, cutoff=0.3)
     return close or sorted(valid)[:n]
 

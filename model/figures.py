@@ -20,9 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from shapely.geometry import MultiPolygon, Polygon, box
 
 from .config import RESOURCES
-from .errors import InputError
+from .errors import InputError, unknown_name
+from .grids import tp_polygon
+from .io import atomic_path
 
 NATURALEARTH_DIR = RESOURCES / "naturalearth"
 TP_BOX = (73.0, 105.0, 25.0, 40.0)  # lon0, lon1, lat0, lat1 (cartopy's set_extent order)
@@ -45,14 +48,13 @@ PROJECTION_LABELS = {"equal_area": "Lambert equal-area (TP)", "plate_carree": "P
 
 def projection(name: str = "equal_area"):
     """The cartopy CRS of a projection name (``equal_area`` or ``plate_carree``)."""
-    import cartopy.crs as ccrs
+    import cartopy.crs as ccrs  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     if name == "plate_carree":
         return ccrs.PlateCarree()
     if name == "equal_area":
         return ccrs.LambertAzimuthalEqualArea(central_longitude=LAEA_CENTRE[0], central_latitude=LAEA_CENTRE[1],
                                               globe=ccrs.Globe(ellipse="sphere"))
-    from .errors import unknown_name
 
     raise unknown_name("projection", name, list(PROJECTION_LABELS))
 
@@ -60,6 +62,7 @@ def projection(name: str = "equal_area"):
 def _offline_downloader():
     """cartopy's Natural Earth downloader with downloading turned into a clear error: a
     shapefile that is not packaged fails at once instead of reaching for the network."""
+    # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
     from cartopy.io.shapereader import NEShpDownloader
 
     class OfflineNEShpDownloader(NEShpDownloader):
@@ -73,7 +76,7 @@ def _offline_downloader():
 
 def setup_cartopy() -> None:
     """Point cartopy at the packaged Natural Earth files and turn its downloads off."""
-    import cartopy
+    import cartopy  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     cartopy.config["pre_existing_data_dir"] = str(NATURALEARTH_DIR)
     cartopy.config["data_dir"] = str(NATURALEARTH_DIR)
@@ -85,10 +88,6 @@ def tp_outline():
     """The TP outline (shapely, lon/lat) for drawing: the exterior rings of the basin union's
     parts larger than 0.5 square degrees (slivers between basins and islands dropped),
     simplified to 0.02 degree, as in the dashboard's basemap."""
-    from shapely.geometry import MultiPolygon, Polygon
-
-    from .grids import tp_polygon
-
     poly = tp_polygon().simplify(0.02, preserve_topology=True)
     parts = [Polygon(p.exterior) for p in getattr(poly, "geoms", [poly]) if p.area > 0.5]
     return MultiPolygon(parts)
@@ -98,8 +97,7 @@ def tp_outline():
 def _clipped(category: str, name: str, scale: str) -> tuple:
     """Natural Earth geometries (packaged files, found by cartopy's own lookup) clipped to the
     TP box plus 5 degrees, read once per process."""
-    from cartopy.io import shapereader
-    from shapely.geometry import box
+    from cartopy.io import shapereader  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     setup_cartopy()
     clip = box(TP_BOX[0] - 5, TP_BOX[2] - 5, TP_BOX[1] + 5, TP_BOX[3] + 5)
@@ -116,8 +114,8 @@ def _clipped(category: str, name: str, scale: str) -> tuple:
 def features(scale: str = "50m") -> dict:
     """cartopy features: coastline, borders, lakes, rivers (packaged Natural Earth) and the TP
     outline, as ``{name: (feature, style)}``."""
-    import cartopy.crs as ccrs
-    import cartopy.feature as cf
+    import cartopy.crs as ccrs  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
+    import cartopy.feature as cf  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     pc = ccrs.PlateCarree()
     layers = {"coastline": ("physical", "coastline", dict(edgecolor="#555555", linewidth=0.6)),
@@ -149,7 +147,7 @@ def data_extent(lon, lat, values, margin: float = 1.0):
 
 def map_axes(fig, spec, proj: str = "equal_area", extent=TP_BOX, labels: bool = True, fontsize: float = 7):
     """A GeoAxes on ``spec`` (a subplot spec or rect) with the basemap, extent and gridlines."""
-    import cartopy.crs as ccrs
+    import cartopy.crs as ccrs  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     setup_cartopy()
     ax = fig.add_subplot(spec, projection=projection(proj))
@@ -167,7 +165,7 @@ def map_axes(fig, spec, proj: str = "equal_area", extent=TP_BOX, labels: bool = 
 
 
 def _mesh(ax, lon, lat, values, vmin, vmax, cmap):
-    import cartopy.crs as ccrs
+    import cartopy.crs as ccrs  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     v = np.ma.masked_invalid(np.asarray(values, float))
     m = ax.pcolormesh(np.asarray(lon, float), np.asarray(lat, float), v, vmin=vmin, vmax=vmax, cmap=cmap,
@@ -196,8 +194,8 @@ def map_figure(da, title: str = "", cmap: str = "YlGnBu", clim=(0.0, 0.5), label
     ``extent``: (lon0, lon1, lat0, lat1), default the finite values plus 1 degree.
     ``stations``: optional DataFrame with lon, lat and network, drawn as points coloured by
     ``station_colors`` (network -> colour)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
+    from matplotlib.figure import Figure  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     lon, lat, v = _lonlat(da)
     extent = extent or data_extent(lon, lat, v)
@@ -206,7 +204,7 @@ def map_figure(da, title: str = "", cmap: str = "YlGnBu", clim=(0.0, 0.5), label
     ax = map_axes(fig, 111, proj, extent)
     m = _mesh(ax, lon, lat, v, clim[0], clim[1], cmap)
     if stations is not None and len(stations):
-        import cartopy.crs as ccrs
+        import cartopy.crs as ccrs  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
         colors = station_colors or {"CTP_SMTMN": "#d62728", "MAQU": "#9467bd", "NAQU": "#ff7f0e", "NGARI": "#17becf"}
         for net, sub in stations.groupby("network"):
@@ -228,8 +226,8 @@ def metric_maps_figure(ds, models, metrics=("R", "bias", "ubRMSE"), reference: s
 
     ``ds``: Dataset with ``metrics`` as variables, dims (model, lat, lon) or (model, y, x) with
     1-D ``lat``/``lon`` coordinates (``vs_smap_maps.nc`` / ``vs_truth_maps.nc``)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    import matplotlib.pyplot as plt  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
+    from matplotlib.figure import Figure  # lazy: matplotlib + cartopy cost 0.26 s at import; figures only
 
     models = [str(m) for m in models]
     missing = [m for m in models if m not in [str(x) for x in ds["model"].values]]
@@ -292,8 +290,6 @@ def save(fig, target, fmt: str | None = None, dpi: int = 150):
     if fmt not in FORMATS:
         raise InputError(f"figure format {fmt!r} is not supported", f"use one of {FORMATS}")
     if isinstance(target, (str, Path)):
-        from .io import atomic_path
-
         with atomic_path(Path(target)) as tmp:
             with open(tmp, "wb") as fh:
                 fig.savefig(fh, format=fmt, dpi=dpi)

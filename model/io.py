@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -107,8 +109,6 @@ def read_json_marker(path: str | Path, what: str = "marker") -> dict | None:
 
 def check_writable(folder: str | Path, need_bytes: int = 0) -> Path:
     """Fail early, with a clear message, if ``folder`` is not writable or lacks space."""
-    from .errors import InputError
-
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ GPU benchmark scripts can use it with nothing but torch and numpy installed)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 
@@ -50,8 +51,6 @@ def machine_line(info: dict | None = None) -> str:
 def kernel_threads() -> int:
     """Threads for the compiled CPU kernels (tree traversal, regridding): one inside a daemonic
     process (a Dask worker owns one core), else every usable core."""
-    import multiprocessing
-
     if multiprocessing.current_process().daemon:
         return 1
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

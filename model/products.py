@@ -30,10 +30,18 @@ About page shows them (:func:`product_table`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
+import intake
+import pandas as pd
+from intake.readers import datatypes, readers
+from intake.readers.entry import Catalog
+
+from .config import home
 from .errors import InputError
+from .io import atomic_path
 
 #: products catalog entries: name prefix -> what it holds
 PRODUCT_KINDS = {
@@ -52,15 +60,11 @@ _COORDS = ("tp_mask", "crs", "time", "lat", "lon")
 
 def products_catalog_path() -> Path:
     """``$SMDS_HOME/catalog.yaml``: the archive, the comparison products and the validation."""
-    from .config import home
-
     return home() / "catalog.yaml"
 
 
 def open_products(path: str | Path | None = None):
     """Open a products catalog with plain Intake 2 (``intake.from_yaml_file``)."""
-    import intake
-
     path = Path(path) if path else products_catalog_path()
     if not path.exists():
         raise InputError("products catalog not found",
@@ -73,8 +77,6 @@ def _iso(value) -> str | None:
 
 
 def _zarr_reader(url: str, meta: dict, drop: list[str] | None = None, group: str | None = None):
-    from intake.readers import datatypes, readers
-
     kw = {"chunks": {}, "consolidated": True}
     if drop:
         kw["drop_variables"] = sorted(drop)
@@ -146,8 +148,6 @@ def _ard_entries(root: Path, ard: Path) -> dict:
 
 
 def _validation_entries(root: Path, archive_period) -> dict:
-    from intake.readers import datatypes, readers
-
     vdir = root / "validation"
     if not (vdir / "settings.json").exists():
         return {}
@@ -177,10 +177,6 @@ def refresh_products(written: str | Path | None = None, ard: str | Path | None =
     the layers above the writers (the command line, the demo), so the writers never import
     the catalog (issue 14: one-way layers). A folder outside a home is not catalogued; a
     failure is logged, never raised: what was written is complete either way."""
-    import logging
-
-    from .config import home
-
     log = logging.getLogger(__name__)
     folder = Path(written) if written else home() / "archive"
     if folder.name not in ("archive", "validation"):
@@ -202,11 +198,6 @@ def register_products(home_dir: str | Path | None = None, ard: str | Path | None
     validation output. Paths are relative to the home folder (``{CATALOG_DIR}``), so the folder
     can be moved; only Intake's own readers are used, so the file opens without this package.
     """
-    from intake.readers.entry import Catalog
-
-    from .config import home
-    from .io import atomic_path
-
     root = Path(home_dir) if home_dir else home()
     entries: dict = {}
     period = None
@@ -235,8 +226,6 @@ def register_products(home_dir: str | Path | None = None, ard: str | Path | None
 def product_table(path: str | Path | None = None):
     """The catalog's entries and their metadata as a DataFrame (entry, description, variable,
     units, grid, period, model, checkpoint), for the About page and ``sm-downscale`` users."""
-    import pandas as pd
-
     cat = open_products(path)
     rows = []
     for name, entry in cat.entries.items():

@@ -29,9 +29,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+import intake
+import xarray as xr
+from intake.readers.entry import Catalog
 from intake.readers.readers import BaseReader
 
-from ..errors import InputError
+from ..config import find_project, worlds_dir
+from ..errors import InputError, unknown_name
+from ..io import atomic_path
+from .cubes import smap_l3_cube, smap_l4_cube
+from .era5 import read_era5
+from .ismn import read_ismn
+from .static import static_layers
 
 #: entry name -> (reader class name, what it holds)
 ENTRY_KINDS = {
@@ -74,23 +83,17 @@ class SmapL3Reader(_Reader):
     """SMAP L3 daily files -> observation cube at product steps (see ingest.smap_l3_cube)."""
 
     def _read(self, urlpath, product=None, **kw):
-        from .cubes import smap_l3_cube
-
         cube, _report = smap_l3_cube(expand(urlpath), product=product)
         return cube
 
 
 class SmapL4Reader(_Reader):
     def _read(self, urlpath, **kw):
-        from .cubes import smap_l4_cube
-
         return smap_l4_cube(expand(urlpath))
 
 
 class Era5Reader(_Reader):
     def _read(self, urlpath, **kw):
-        from .era5 import read_era5
-
         return read_era5([str(f) for f in expand(urlpath)], **kw)
 
 
@@ -98,22 +101,16 @@ class IsmnReader(BaseReader):
     output_instance = "builtins:list"
 
     def _read(self, urlpath, **kw):
-        from .ismn import read_ismn
-
         return read_ismn(expand(urlpath)[0], **kw)
 
 
 class StaticDemReader(_Reader):
     def _read(self, urlpath=None, **kw):
-        from .static import static_layers
-
         return static_layers(_local(urlpath) if urlpath else None)
 
 
 class NetcdfReader(_Reader):
     def _read(self, urlpath, **kw):
-        import xarray as xr
-
         return xr.open_dataset(expand(urlpath)[0], **kw)
 
 
@@ -122,8 +119,6 @@ class ZarrReader(_Reader):
     data variables (with the coordinates)."""
 
     def _read(self, urlpath, group=None, variables=None, **kw):
-        import xarray as xr
-
         path = expand(urlpath)[0]
         ds = xr.open_zarr(path, group=group, consolidated=True, **kw)
         return ds[list(variables)] if variables else ds
@@ -133,7 +128,6 @@ def entry_kind(name: str) -> tuple[str, str]:
     """(reader class name, description) of a standard inputs entry name."""
     if name in ENTRY_KINDS:
         return ENTRY_KINDS[name]
-    from ..errors import unknown_name
 
     raise unknown_name("catalog entry", name, list(ENTRY_KINDS))
 
@@ -158,10 +152,6 @@ def write_catalog(path: str | Path, locations: dict[str, str | None],
         (written as ``{CATALOG_DIR}/...``); ``None`` for entries without a path (static_dem).
     kwargs : entry name -> extra reader arguments (e.g. ``{"smap_l3_36km": {"product": "SPL3SMP"}}``).
     """
-    from intake.readers.entry import Catalog
-
-    from ..io import atomic_path
-
     cat = Catalog(metadata=metadata or {})
     for name, loc in locations.items():
         entry_kind(name)  # a clear error for an unknown name
@@ -179,8 +169,6 @@ def write_catalog(path: str | Path, locations: dict[str, str | None],
 def default_catalog_path() -> Path:
     """``$SMDS_CATALOG``, else the project's ``inputs.yaml`` (a folder made by ``sm-downscale
     init``, found from the current folder up), else the default (demo) world's catalog."""
-    from ..config import find_project, worlds_dir
-
     env = os.environ.get("SMDS_CATALOG")
     if env:
         return Path(env)
@@ -197,8 +185,6 @@ def default_ard_path(catalog: str | Path | None = None) -> Path:
     inputs catalog (``$SMDS_CATALOG`` or the demo world's), so a store made from
     ``SMDS_CATALOG=...`` is found by every later command with the same setting.
     """
-    from ..config import find_project
-
     proj = find_project()
     if proj is not None and (catalog is None or Path(catalog).resolve().parent == proj):
         return proj / "ard.zarr"
@@ -219,8 +205,6 @@ def open_catalog(path: str | Path | None = None, root: str | None = None):
     ``root`` (or ``$SMDS_INPUTS_ROOT``) sets the catalog's ``root`` user parameter, for the
     real-data template ``catalogs/inputs.yaml``.
     """
-    import intake
-
     path = Path(path) if path else default_catalog_path()
     if not path.exists():
         raise InputError("catalog not found",
@@ -236,8 +220,6 @@ def open_catalog(path: str | Path | None = None, root: str | None = None):
 def read_entry(cat, name: str, **kwargs) -> Any:
     """Read one entry by name with a clear error for a missing one."""
     if name not in cat.entries:
-        from ..errors import unknown_name
-
         raise unknown_name("catalog entry", name, list(cat.entries))
     reader = cat[name]
     if kwargs:
@@ -248,8 +230,6 @@ def read_entry(cat, name: str, **kwargs) -> Any:
 def entry_files(cat, name: str) -> list[Path]:
     """The files behind a path/glob entry (with ``{CATALOG_DIR}`` and parameters resolved)."""
     if name not in cat.entries:
-        from ..errors import unknown_name
-
         raise unknown_name("catalog entry", name, list(cat.entries))
     reader = cat[name]
     url = reader.kwargs.get("urlpath")

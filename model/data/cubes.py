@@ -12,8 +12,11 @@ import time as _time
 from dataclasses import dataclass, field
 
 import numpy as np
+import xarray as xr
 
 from ..errors import InputError
+from .smap import read_smap_l3, read_smap_l4
+from .smap_format import QualityPolicy
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +174,6 @@ def smap_l3_cube(files, product: str | None = None, policy=None, report: IngestR
         ``soil_moisture`` (m3 m-3, float32), ``obs_time`` (datetime64), ``overpass``
         (0 = AM, 1 = PM, -1 none) on dims (time, y, x).
     """
-    import xarray as xr
-
-    from .smap import read_smap_l3
-    from .smap_format import QualityPolicy
-
     report = report or IngestReport()
     policy = policy or QualityPolicy()
     layers: dict[np.datetime64, dict] = {}
@@ -250,10 +248,6 @@ def smap_l4_cube(files, report: IngestReport | None = None):
     The L4 time stamps (centre of the 3-hourly window, e.g. 01:30) are kept as ``obs_time``;
     ``time`` is the product step that ends the window (03:00 for 00:00-03:00).
     """
-    import xarray as xr
-
-    from .smap import read_smap_l4
-
     report = report or IngestReport()
     parts = []
     for f in files:

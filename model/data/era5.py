@@ -57,13 +57,30 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.io
 import xarray as xr
 
-from ..errors import (CoverageError, InputError, MissingVariableError, UnreadableFileError,
-                      WrongProductError)
+from ..errors import (
+    CoverageError,
+    InputError,
+    MissingVariableError,
+    UnreadableFileError,
+    WrongProductError,
+    unknown_name,
+)
 from ..grids.core import TP_BBOX, Grid, tp10
-from .era5_grib import (_BY_ID, _PRODUCT_ALIASES, ERA5, ERA5_LAND, NON_NEGATIVE, PARAMS, _cf_units, _read_grib,
-                        short_name)
+from ..grids.regrid import Regridder
+from .era5_grib import (
+    _BY_ID,
+    _PRODUCT_ALIASES,
+    ERA5,
+    ERA5_LAND,
+    NON_NEGATIVE,
+    PARAMS,
+    _cf_units,
+    _read_grib,
+    short_name,
+)
 from .era5_time import TimeAxisError, _fmt_td, _time_step, deaccumulate
 
 __all__ = ["describe", "latlon_grid", "read_era5", "regrid_to_tp10", "TP_BBOX"]
@@ -139,8 +156,6 @@ def _read_head(path: Path, n: int) -> bytes:
 def _check_classic_complete(path: Path) -> None:
     """NetCDF3 files are laid out by offsets: a truncated file still opens and reads zeros,
     so check the data section against the header with scipy's parser."""
-    import scipy.io
-
     def probe(nc) -> None:
         for name in list(nc.variables):
             _ = nc.variables[name].data.shape  # views beyond the end of the file fail here
@@ -494,8 +509,6 @@ def _resolve_product(product: str, pieces: list[_Piece]) -> tuple[str, str]:
     if product and product.lower() != "auto":
         key = product.lower()
         if key not in _PRODUCT_ALIASES:
-            from ..errors import unknown_name
-
             raise unknown_name("ERA5 product", product, ["auto", "era5-land", "era5"])
         return _PRODUCT_ALIASES[key], "given"
     found = set()
@@ -663,6 +676,7 @@ def describe(path) -> dict:
         sm = None
         if "swvl1" in ds:
             v = ds["swvl1"].data
+            # lazy: dask.array costs 0.26 s at import; only describe's summary needs it
             import dask.array as da
 
             arr = v if isinstance(v, da.Array) else da.from_array(np.asarray(v))
@@ -734,8 +748,6 @@ def regrid_to_tp10(ds, min_coverage: float = 0.5):
     cells (:class:`model.grids.Regridder`, edges at midpoints; the native ERA5-Land grid with
     centres on x.x0 gives each TP10 cell the mean of 2 x 2 half-overlapping cells).
     """
-    from ..grids.regrid import Regridder
-
     g = tp10()
     lat = np.round(np.asarray(ds["lat"].values, dtype=np.float64), 6)
     lon = np.round(np.asarray(ds["lon"].values, dtype=np.float64), 6)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import InputError
+from ..errors import InputError, unknown_name
 from ..io import atomic_path
 from .era5 import _axis_order
 from .era5_grib import _PRODUCT_ALIASES, ACCUMULATED, ERA5_LAND, PARAMS, _cf_units
@@ -144,12 +145,8 @@ def write_era5_netcdf(path, ds: xr.Dataset, layout: str = "new", complevel: int 
     CDS never delivers a partial accumulation, and the reader would otherwise take it for a
     whole one.
     """
-    import netCDF4
-
     layout = str(layout).lower()
     if layout not in ("new", "old"):
-        from ..errors import unknown_name
-
         raise unknown_name("CDS NetCDF layout", layout, ["new", "old"])
     prod = _PRODUCT_ALIASES.get(str(product or ds.attrs.get("product", ERA5_LAND)).lower(), ERA5_LAND)
     if not {"time", "lat", "lon"} <= set(ds.dims):

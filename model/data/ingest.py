@@ -19,20 +19,42 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
 
-from ..errors import InputError
-from .cubes import (  # noqa: F401 - re-exported: ingest's public names
-    SOURCES, STEP, IngestReport, SourceCheck, nearest_step, smap_l3_cube, smap_l4_cube, sources_table,
+from ..errors import CoverageError, InputError
+from ..grids.core import TP_BBOX
+from ..io import atomic_path
+from .catalog import (
+    default_ard_path,
+    default_catalog_path,
+    entry_files,
+    entry_pattern,
+    has_entry,
+    open_catalog,
+    read_entry,
 )
+from .cubes import (  # noqa: F401 - re-exported: ingest's public names
+    SOURCES,
+    STEP,
+    IngestReport,
+    SourceCheck,
+    nearest_step,
+    smap_l3_cube,
+    smap_l4_cube,
+    sources_table,
+)
+from .era5 import read_era5, regrid_to_tp10
+from .era5_time import to_3hourly
+from .ismn_sources import _collect_sources, _scan
+from .smap import check_smap_file
+from .static import static_layers
 
 log = logging.getLogger(__name__)
 
 
 def _read_hourly(paths, bbox):
     """ERA5-Land hourly, lazily (Dask), cropped to ``bbox`` when the files contain it."""
-    from ..errors import CoverageError
-    from .era5 import read_era5
-
     try:
         return read_era5([str(p) for p in paths], bbox=bbox, chunks={"time": 24})
     except CoverageError:
@@ -69,10 +91,6 @@ def era5_cube_files(files, report: IngestReport, start=None, end=None, dropped: 
     first step when the first sample is on it (e.g. 00 UTC: the bin needs 22 and 23 UTC of
     the day before), the step after the last sample, and steps inside gaps.
     """
-    from ..grids.core import TP_BBOX
-    from .era5 import regrid_to_tp10
-    from .era5_time import to_3hourly
-
     dropped = dropped if dropped is not None else {"n": 0, "times": []}
     files = list(files)
 
@@ -152,8 +170,6 @@ def stations_frame(series_list) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def _files_of(cat, entry: str, row: SourceCheck) -> list[Path]:
     """The files of an entry; an entry whose path matches nothing gives [] (the check says so)."""
-    from .catalog import entry_files, entry_pattern
-
     row.pattern = entry_pattern(cat, entry) or ""
     try:
         return entry_files(cat, entry)
@@ -169,8 +185,6 @@ def _period(times) -> tuple[str, str] | None:
 
 
 def _check_era5(files, row: SourceCheck):
-    from .era5 import read_era5
-
     times = []
     for f in files:
         try:
@@ -185,8 +199,6 @@ def _check_era5(files, row: SourceCheck):
 
 
 def _check_smap(files, row: SourceCheck, product: str):
-    from .smap import check_smap_file
-
     times, missing = [], {}
     for f in files:
         try:
@@ -208,8 +220,6 @@ def _check_smap(files, row: SourceCheck, product: str):
 
 
 def _check_ismn(path: Path, row: SourceCheck):
-    from .ismn_sources import _collect_sources, _scan
-
     row.unit = "station files"
     try:
         _kind, sources = _collect_sources(path)
@@ -239,8 +249,6 @@ def check_inputs(cat) -> list[SourceCheck]:
     skipped and why, the period covered, optional quality fields missing. Entries that the
     catalog does not list, or whose path matches nothing, are "found 0".
     """
-    from .catalog import has_entry
-
     rows = []
     for entry, (label, required, _) in SOURCES.items():
         row = SourceCheck(entry, label, required)
@@ -263,8 +271,6 @@ def check_inputs(cat) -> list[SourceCheck]:
         elif entry == "smap_l4":
             _check_smap(files, row, "SPL4SMGP")
         elif entry == "static_extra":
-            import xarray as xr
-
             for f in files:
                 try:
                     with xr.open_dataset(f) as ds:
@@ -341,13 +347,6 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
     start, end : optional period to keep (ISO dates).
     echo : callable taking a string (e.g. ``print``) for the check table, or None.
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
-
-    from ..io import atomic_path
-    from .catalog import default_ard_path, default_catalog_path, open_catalog, read_entry
-    from .static import static_layers
-
     cat_path = Path(catalog) if catalog else default_catalog_path()
     cat = open_catalog(cat_path)
     out = Path(out) if out else default_ard_path(cat_path)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
+import xarray as xr
+
 from ..errors import InputError, UnreadableFileError
+from .era5 import describe as describe_era5
+from .ismn import describe as describe_ismn
+from .smap import describe as describe_smap
+from .static import describe as describe_static
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -33,8 +40,6 @@ def sniff(path: Path) -> str:
         return "era5"
     if head.startswith(HDF5_MAGIC) or head[:3] == b"CDF":
         if head.startswith(HDF5_MAGIC):
-            import h5py
-
             try:
                 with h5py.File(path, "r") as f:
                     keys = set(f.keys())
@@ -46,7 +51,6 @@ def sniff(path: Path) -> str:
                 return "smap"
             if "Altitude" in keys:
                 return "static"
-        import xarray as xr
 
         try:
             with xr.open_dataset(path) as ds:
@@ -74,13 +78,13 @@ def describe(path: str | Path) -> dict:
     path = Path(path)
     kind = sniff(path)
     if kind == "smap":
-        from .smap import describe as d
+        d = describe_smap
     elif kind == "era5":
-        from .era5 import describe as d
+        d = describe_era5
     elif kind == "ismn":
-        from .ismn import describe as d
+        d = describe_ismn
     else:
-        from .static import describe as d
+        d = describe_static
     out = d(path)
     out.setdefault("path", str(path))
     out.setdefault("reader", kind)

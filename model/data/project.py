@@ -28,12 +28,19 @@ static extras      ``static_tp10.nc`` (soil texture / land cover on TP10, option
 from __future__ import annotations
 
 import datetime as _dt
+import fnmatch
 import json
 import os
 from pathlib import Path
 
+import yaml
+
 from ..config import PROJECT_MARKER
 from ..errors import InputError
+from ..io import atomic_path
+from .catalog import ENTRY_KINDS
+from .era5 import read_era5
+from .ingest import SOURCES
 
 _SMAP = {
     "smap_l3_36km": ("SMAP_L3_SM_P_[0-9]*.h5", {"product": "SPL3SMP"}),
@@ -53,8 +60,6 @@ def _glob_for(root: Path, files: list[Path], name_pattern: str) -> str:
 
 
 def _is_era5(path: Path) -> bool:
-    from .era5 import read_era5
-
     try:
         ds = read_era5([str(path)], chunks={"time": 24})
     except InputError:
@@ -69,7 +74,6 @@ def discover(inputs: str | Path) -> dict:
     if not root.is_dir():
         raise InputError("the inputs folder does not exist or is not a folder",
                          "give the folder that holds your SMAP, ERA5-Land and ISMN downloads", root)
-    import fnmatch
 
     found: dict = {}
     all_files = [p for p in sorted(root.rglob("*")) if p.is_file()
@@ -108,11 +112,6 @@ def discover(inputs: str | Path) -> dict:
 
 def write_inputs_catalog(path: Path, inputs: Path, found: dict) -> Path:
     """An Intake 2 inputs catalog with a ``root`` parameter set to ``inputs``."""
-    import yaml
-
-    from ..io import atomic_path
-    from .catalog import ENTRY_KINDS
-
     entries = {}
     for entry in ("smap_l3_36km", "smap_l3_9km", "smap_l4", "era5land", "ismn", "static_dem",
                   "static_extra"):
@@ -152,7 +151,6 @@ def init_project(inputs: str | Path, folder: str | Path = ".", force: bool = Fal
     found = discover(inputs)
     folder.mkdir(parents=True, exist_ok=True)
     write_inputs_catalog(folder / "inputs.yaml", inputs, found)
-    from ..io import atomic_path
 
     with atomic_path(marker) as tmp:
         tmp.write_text(json.dumps({
@@ -163,8 +161,6 @@ def init_project(inputs: str | Path, folder: str | Path = ".", force: bool = Fal
 
 
 def describe_found(found: dict) -> str:
-    from .ingest import SOURCES
-
     lines = []
     for entry, (label, required, absent) in SOURCES.items():
         if entry in found:

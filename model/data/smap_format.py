@@ -20,11 +20,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import h5py
 import numpy as np
 import xarray as xr
 
-from ..errors import (EmptyAfterPolicyError, InputError, MissingVariableError, UnreadableFileError,
-                      WrongProductError, unknown_name)
+from ..errors import (
+    EmptyAfterPolicyError,
+    InputError,
+    MissingVariableError,
+    UnreadableFileError,
+    WrongProductError,
+    unknown_name,
+)
 from ..grids import ease2
 from ..schema import SM_STANDARD_NAME, SM_UNITS
 
@@ -270,8 +277,6 @@ def _attr_str(v) -> str | None:
 
 
 def _open(path: Path):
-    import h5py
-
     if not path.exists():
         raise UnreadableFileError("file does not exist", "check the path", path)
     if path.is_dir():
@@ -310,8 +315,6 @@ def _h5(path: Path):
 
 
 def _dataset(f, group: str, name: str, path: Path, product: str):
-    import h5py
-
     full = f"{group}/{name}" if group else name
     obj = f.get(full)
     if not isinstance(obj, h5py.Dataset):
@@ -323,8 +326,6 @@ def _dataset(f, group: str, name: str, path: Path, product: str):
 
 def _optional_dataset(f, group: str, name: str):
     """An optional dataset (a quality field), or None when the file lacks it."""
-    import h5py
-
     obj = f.get(f"{group}/{name}" if group else name)
     return obj if isinstance(obj, h5py.Dataset) else None
 

@@ -12,17 +12,31 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import zlib
 from pathlib import Path
 from typing import Iterable
 
+import h5py
 import numpy as np
 import xarray as xr
 
 from ..errors import unknown_name
 from ..grids import ease2, ease2_grid
 from ..io import atomic_path
-from .smap_format import (_GLOBAL_SHAPES, FILL, FLAG_FILL, L3_PRODUCTS, L4_EPOCH, L4_TIME_UNITS, PRODUCTS,
-                          SURFACE_FLAG_BITS, TB_EPOCH, _check_l4_time, _to_day, _to_ns)
+from .smap_format import (
+    _GLOBAL_SHAPES,
+    FILL,
+    FLAG_FILL,
+    L3_PRODUCTS,
+    L4_EPOCH,
+    L4_TIME_UNITS,
+    PRODUCTS,
+    SURFACE_FLAG_BITS,
+    TB_EPOCH,
+    _check_l4_time,
+    _to_day,
+    _to_ns,
+)
 
 __all__ = ["write_smap_l3", "write_smap_l4"]
 
@@ -288,8 +302,6 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
     path = Path(path)
     surf_meanings = " ".join(f"{res}_km_{n}" for n in SURFACE_FLAG_BITS)
     with atomic_path(path) as tmp:
-        import h5py
-
         with h5py.File(tmp, "w") as f:
             begin = day.astype("datetime64[ns]")
             end = begin + np.timedelta64(86400, "s") - np.timedelta64(1, "ms")
@@ -380,8 +392,6 @@ _L4_GEO_CHUNKS = (406, 964)  # tiles the global M09 grid 4 x 4
 
 def _shuffle_deflate(a: np.ndarray, level: int) -> bytes:
     """A chunk as HDF5's shuffle + gzip (deflate) filter pipeline stores it."""
-    import zlib
-
     raw = np.ascontiguousarray(a)
     shuffled = raw.view(np.uint8).reshape(-1, raw.dtype.itemsize).T.copy()
     return zlib.compress(shuffled.tobytes(), level)
@@ -487,8 +497,6 @@ def write_smap_l4(path, time, ds: xr.Dataset, *, version: str = "Vv7032",
     path = Path(path)
     half = np.timedelta64(90, "m")
     with atomic_path(path) as tmp:
-        import h5py
-
         with h5py.File(tmp, "w") as f:
             _write_metadata(f, "SPL4SMGP", path.name, t - half, t + half, version, creation_date)
             shape = (nrows, ncols)

@@ -25,7 +25,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import h5py
 import numpy as np
+import xarray as xr
 
 from ..config import RESOURCES
 from ..errors import InputError, MissingVariableError, UnreadableFileError, WrongProductError
@@ -56,9 +58,6 @@ def _subset_bbox(da, bbox):
 
 
 def _read_pvlib_h5(path: Path, bbox):
-    import h5py
-    import xarray as xr
-
     try:
         with h5py.File(path, "r") as f:
             if "Altitude" not in f:
@@ -92,8 +91,6 @@ def _read_pvlib_h5(path: Path, bbox):
 
 
 def _read_netcdf(path: Path, bbox):
-    import xarray as xr
-
     try:
         ds = xr.open_dataset(path)
     except Exception as exc:
@@ -144,8 +141,6 @@ def read_dem(path: str | Path | None = None, bbox: tuple[float, float, float, fl
     is_hdf5 = magic.startswith(b"\x89HDF")
     da = None
     if is_hdf5:
-        import h5py
-
         with h5py.File(path, "r") as f:
             pvlib = "Altitude" in f and getattr(f["Altitude"], "dtype", None) == np.uint8
         if pvlib:
@@ -221,8 +216,6 @@ def slope_aspect(elevation, lat, lon) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=2)
 def _layers(path_key: str | None):
-    import xarray as xr
-
     dem = read_dem(path_key, bbox=TP_BBOX)
     g = tp10()
     src = dem_grid(dem)

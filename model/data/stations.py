@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from ..config import RESOURCES
 from ..errors import InputError, UnreadableFileError, unknown_name
-from ..grids import Grid, get_grid
+from ..grids import Grid, get_grid, tp_mask, tp_polygon
+from .static import static_layers
 
 __all__ = ["STATIONS_CSV", "NETWORKS", "EXPECTED_COUNTS", "normalise_network", "station_table",
            "station_cells", "stations_outside_mask"]
@@ -114,8 +116,6 @@ def _table(path_key: str, with_elevation: bool) -> pd.DataFrame:
     df["elevation_source"] = np.where(np.isfinite(df["elevation"]), "station metadata", "")
     missing = ~np.isfinite(df["elevation"].to_numpy())
     if with_elevation and missing.any():
-        from .static import static_layers
-
         layers = static_layers()
         rows, cols = get_grid("TP10").locate(df["lat"].to_numpy(), df["lon"].to_numpy())
         inside = rows >= 0
@@ -156,8 +156,6 @@ def station_table(path: str | Path | None = None, elevation: bool = True) -> pd.
 
 
 def _mask_for(grid: Grid):
-    from ..grids import tp_mask
-
     try:
         named = get_grid(grid.name)
     except Exception:
@@ -187,10 +185,6 @@ def station_cells(grid: Grid | str = "TP10", table: pd.DataFrame | None = None) 
         is in the TP polygon) and ``in_tp_polygon`` (bool: the point itself is inside the
         basin union).
     """
-    import shapely
-
-    from ..grids import tp_polygon
-
     g = get_grid(grid) if isinstance(grid, str) else grid
     t = station_table(elevation=False) if table is None else table
     rows, cols = g.locate(t["lat"].to_numpy(), t["lon"].to_numpy())

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+import xarray as xr
 
+from ..errors import unknown_name
 from . import ease2
 
 #: The TP box of the product: cell edges 25..40 N, 73..105 E.
@@ -94,8 +96,6 @@ class Grid:
         }
 
     def template(self, fill=np.nan, dtype="float32"):
-        import xarray as xr
-
         return xr.DataArray(np.full(self.shape, fill, dtype=dtype), dims=self.dims, coords=self.coords())
 
 
@@ -129,8 +129,6 @@ def ease2_grid(name: str = "M36", bbox: tuple[float, float, float, float] | None
     ``bbox=None`` returns the whole global grid.
     """
     if name not in ease2.GRIDS:
-        from ..errors import unknown_name
-
         raise unknown_name("EASE-Grid 2.0 grid", name, list(ease2.GRIDS))
     lat_e, lon_e = ease2.row_col_edges(name)
     lat_c, lon_c = ease2.row_col_centres(name)

@@ -10,9 +10,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import shapefile
+import shapely
+import xarray as xr
+from shapely.geometry import shape
+from shapely.ops import unary_union
 
 from ..config import RESOURCES
 from .core import Grid, get_grid
+from .regrid import regridder
 
 BOUNDARY_SHP = RESOURCES / "tp_boundary" / "TP_basins.shp"
 
@@ -20,10 +26,6 @@ BOUNDARY_SHP = RESOURCES / "tp_boundary" / "TP_basins.shp"
 @lru_cache(maxsize=1)
 def tp_polygon():
     """The TP outline as one shapely (Multi)Polygon, WGS84."""
-    import shapefile
-    from shapely.geometry import shape
-    from shapely.ops import unary_union
-
     with shapefile.Reader(str(BOUNDARY_SHP)) as r:
         geoms = [shape(s.__geo_interface__) for s in r.shapes()]
     return unary_union([g.buffer(0) for g in geoms])
@@ -32,8 +34,6 @@ def tp_polygon():
 @lru_cache(maxsize=4)
 def tp_mask(grid_name: str = "TP10") -> np.ndarray:
     """Boolean mask (ny, nx) of the cells the product covers, in the grid's array order."""
-    import shapely
-
     if grid_name == "TP10":
         g = get_grid("TP10")
         lon2, lat2 = np.meshgrid(g.lon, g.lat)
@@ -42,7 +42,6 @@ def tp_mask(grid_name: str = "TP10") -> np.ndarray:
         inside = shapely.contains_xy(poly, lon2.ravel(), lat2.ravel()).reshape(g.shape)
         inside.setflags(write=False)
         return inside
-    from .regrid import regridder
 
     frac = regridder("TP10", grid_name).coverage(tp_mask("TP10"))
     m = frac >= 0.5
@@ -51,8 +50,6 @@ def tp_mask(grid_name: str = "TP10") -> np.ndarray:
 
 
 def tp_mask_da(grid: Grid | str = "TP10"):
-    import xarray as xr
-
     g = get_grid(grid) if isinstance(grid, str) else grid
     return xr.DataArray(tp_mask(g.name), dims=g.dims, coords=g.coords(), name="tp_mask",
                         attrs={"long_name": "Tibetan Plateau mask (union of 12 major basins)",

@@ -21,10 +21,12 @@ are NaN. The same operator aggregates (TP10 -> M36) and disaggregates (M36 -> TP
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 import scipy.sparse as sp
+import xarray as xr
 
 from ..machine import kernel_threads
 from . import ease2
@@ -127,8 +129,6 @@ class Regridder:
             if k == 1:
                 kernel.overlap_product(*args, 0, n)
             else:
-                from concurrent.futures import ThreadPoolExecutor
-
                 with ThreadPoolExecutor(k) as ex:
                     list(ex.map(lambda ab: kernel.overlap_product(*args, ab[0], ab[1]), zip(cuts[:-1], cuts[1:])))
         else:  # pragma: no cover - numba comes with datashader
@@ -152,8 +152,6 @@ class Regridder:
         xarray objects must carry the source grid's dims (``src.dims``); variables without
         both are passed through unchanged.
         """
-        import xarray as xr
-
         if isinstance(obj, np.ndarray):
             return self.apply(obj)
         if isinstance(obj, xr.Dataset):
@@ -185,7 +183,7 @@ Regridder.__call__ = Regridder.regrid
 def _kernel():
     """The compiled kernel module, or None where numba is not installed."""
     try:
-        from . import _regrid_kernel
+        from . import _regrid_kernel  # lazy: model.grids._regrid_kernel imports numba (0.2 s plus compiles)
     except ImportError:  # pragma: no cover - numba comes with datashader
         return None
     return _regrid_kernel

@@ -21,22 +21,40 @@ removes the previous world's files first.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import pandas as pd
+import zarr
+from tqdm.auto import tqdm
 
+from .. import __version__
+from ..config import worlds_dir
+from ..data.catalog import write_catalog
+from ..data.smap_format import smap_filename
 from ..errors import InputError
-from ..io import check_writable, write_text_atomic
+from ..io import atomic_path, check_writable, write_text_atomic
 from ..machine import machine_info
+from . import observe  # the write tasks are looked up on the module when called (a test swaps one)
 from .config import WorldConfig, check_seed, get_config
+from .observe import Era5Operator, IsmnOperator, L4Operator, SmapL3Operator, TruthOperator
+from .simulate import Simulation
+from .static import build_static, soil_params, user_static_dataset
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+    threadpool_limits = None
 
 MANIFEST = "world.json"
 CATALOG = "catalog.yaml"
@@ -65,8 +83,6 @@ CATALOG_LOCATIONS = {
 
 def code_version() -> str:
     """Package version + a digest of the world's own source (a resume needs the same code)."""
-    from .. import __version__
-
     h = hashlib.sha256()
     for p in sorted(Path(__file__).parent.glob("*.py")):
         h.update(p.name.encode())
@@ -140,8 +156,6 @@ class WorldManifest:
 
 
 def default_folder(size: str) -> Path:
-    from ..config import worlds_dir
-
     return worlds_dir() / size
 
 
@@ -159,11 +173,7 @@ def _noop():
 def _single_thread_blas():
     """One BLAS thread: on a busy 2-core machine multi-threaded OpenBLAS makes the small
     regridding matrix products 50-100x slower (spinning threads); the world never needs more."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
+    if threadpool_limits is None:  # pragma: no cover - threadpoolctl comes with scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -344,7 +354,6 @@ def _build(config, out, seed, progress, force, workers) -> WorldManifest:
                         config=cfg.to_dict(), machine=machine_info(),
                         done=list(old.done) if old is not None else [])
     man.save()
-    import resource
 
     cpu0 = time.process_time()
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
@@ -359,15 +368,12 @@ def _build(config, out, seed, progress, force, workers) -> WorldManifest:
         writer.close(cancel=True)
         raise
     writer.close()
-    import resource
 
     timings["cpu_this_process"] = time.process_time() - cpu0
     timings["cpu_writer_processes"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - child0
     man.written_this_run, man.skipped_existing = counts
 
     # catalog, then the manifest (complete) last
-    from ..data.catalog import write_catalog
-
     write_catalog(out / CATALOG, CATALOG_LOCATIONS,
                   kwargs={"smap_l3_36km": {"product": "SPL3SMP"}, "smap_l3_9km": {"product": "SPL3SMP_E"}},
                   metadata={"title": f"virtual Tibetan Plateau ({cfg.name}, seed {seed})",
@@ -389,14 +395,6 @@ def _all_there(out: Path, man: WorldManifest) -> bool:
 def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Writer,
          timings: dict, progress: bool) -> tuple[int, int]:
     """The simulation loop with its observation operators; returns (written, skipped)."""
-    from tqdm.auto import tqdm
-
-    from ..data.smap_format import smap_filename
-    from .observe import (Era5Operator, IsmnOperator, L4Operator, SmapL3Operator, TruthOperator,
-                          write_era5_task, write_ismn_task, write_smap_l3_task, write_smap_l4_task)
-    from .simulate import Simulation
-    from .static import build_static, soil_params, user_static_dataset
-
     written = skipped = 0
 
     def path_of(key: str, name: str) -> Path:
@@ -410,8 +408,6 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
     if p_static.exists():
         skipped += 1
     else:
-        from ..io import atomic_path
-
         p_static.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(p_static) as tmp:
             enc = {v: {"zlib": True, "complevel": 4} for v in user.data_vars}
@@ -467,7 +463,7 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
                         skipped += 1
                         continue
                     p.parent.mkdir(parents=True, exist_ok=True)
-                    writer.submit(write_smap_l3_task, str(p), prod, str(day), am, pm)
+                    writer.submit(observe.write_smap_l3_task, str(p), prod, str(day), am, pm)
                     written += 1
             r = l4.record(t, states["l4"])
             if r is not None:
@@ -477,14 +473,14 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
                     skipped += 1
                 else:
                     p.parent.mkdir(parents=True, exist_ok=True)
-                    writer.submit(write_smap_l4_task, str(p), centre.to_datetime64(), ds)
+                    writer.submit(observe.write_smap_l4_task, str(p), centre.to_datetime64(), ds)
                     written += 1
             r = era.record(t, states["era"], forcing["era"])
             if r is not None:
                 m, times, bufs = r
                 p = era_path(m)
                 p.parent.mkdir(parents=True, exist_ok=True)
-                writer.submit(write_era5_task, str(p), times, st.cells, st.shape, bufs)
+                writer.submit(observe.write_era5_task, str(p), times, st.cells, st.shape, bufs)
                 written += 1
             if truth is not None:
                 r = truth.record(t, tr, forcing["truth"]["precip"])
@@ -514,8 +510,8 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
         if ismn_root.exists():
             shutil.rmtree(ismn_root)
         half = len(items) // 2
-        writer.submit(write_ismn_task, str(ismn_root), items[:half], inline_ok=False)
-        write_ismn_task(str(ismn_root), items[half:])
+        writer.submit(observe.write_ismn_task, str(ismn_root), items[:half], inline_ok=False)
+        observe.write_ismn_task(str(ismn_root), items[half:])
         writer.drain()
         man.done = sorted(set(man.done) | {"ismn"})
         man.save()
@@ -545,8 +541,6 @@ def _assimilate(sim, smap, idx36: np.ndarray, val: np.ndarray) -> None:
 
 def _append_truth(ds, store: Path, first: bool) -> None:
     """Append one month of truth to the (partial) Zarr store (format 2, chunks 8 x 150 x 320)."""
-    import numcodecs
-
     if first:
         comp = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.BITSHUFFLE)
         enc = {v: {"chunks": (8, ds.sizes["lat"], ds.sizes["lon"]), "compressors": [comp]} for v in ds.data_vars}
@@ -558,8 +552,6 @@ def _append_truth(ds, store: Path, first: bool) -> None:
 
 
 def _finish_truth(tmp: Path, final: Path) -> None:
-    import zarr
-
     zarr.consolidate_metadata(str(tmp), zarr_format=2)
     if final.exists():
         shutil.rmtree(final)

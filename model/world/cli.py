@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from .build import build_world
+from .config import SIZES, check_seed, get_config
+
 
 def register(subparsers) -> None:
-    from .config import SIZES
-
     p = subparsers.add_parser(
         "world", help="build the virtual Tibetan Plateau (truth + SMAP/ERA5-Land/ISMN-like inputs)",
         description="Simulate the hidden 10 km truth and write what a user would have (SMAP L3/L4, "
@@ -22,9 +23,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from .build import build_world
-    from .config import check_seed, get_config
-
     cfg = get_config(args.size)
     seed = check_seed(args.seed)
     build_world(cfg, args.out, seed, progress=True, force=args.force, workers=args.workers)

@@ -15,11 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+
+from ..data.era5 import read_era5
+from ..data.ismn import read_ismn
+from ..data.smap import read_smap_l3, read_smap_l4
+from ..data.smap_format import overpass_step, smap_filename
+from ..grids import regridder, tp10
 
 
 def open_truth(folder):
-    import xarray as xr
-
     return xr.open_zarr(Path(folder) / "truth" / "truth.zarr")
 
 
@@ -55,10 +60,6 @@ def per_cell_ubrmse(product: np.ndarray, reference: np.ndarray, min_n: int = 10)
 def smap_matchups(folder, product: str = "SPL3SMP", policy=None, every: int = 1):
     """SMAP-like retrievals and the truth aggregated over the same cell at the nearest product
     step of each cell's observation time: (obs, truth_agg) arrays of shape (n_overpasses, ny, nx)."""
-    from ..data.smap import read_smap_l3
-    from ..data.smap_format import overpass_step
-    from ..grids import regridder
-
     truth = open_truth(folder)["soil_moisture"]
     times = pd.DatetimeIndex(truth["time"].values)
     grid = "M36" if product == "SPL3SMP" else "M09"
@@ -107,10 +108,6 @@ def gridded_vs_truth(folder, every: int = 8, months=None) -> dict:
     both on M09 against the truth averaged over the L4 window (3-hourly mean of the
     product steps' truth is approximated by the truth at the window's end step).
     """
-    from ..data.era5 import read_era5
-    from ..data.smap import read_smap_l4
-    from ..grids import regridder
-
     folder = Path(folder)
     truth = open_truth(folder)["soil_moisture"]
     tt = truth["time"].values[::every]
@@ -127,8 +124,6 @@ def gridded_vs_truth(folder, every: int = 8, months=None) -> dict:
     l4, e9, t9 = [], [], []
     for when in tt:
         centre = pd.Timestamp(when) - pd.Timedelta(minutes=90)
-        from ..data.smap_format import smap_filename
-
         f = folder / "inputs" / "SPL4SMGP" / smap_filename("SPL4SMGP", centre.to_datetime64())
         if not f.exists():
             continue
@@ -152,9 +147,6 @@ def station_matchups(folder, network: str | None = None, series=None):
     """ISMN-like station series (flag policy applied; ``series`` = what ``read_ismn`` returned,
     read here if None) with the truth at the station's cell at product steps:
     {(network, station): DataFrame[insitu, truth]}."""
-    from ..data.ismn import read_ismn
-    from ..grids import tp10
-
     folder = Path(folder)
     truth = open_truth(folder)
     if series is None:

@@ -22,11 +22,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+from scipy.signal import lfilter
 
+from ..data.era5_grib import ACCUMULATED, PARAMS
+from ..data.era5_write import write_era5_netcdf
+from ..data.ismn_write import write_ismn_station
+from ..data.smap import overpass_template
+from ..data.smap_write import write_smap_l3, write_smap_l4
+from ..data.stations import station_table
+from ..grids import get_grid, regridder, tp10
 from ..schema import SM_STANDARD_NAME, SM_UNITS
 from .config import WorldConfig, rng_for
 from .land import T0, LandState
 from .static import StaticFields, gaussian_smooth_masked, smooth_noise
+from .weather import dewpoint
 
 HOUR_NS = 3_600_000_000_000
 
@@ -138,8 +148,6 @@ class SmapL3Operator:
     PRODUCTS = {"SPL3SMP": "M36", "SPL3SMP_E": "M09"}
 
     def __init__(self, st: StaticFields, seed: int, config: WorldConfig):
-        from ..grids import get_grid, regridder
-
         self.st, self.seed, self.config = st, seed, config
         self.swath = SwathModel(config.swath_coverage)
         self.grids = {g: get_grid(g) for g in ("M36", "M09")}
@@ -278,8 +286,6 @@ class SmapL3Operator:
 
     def finished(self, t: pd.Timestamp) -> list:
         """Days whose every observation is done by hour ``t``: [(day, {product: (am, pm)})]."""
-        from ..data.smap import overpass_template
-
         h = hour_index(t)
         out = []
         for day in sorted(self.schedules):
@@ -317,8 +323,6 @@ class L4Operator:
     """3-hourly means of the assimilating land model, aggregated to M09 (SPL4SMGP-like)."""
 
     def __init__(self, st: StaticFields, config: WorldConfig, d1: float, d2: float):
-        from ..grids import get_grid, regridder
-
         self.st = st
         self.rg = regridder("TP10", "M09")
         self.grid = get_grid("M09")
@@ -345,7 +349,6 @@ class L4Operator:
         self._sum, self._n = None, 0
         if n != 3:
             return None
-        import xarray as xr
 
         g = self.grid
         names = L4_FIELDS
@@ -381,8 +384,6 @@ class Era5Operator:
 
     def record(self, t: pd.Timestamp, s: LandState, f: dict):
         """Store hour ``t``; returns (month, times, buffers) when a month is complete."""
-        from .weather import dewpoint
-
         if t < self.first or t > self.last:
             return None
         m = t.to_period("M")
@@ -413,11 +414,8 @@ class Era5Operator:
 
 def era5_dataset(times, cells, shape, buffers: dict, chunk_hours: int = 96):
     """A lazily gridded (Dask) Dataset of one month, as ``read_era5`` returns it."""
+    # lazy: dask costs 0.26 s at import (with dask.array); only the ERA5 write task needs it
     import dask.array as da
-    import xarray as xr
-
-    from ..data.era5_grib import ACCUMULATED, PARAMS
-    from ..grids import tp10
 
     g = tp10()
     ny, nx = shape
@@ -499,10 +497,6 @@ class TruthOperator:
         return None
 
     def dataset(self, times, buffers: dict, seed: int):
-        import xarray as xr
-
-        from ..grids import tp10
-
         st = self.st
         g = tp10()
         data = {}
@@ -542,9 +536,6 @@ class IsmnOperator:
     """Hourly truth at the station cells; point series made at the end of the run."""
 
     def __init__(self, st: StaticFields, seed: int, config: WorldConfig):
-        from ..data.stations import station_table
-        from ..grids import tp10
-
         self.st, self.seed = st, seed
         tab = station_table()
         rows, cols = tp10().locate(tab["lat"].to_numpy(), tab["lon"].to_numpy())
@@ -569,8 +560,6 @@ class IsmnOperator:
     def station_series(self, porosity_map: np.ndarray, artifacts: bool = True):
         """[(meta dict, DataFrame)] for every station: the point 'measurement' model
         (``artifacts=False``: without spikes and outages, for analyses)."""
-        from scipy.signal import lfilter
-
         E = ISMN_ERR
         n_t = self.times.size
         out = []
@@ -637,23 +626,17 @@ def _num(x, default):
 # write tasks (module-level: a worker process can run them)
 # ------------------------------------------------------------------------------------------
 def write_smap_l3_task(path: str, product: str, date: str, am, pm) -> str:
-    from ..data.smap_write import write_smap_l3
-
     write_smap_l3(path, product, date, am, pm, creation_date=_CREATION)
     return path
 
 
 def write_smap_l4_task(path: str, time, ds) -> str:
-    from ..data.smap_write import write_smap_l4
-
     write_smap_l4(path, time, ds, creation_date=_CREATION)
     return path
 
 
 def write_era5_task(path: str, times, cells, shape, buffers) -> str:
-    import dask
-
-    from ..data.era5_write import write_era5_netcdf
+    import dask  # lazy: dask costs 0.26 s at import (with dask.array); only the ERA5 write task needs it
 
     with dask.config.set(scheduler="synchronous"):
         ds = era5_dataset(times, cells, shape, buffers)
@@ -664,8 +647,6 @@ def write_era5_task(path: str, times, cells, shape, buffers) -> str:
 
 
 def write_ismn_task(root: str, items) -> str:
-    from ..data.ismn_write import write_ismn_station
-
     for meta, df in items:
         write_ismn_station(root, meta, df)
     return root

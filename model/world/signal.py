@@ -23,14 +23,22 @@ feature otherwise. ``python -m model.world.signal WORLD_FOLDER`` prints the tabl
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from ..data.era5 import read_era5
+from ..data.era5_time import to_3hourly
+from ..data.static import static_layers
 from ..errors import InputError
+from ..grids import get_grid, regridder, tp10
+from ..io import write_text_atomic
+from .build import MANIFEST
 
 #: ERA5-Land-like channels used by the oracle (3-hourly means / sums on TP10)
 ERA_VARS = ("swvl1", "stl1", "skt", "t2m", "d2m", "tp", "e", "ssrd", "sd")
@@ -41,8 +49,6 @@ USER_STATIC = ("sand_fraction", "clay_fraction", "organic_fraction", "porosity",
 
 def _parent_index(shape) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) on M36 of every TP10 cell centre."""
-    from ..grids import get_grid, tp10
-
     g, g36 = tp10(), get_grid("M36")
     lon2, lat2 = np.meshgrid(g.lon, g.lat)
     r, c = g36.locate(lat2.ravel(), lon2.ravel())
@@ -55,8 +61,6 @@ def parent36(x: np.ndarray, pidx=None) -> np.ndarray:
     ``x``: a field on TP10 with dims (..., lat, lon); NaN cells are left out of the mean (M36
     cells less than half covered by valid cells are NaN).
     """
-    from ..grids import regridder
-
     x = np.asarray(x, np.float32)
     r, c = pidx if pidx is not None else _parent_index(x.shape[-2:])
     m36 = regridder("TP10", "M36").apply(x)
@@ -91,13 +95,6 @@ def _pooled_r(a, b) -> float:
 
 def load_world_arrays(folder) -> dict:
     """Truth, ERA5-Land-like 3-hourly fields and static layers of a world, on TP10 (numpy)."""
-    import xarray as xr
-
-    from ..data.era5 import read_era5
-    from ..data.era5_time import to_3hourly
-    from ..data.static import static_layers
-    from .build import MANIFEST
-
     folder = Path(folder)
     if not (folder / MANIFEST).exists():
         raise InputError("no world here (world.json missing)", "build one: sm-downscale world --size tiny", folder)
@@ -246,6 +243,7 @@ def _scores(pred_f, true_f, par, truth) -> dict:
 
 def oracle(w: dict, with_true_rain: bool = False, max_rows: int = 400_000, seed: int = 0) -> dict:
     """Fit the ceiling on the training period's thawed steps, score the thawed test steps."""
+    # lazy: sklearn costs 1.1 s at import; only the oracle fit needs it
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     X, _ = feature_stack(w, with_true_rain)
@@ -331,8 +329,6 @@ def format_report(rep: dict) -> str:
 
 
 def main(argv=None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(description="fine-scale signal of a virtual TP world (oracle ceiling)")
     ap.add_argument("folder")
     ap.add_argument("--json", help="also write the numbers here")
@@ -342,8 +338,6 @@ def main(argv=None) -> int:
     rep = signal_report(a.folder, a.max_rows, not a.no_true_rain)
     print(format_report(rep))
     if a.json:
-        from ..io import write_text_atomic
-
         write_text_atomic(Path(a.json), json.dumps(rep, indent=1) + "\n")
     return 0
 

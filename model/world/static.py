@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
+from scipy.ndimage import gaussian_filter
 
+from ..data.static import static_layers
+from ..grids import tp10
 from .config import WorldConfig, rng_for
 
 #: Land-cover legend (own classes; the nearest IGBP class in brackets).
@@ -47,8 +51,6 @@ PRECIP_ANCHORS = np.array([
 
 def smooth_noise(rng: np.random.Generator, shape, sigma_cells: float) -> np.ndarray:
     """A unit-variance Gaussian random field with correlation length ``sigma_cells`` (float32)."""
-    from scipy.ndimage import gaussian_filter
-
     pad = int(3 * sigma_cells) + 1
     w = rng.standard_normal((shape[0] + 2 * pad, shape[1] + 2 * pad)).astype(np.float32)
     f = gaussian_filter(w, sigma_cells, mode="wrap")[pad:-pad, pad:-pad]
@@ -62,8 +64,6 @@ def multiscale_noise(rng, shape, scales=(1.0, 2.5, 6.0), weights=(0.3, 0.4, 0.3)
 
 def gaussian_smooth_masked(field: np.ndarray, mask: np.ndarray, sigma_cells: float) -> np.ndarray:
     """Gaussian smoothing that ignores cells outside ``mask`` (normalised convolution)."""
-    from scipy.ndimage import gaussian_filter
-
     m = mask.astype(np.float32)
     num = gaussian_filter(np.where(mask, field, 0).astype(np.float32), sigma_cells, mode="nearest")
     den = gaussian_filter(m, sigma_cells, mode="nearest")
@@ -94,8 +94,6 @@ class Terrain:
 
 def load_terrain() -> Terrain:
     """The REAL terrain on TP10 (elevation, slope, aspect, TP mask) from model.data.static."""
-    from ..data.static import static_layers
-
     ds = static_layers()
     el = ds["elevation"].values.astype(np.float32)
     mask = ds["tp_mask"].values.astype(bool) & np.isfinite(el)
@@ -159,8 +157,6 @@ class StaticFields:
 
 def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None) -> StaticFields:
     """Generate the true static fields (deterministic from the seed)."""
-    from ..grids import tp10
-
     g = tp10()
     terrain = terrain or load_terrain()
     lon2, lat2 = np.meshgrid(g.lon.astype(np.float32), g.lat.astype(np.float32))
@@ -184,8 +180,6 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     n_wet = smooth_noise(rng_for(seed, "static", "wetness"), shape, 0.7)
 
     # --- climate normals ---------------------------------------------------------------
-    from scipy.ndimage import gaussian_filter
-
     z_s = gaussian_filter(z, 5.0, mode="nearest")            # 50 km mean terrain
     z_anom = z - z_s
     # orographic: ridges wetter, valleys drier; windward (S/SE-facing) slopes wetter
@@ -308,8 +302,6 @@ def topographic_wetness_index(elevation: np.ndarray, slope_deg: np.ndarray, lat2
 
 def _roughness(z: np.ndarray) -> np.ndarray:
     """Standard deviation of elevation over about 36 km (3 x 3 + neighbours, Gaussian)."""
-    from scipy.ndimage import gaussian_filter
-
     m = gaussian_filter(z, 1.5, mode="nearest")
     m2 = gaussian_filter(z * z, 1.5, mode="nearest")
     return np.sqrt(np.clip(m2 - m * m, 0, None))
@@ -353,10 +345,6 @@ def soil_params(sand, clay, organic) -> SoilParams:
 
 def user_static_dataset(st: StaticFields, seed: int):
     """What a user would have: SoilGrids/MODIS-like layers with their own map errors (CF)."""
-    import xarray as xr
-
-    from ..grids import tp10
-
     rng = rng_for(seed, "static", "user-maps")
     shape = st.shape
     e_sand = multiscale_noise(rng, shape, (1.0, 3.0), (0.5, 0.5))

@@ -12,6 +12,10 @@ import importlib
 import logging
 import sys
 
+from .config import home
+from .errors import InputError
+from .products import refresh_products
+
 #: subcommand modules, in the order they appear in ``--help``
 COMMAND_MODULES = [
     "model.data.project",
@@ -46,8 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import InputError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -83,9 +85,6 @@ PRODUCT_WRITERS = {"archive": "archive", "validate": "validation"}
 def _refresh_products(args) -> None:
     """The products catalog follows what ``archive`` and ``validate`` wrote (the writers do not
     import the catalog: it sits above them, :mod:`model.products`)."""
-    from .config import home
-    from .products import refresh_products
-
     written = getattr(args, "out", None) or home() / PRODUCT_WRITERS[args.command]
     refresh_products(written, getattr(args, "ard", None))
 

@@ -27,7 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import home, worlds_dir
+from .data.ingest import ingest as run_ingest
 from .errors import InputError
+from .features.ard import ard_info
+from .inference.archive import build_archive
+from .inference.cli import default_period
+from .inference.runner import resolve_run
+from .networks.registry import list_models, model_names
+from .products import refresh_products
+from .progress import Progress, Step
+from .runs.folders import has_run, run_input_mismatch
+from .training.cli import train_config
+from .training.trainer import train
+from .validation.experiments import run_validation
+from .world import build_world, get_config
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +142,6 @@ def waves(names: list[str], serve_early: bool) -> list[list[str]]:
     reference methods first (the first page), then the others (appearing on the open page)."""
     if not serve_early:
         return [list(names)]
-    from .networks.registry import model_names
 
     first = [n for n in names if n == FIRST_MODEL or n in model_names(kind="reference")]
     rest = [n for n in names if n not in first]
@@ -159,9 +172,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     if bad:
         raise InputError(f"cannot skip {', '.join(sorted(bad))}",
                          f"only {', '.join(SKIPPABLE)} can be skipped")
-    from .config import home, worlds_dir
-    from .products import refresh_products
-    from .progress import Progress, Step
 
     summary: dict = {"home": str(home())}
     world_dir = worlds_dir() / size
@@ -169,8 +179,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     ard = world_dir / "ard.zarr"
 
     def world():
-        from .world import build_world, get_config
-
         man = world_dir / "world.json"
         if man.exists() and json.loads(man.read_text()).get("complete"):
             return {"reused": True}
@@ -180,8 +188,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     _stage("world", summary, world)
 
     def ingest():
-        from .data.ingest import ingest as run_ingest
-
         if (ard / ".complete").exists():
             return {"reused": True}
         _, report = run_ingest(world_dir / "catalog.yaml", ard)
@@ -189,9 +195,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
         return {"reused": False, "skipped": len(report.skipped)}
 
     _stage("ingest", summary, ingest)
-
-    from .networks.registry import list_models
-    from .training.cli import train_config
 
     names = models or [m.name for m in list_models()]
     plan = waves(names, on_first_page is not None)
@@ -220,8 +223,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 
     def train_wave(wave):
         def run():
-            from .training.trainer import train
-
             done, retrained = {}, {}
             for name in wave:
                 def one(name=name):
@@ -240,13 +241,8 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 
     def archive_wave(wave, label):
         def run():
-            from .inference.archive import build_archive
-            from .inference.cli import default_period
-
             s, e = default_period(ard)
             if quick:
-                from .features.ard import ard_info
-
                 test = ard_info(ard)["world"]["periods"]["test"]
                 s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
                 e = test[1]  # the whole test period, with the last training days before it
@@ -262,8 +258,6 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 
     def validate_wave(label):
         def run():
-            from .validation.experiments import run_validation
-
             res = step(label, lambda: run_validation(ard=ard))
             return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
         return run
@@ -286,9 +280,8 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
 def _reuse_problem(name: str, ard: Path) -> str | None:
     """None when ``name``'s latest run can be reused on ``ard``; "" when there is no run;
     else why it cannot (another world size or store, no recorded identity, unreadable)."""
-    from .inference.runner import resolve_run
+    # lazy: model.networks.checkpoint imports torch (0.9 s); `sm-downscale --help` imports this module
     from .networks.checkpoint import read_checkpoint
-    from .runs.folders import has_run, run_input_mismatch
 
     if not has_run(name):
         return ""

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
+from ..data.catalog import default_ard_path
 from ..errors import CoverageError, InputError
 
 
 def default_ard() -> Path:
     """The project's store (``sm-downscale init``), else the one beside ``$SMDS_CATALOG``,
     else the demo world's (see :func:`model.data.catalog.default_ard_path`)."""
-    from ..data.catalog import default_ard_path
-
     return default_ard_path()
 
 
 def open_group(ard: str | Path, group: str):
-    import xarray as xr
-
     ard = Path(ard)
     if not (ard / ".complete").exists():
         raise InputError("analysis-ready store missing or incomplete",
@@ -47,8 +46,6 @@ def ard_identity(ard: str | Path) -> dict:
     periods), leaving out the catalog's path and the stage timings, and the world size (None
     for real inputs). Recorded in every trained run (``extra``) and checked before a run is
     reused. Ingesting the same inputs again gives the same identity."""
-    import hashlib
-
     p = Path(ard) / ".complete"
     if not p.exists():
         raise InputError("analysis-ready store missing or incomplete",

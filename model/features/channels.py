@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..errors import unknown_name
+
 DYNAMIC = ("swvl1", "stl1", "skt", "t2m", "d2m", "tp", "e", "ssrd", "sd", "stl1_min24")
 #: channels computed from another ERA5-Land variable: name -> (source variable, steps of 3 h)
 DERIVED = {"stl1_min24": ("stl1", 8)}
@@ -51,8 +53,6 @@ def derive(name: str, source: np.ndarray) -> np.ndarray:
     array([275., 270., 270., 270., 280.], dtype=float32)
     """
     if name not in DERIVED:
-        from ..errors import unknown_name
-
         raise unknown_name("derived channel", name, list(DERIVED))
     _, steps = DERIVED[name]
     x = np.asarray(source, np.float32)

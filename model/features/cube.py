@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import CoverageError, InputError
-from ..grids import Grid, get_grid
+from ..grids import Grid, get_grid, regridder, tp10, tp_mask
 from .channels import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
 
 #: cells of context kept around the data region for spatial models
@@ -205,8 +205,6 @@ def build_cube(era5, static, grid: Grid | str, channels=DYNAMIC) -> PredictorCub
         TP10 static layers (``elevation``, ``slope``, ``aspect``, ``tp_mask`` and extras).
     grid : target grid; TP10 keeps the fields, M09/M36 aggregates them by area overlap.
     """
-    from ..grids import regridder, tp_mask
-
     g = get_grid(grid) if isinstance(grid, str) else grid
     missing = [c for c in channels if c not in era5 and (c not in DERIVED or DERIVED[c][0] not in era5)]
     if missing:
@@ -234,8 +232,6 @@ def build_cube(era5, static, grid: Grid | str, channels=DYNAMIC) -> PredictorCub
 
 def static_channels(static) -> tuple[np.ndarray, list[str]]:
     """Static predictor stack (S, 150, 320) and names from a TP10 static Dataset."""
-    from ..grids import tp10
-
     g = tp10()
     lon2, lat2 = np.meshgrid(g.lon, g.lat)
     layers = {

@@ -35,13 +35,25 @@ import json
 import logging
 import shutil
 import time as _time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
+import zarr
+from tqdm.auto import tqdm
 
+from ..config import archive_path
 from ..errors import InputError
-from ..io import read_json_marker, write_json_atomic
+from ..features.ard import default_ard, load_inputs
+from ..grids import tp10, tp_mask_da
+from ..io import check_writable, read_json_marker, write_json_atomic
+from ..runs.folders import run_input_mismatch
 from ..schema import SM_CLIP, sm_attrs
+from ..training.resident import build_resident
+from .inputs import HISTORY_DAYS, InputProvider
+from .runner import Runner, _pick, get_runner, resolve_run
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +62,6 @@ SERIES_CHUNK_XY = 10
 
 
 def archive_dir(path=None) -> Path:
-    from ..config import archive_path
-
     return Path(path) if path else archive_path()
 
 
@@ -66,10 +76,6 @@ def _time_axis(provider, start, end) -> np.ndarray:
 
 
 def _base_dataset(times):
-    import xarray as xr
-
-    from ..grids import tp10, tp_mask_da
-
     g = tp10()
     ds = xr.Dataset(coords={"time": ("time", times, {"standard_name": "time", "axis": "T"}),
                             **g.coords()})
@@ -94,9 +100,8 @@ def _var_attrs(name: str, provenance: dict) -> dict:
 
 def _init_store(path: Path, times, models_prov: dict):
     """Create (or extend with new models) a store with the full time axis, values NaN."""
+    # lazy: dask costs 0.26 s at import; the dashboard imports this module at start-up
     import dask.array as da
-    import xarray as xr
-    import zarr
 
     ds = _base_dataset(times)
     exists = (path / ".zmetadata").exists()
@@ -159,10 +164,8 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
     """Compute one block of days for every model still missing it (or holding it from another
     checkpoint than ``shas[model]``), assembling the inputs once, and write each model's
     aligned chunk region (then its marker, naming the checkpoint)."""
+    # lazy: dask costs 0.26 s at import; the dashboard imports this module at start-up
     import dask
-    import xarray as xr
-
-    from .runner import get_runner
 
     shas = shas or {}
     todo = {m: r for m, r in runs.items() if not block_done(ledger, m, t0, shas.get(m))}
@@ -238,18 +241,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         series layout from the same pass (no second full read). Default: on when ``device``
         is a GPU, else the Dask cluster of ``workers`` processes.
     """
-    import xarray as xr
-    import zarr
+    # lazy: the Dask client (distributed, 0.26 s at import); the dashboard imports this module at start-up
     from dask.distributed import Client, LocalCluster, as_completed
-    from tqdm.auto import tqdm
-
-    from ..io import check_writable
-    from ..features.ard import default_ard
-    from ..runs.folders import run_input_mismatch
-    from .inputs import InputProvider
-    from .runner import Runner, resolve_run
-
-    from .runner import _pick
 
     out = archive_dir(out)
     ard = Path(ard) if ard else default_ard()
@@ -391,8 +384,6 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
 
 
 def _mark_incomplete(maps: Path, series: Path, models: list[str]) -> None:
-    import zarr
-
     for store in (maps, series):
         if not (store / ".zmetadata").exists():
             continue
@@ -405,8 +396,6 @@ def _mark_incomplete(maps: Path, series: Path, models: list[str]) -> None:
 
 def _write_version(out: Path, shas: dict, building: bool = False) -> str:
     """A new ``VERSION`` stamp of the archive (written atomically); returns the version."""
-    import uuid
-
     prev = read_json_marker(out / "VERSION", "archive version") or {}
     models = {**(prev.get("models") or {}), **shas}
     version = uuid.uuid4().hex
@@ -427,13 +416,6 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     block's load runs in a thread meanwhile), made resident on the device, and every model runs
     on them in batches; each model's block is written by a writer thread, then its marker.
     Returns the scenes per model (time, lat, lon), for the series layout."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import xarray as xr
-    from tqdm.auto import tqdm
-
-    from .runner import Runner
-
     t_r = _time.perf_counter()
     runners = {m: Runner(run, ard, device, provider=provider, resident=True) for m, run in runs.items()}
     for m, r in runners.items():
@@ -453,10 +435,6 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     def load(t0):
         tt = times[t0:t0 + block]
         if on_device:
-            from ..features.ard import load_inputs
-            from .inputs import HISTORY_DAYS
-            from ..training.resident import build_resident
-
             era5, static = load_inputs(ard, tt[0], tt[-1], history_days=HISTORY_DAYS)
             return build_resident(era5, static, dev)
         return provider.cube_between(tt[0], tt[-1])
@@ -518,8 +496,6 @@ def _fill_from_maps(arr: np.ndarray, da, ledger: Path, model: str, sha: str, n: 
 
 def open_archive(layout: str = "maps", path=None):
     """Open the archive (``layout`` "maps" or "series") lazily."""
-    import xarray as xr
-
     p = archive_dir(path) / f"{layout}.zarr"
     if not (p / ".zmetadata").exists():
         raise InputError("no archive", "build it with `sm-downscale archive` (or `sm-downscale demo`)", p)

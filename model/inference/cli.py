@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
+from ..errors import InputError
+from ..features.ard import ard_info, default_ard
+from ..networks.registry import list_models
+from ..runs.folders import has_run
+from .archive import build_archive
+from .export import select, to_geotiff, to_netcdf
+
 
 def register(sub):
     p = sub.add_parser("archive", help="build (or resume) the Zarr archive of one or more models on Dask")
@@ -37,9 +46,6 @@ def register(sub):
 
 
 def _models(names):
-    from ..networks.registry import list_models
-    from ..runs.folders import has_run
-
     if names == ["all"]:
         return [m.name for m in list_models() if has_run(m.name)]
     return names
@@ -53,10 +59,6 @@ def default_period(ard=None, full: bool | None = None):
     """The archive period: the test period plus the last TRAIN_TAIL_DAYS days of the training
     period (so experiment 3 has training-period values), or the whole training + test period
     for worlds of more than a year (``full``) or when ``full=True``."""
-    import numpy as np
-
-    from ..features.ard import ard_info, default_ard
-
     info = ard_info(ard or default_ard())
     w = info.get("world") or {}
     per = w.get("periods") or {}
@@ -72,8 +74,6 @@ def default_period(ard=None, full: bool | None = None):
 
 
 def _archive(args) -> int:
-    from .archive import build_archive
-
     start, end = args.start, args.end
     if not (start and end):
         s, e = default_period(args.ard)
@@ -86,15 +86,11 @@ def _archive(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import select, to_geotiff, to_netcdf
-
     sub = select(args.model, args.start, args.end, args.bbox, args.archive)
     if args.format == "netcdf":
         path = to_netcdf(sub, args.output)
     else:
         if len(args.model) != 1:
-            from ..errors import InputError
-
             raise InputError("a GeoTIFF stack holds one model", "give one --model, or use --format netcdf")
         path = to_geotiff(sub, args.model[0], args.output)
     print(f"wrote {path} ({sub.sizes['time']} steps, {sub.sizes['lat']} x {sub.sizes['lon']} cells)")

@@ -7,7 +7,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import netCDF4
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..config import home
+from ..errors import InputError
+from ..grids import tp10
+from ..io import atomic_path
 from ..schema import sm_attrs
+from .runner import get_runner, resolve_run
 
 
 def register(sub):
@@ -27,20 +36,11 @@ def register(sub):
 def downscale_period(model, start, end, output=None, ard=None, device="auto", batch=8, progress=True) -> Path:
     """Apply a model at every 3-hourly step of [start, end] (whole days), in memory-bounded
     batches, into a CF NetCDF file (written atomically)."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from ..config import home
-    from ..grids import tp10
-    from .runner import get_runner
-    from ..io import atomic_path
-
     runner = get_runner(model, ard, device)
     times = runner.provider.steps(np.datetime64(start, "D"),
                                   np.datetime64(end, "D") + np.timedelta64(21, "h"))
     output = Path(output) if output else home() / "downscaled" / f"{runner.name}_{str(start)[:10]}_{str(end)[:10]}.nc"
     g = tp10()
-    import netCDF4
 
     with atomic_path(output) as tmp:
         with netCDF4.Dataset(tmp, "w") as nc:
@@ -74,9 +74,6 @@ def downscale_period(model, start, end, output=None, ard=None, device="auto", ba
 
 
 def _downscale(args) -> int:
-    from ..errors import InputError
-    from .runner import resolve_run
-
     if bool(args.model) == bool(args.run):
         raise InputError("give exactly one of --model NAME and --run FOLDER",
                          "--model picks a trained model by name; --run a run folder elsewhere")

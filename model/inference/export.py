@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import CoverageError, InputError
+from ..io import atomic_path
 from ..schema import SM_STANDARD_NAME, SM_UNITS
+from .archive import open_archive
 
 
 def select(models, start=None, end=None, bbox=None, archive=None):
     """The archive subset (lazy) for models, a period and a (lon_min, lat_min, lon_max, lat_max) box."""
-    from .archive import open_archive
-
     layout = "maps"
     ds = open_archive(layout, archive)
     models = [models] if isinstance(models, str) else list(models)
@@ -42,14 +43,10 @@ def select(models, start=None, end=None, bbox=None, archive=None):
 
 def _nc_attrs(attrs: dict) -> dict:
     """NetCDF attributes must be strings, numbers or arrays: encode the rest as JSON."""
-    import json
-
     return {k: (json.dumps(v) if isinstance(v, (dict, bool)) or v is None else v) for k, v in attrs.items()}
 
 
 def to_netcdf(sub, path) -> Path:
-    from ..io import atomic_path
-
     path = Path(path)
     sub = sub.copy()
     sub.attrs = _nc_attrs(sub.attrs)
@@ -65,10 +62,8 @@ def to_netcdf(sub, path) -> Path:
 
 def to_geotiff(sub, model: str, path) -> Path:
     """One multi-band GeoTIFF (a band per step, band descriptions = times), EPSG:4326, north up."""
-    import rasterio
+    import rasterio  # lazy: rasterio (GDAL) costs 0.05-0.1 s at import, for GeoTIFF export only; `--help` imports this module
     from rasterio.transform import from_origin
-
-    from ..io import atomic_path
 
     path = Path(path)
     da = sub[model].load()

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CoverageError
+from ..features.ard import ard_info, load_inputs, open_group
+from ..features.cube import build_cube
 
 HISTORY_DAYS = 28
 
 
 class InputProvider:
     def __init__(self, ard: str | Path, block_days: int = 10, max_blocks: int = 2):
-        from ..features.ard import ard_info, open_group
-
         self.ard = Path(ard)
         self.info = ard_info(self.ard)
         era5 = open_group(self.ard, "era5")
@@ -60,9 +60,6 @@ class InputProvider:
     def _cached(self, key, start, end):
         """The TP10 predictor cube of [start, end] plus its history, from the cache or loaded
         (and cached; the least recently used cube goes when more than ``max_blocks`` are held)."""
-        from ..features.ard import load_inputs
-        from ..features.cube import build_cube
-
         with self._lock:
             if key in self._blocks:
                 self._blocks.move_to_end(key)

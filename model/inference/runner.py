@@ -25,11 +25,21 @@ import time as _time
 from pathlib import Path
 
 import numpy as np
+import xarray as xr
 
+from ..config import runs_dir
 from ..errors import InputError
+from ..features.ard import default_ard
+from ..features.channels import Normalisation
+from ..features.cube import REGION_MARGIN
+from ..grids import tp10, tp_mask
+from ..networks.registry import list_models, model_info
+from ..runs.folders import latest_run
 from ..schema import SM_CLIP as CLIP
 from ..schema import sm_attrs
-from ..features.cube import REGION_MARGIN
+from ..training.resident import _Forward, predict_steps, resident_cube
+from .inputs import InputProvider, normalise_batch, shared_provider
+from .references import ReferenceRunner
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +91,9 @@ def resolve_run(model_or_run: str | Path, allow_path: bool = False) -> Path:
     this process (the runner resolves it a second time). A run folder holding a pickle or
     joblib file is refused: nothing in a run folder may need unpickling.
     """
-    from ..config import runs_dir
-    from ..networks.registry import list_models, model_info
-
     text = str(model_or_run)
     names = {m.name for m in list_models()}
     if not isinstance(model_or_run, Path) and text in names:
-        from ..runs.folders import latest_run
-
         run = latest_run(text)
     elif isinstance(model_or_run, Path) or "/" in text or os.sep in text or text.endswith(".pt"):
         p = Path(model_or_run)
@@ -139,9 +144,6 @@ class Runner:
 
     def __init__(self, run, ard=None, device: str = "auto", provider=None, resident: bool | None = None,
                  allow_path: bool = False):
-        from ..features.ard import default_ard
-        from .inputs import InputProvider
-
         self.run = resolve_run(run, allow_path=allow_path)   # a folder only when the caller says so
         self.ard = Path(ard) if ard else default_ard()
         self.provider = provider or InputProvider(self.ard)
@@ -152,8 +154,8 @@ class Runner:
         self._load(device)
 
     def _load(self, device):
+        # lazy: model.networks.checkpoint imports torch (0.9 s); the dashboard imports this module at start-up
         from ..networks.checkpoint import load_checkpoint
-        from ..features.channels import Normalisation
 
         dev = _pick(device)
         model, extra = load_checkpoint(self.checkpoint, map_location=dev)
@@ -161,8 +163,6 @@ class Runner:
         self.name = model.name
         self.kind = model.kind
         if self.kind == "reference":
-            from .references import ReferenceRunner
-
             self.model = ReferenceRunner(model, extra, self.ard)
             self.device = "cpu"
         else:
@@ -199,9 +199,6 @@ class Runner:
 
     # ---------------------------------------------------------------- predict
     def _predict(self, times, amp=None, cube=None, dev_batch: int | None = None) -> np.ndarray:
-        from ..grids import tp_mask
-        from .inputs import normalise_batch
-
         amp = self.amp if amp is None else amp
         mask = np.asarray(tp_mask("TP10"))
         out = np.empty((len(times),) + mask.shape, np.float32)
@@ -248,9 +245,8 @@ class Runner:
         """Scenes of ``items`` ((k, time) pairs) from the cube's device-resident copy, written
         (physical units, clipped) into ``out[k, ys, xs]``. False (nothing written) when the GPU
         ran out of memory: the model then runs on the CPU path from here on."""
+        # lazy: torch costs 0.9 s at import; the dashboard imports this module at start-up
         import torch
-
-        from ..training.resident import predict_steps, resident_cube
 
         try:
             rc = resident_cube(cube, ys, xs, self.device)
@@ -271,9 +267,6 @@ class Runner:
     def scenes_resident(self, rc, times, batch: int = 32) -> np.ndarray:
         """Scenes (T, 150, 320) of product steps ``times`` from a device-built
         :class:`~model.training.resident.ResidentCube` (:func:`~model.training.resident.build_resident`)."""
-        from ..grids import tp_mask
-        from ..training.resident import predict_steps
-
         mask = np.asarray(tp_mask("TP10"))
         out = np.full((len(times),) + mask.shape, np.nan, np.float32)
         if rc.valid is None or not rc.valid.any():
@@ -289,8 +282,6 @@ class Runner:
     def resident_forward(self, valid_sub: np.ndarray, amp: bool | None = None):
         """The model as a function of resident windows (:class:`model.training.resident._Forward`),
         kept per data region (its mask on the device, pinned buffers and copy stream are reused)."""
-        from ..training.resident import _Forward
-
         amp = self.amp if amp is None else amp
         key = (valid_sub.shape, hash(valid_sub.tobytes()), amp, self.device, PIXEL_CHUNK)
         cache = self.__dict__.setdefault("_forwards", {})
@@ -305,6 +296,7 @@ class Runner:
     def _forward(self, batch: dict, amp: bool) -> np.ndarray:
         if self.kind == "sklearn":
             return np.asarray(self.model.predict_batch(batch), np.float32)[:, 0]
+        # lazy: torch costs 0.9 s at import; the dashboard imports this module at start-up
         import torch
 
         dev = self.device
@@ -335,10 +327,6 @@ class Runner:
 
     def scene(self, time):
         """One scene as an xarray DataArray (lat, lon) with CF attributes and provenance."""
-        import xarray as xr
-
-        from ..grids import tp10
-
         t0 = _time.perf_counter()
         v = self.scenes([time])[0]
         g = tp10()
@@ -352,6 +340,7 @@ class Runner:
 
 def _pick(device: str) -> str:
     try:
+        # lazy: torch costs 0.9 s at import; the dashboard imports this module at start-up
         import torch
     except ImportError:  # pragma: no cover
         return "cpu"
@@ -369,8 +358,6 @@ _RUNNERS_LOCK = threading.Lock()
 
 def get_runner(run_or_name, ard=None, device: str = "auto") -> Runner:
     """The shared runner of a model (loaded once per process; safe from several threads)."""
-    from ..features.ard import default_ard
-
     run = resolve_run(run_or_name)
     # the checkpoint's identity is part of the key: a checkpoint rewritten in place (train
     # --out of an existing folder) is loaded again, never served stale from this cache
@@ -379,8 +366,6 @@ def get_runner(run_or_name, ard=None, device: str = "auto") -> Runner:
     with _RUNNERS_LOCK:
         r = _RUNNERS.get(key)
         if r is None:
-            from .inputs import shared_provider
-
             r = Runner(run, key[1], device, provider=shared_provider(key[1]))
             _RUNNERS[key] = r
         return r

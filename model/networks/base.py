@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import ClassVar, Mapping
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .inputs import InputDims, check_batch, flatten_pixels
 from .recording import ConfigMixin

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .registry import list_models
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the downscaling models of the registry",
@@ -27,8 +29,6 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 
 def run(args) -> int:
-    from .registry import list_models
-
     rows = [m.as_dict() for m in list_models(getattr(args, "kind", None))]
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -27,8 +27,8 @@ import math
 from typing import Mapping, Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .base import TorchModel, pad_to_multiple
 from .inputs import BRANCHES, ShapeError

@@ -34,14 +34,14 @@ comparisons decide every split as scikit-learn does.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-
-from ..machine import kernel_threads
 
 import numpy as np
 
 from ..errors import InputError
+from ..machine import kernel_threads
 
 #: the layout version of the stored arrays; a checkpoint with another one is refused
 FORMAT = "tree-arrays-1"
@@ -245,8 +245,6 @@ class TreeArrays:
             if n == 1:
                 run(0, len(X))
             else:
-                from concurrent.futures import ThreadPoolExecutor
-
                 with ThreadPoolExecutor(n, thread_name_prefix="trees") as ex:
                     list(ex.map(run, cuts[:-1], cuts[1:]))
         return self.baseline + self.scale * out
@@ -273,6 +271,7 @@ class TreeArrays:
 
     def predict_torch(self, X, rows: int | None = None):
         """float64 predictions for a float32 tensor ``X`` ``(N, F)``, on ``X``'s device."""
+        # lazy: torch costs 0.9 s at import; CPU prediction (numba) needs none, and `--help` imports this module
         import torch
 
         X = torch.as_tensor(X).to(torch.float32).contiguous()
@@ -372,6 +371,7 @@ def _numba():
     is not installed."""
     if not _NUMBA:
         try:
+            # lazy: model.networks._tree_kernel imports numba (0.19 s plus its compiles), which is optional
             from . import _tree_kernel
         except ImportError:  # pragma: no cover - numba comes with datashader
             _tree_kernel = None

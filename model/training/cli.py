@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import json
 
+from ..errors import InputError
+from ..features.ard import ard_info, default_ard
+from ..networks.registry import get_model_class, model_info
+from .trainer import TrainConfig, train
+
 
 def register(sub):
     p = sub.add_parser("train", help="train one model on SMAP under scale invariance (CPU or GPU)")
@@ -25,16 +30,10 @@ def register(sub):
 
 
 def train_config(model: str, ard, start=None, end=None, config: str = "demo", **over):
-    from ..features.ard import ard_info, default_ard
-    from ..networks.registry import get_model_class
-    from .trainer import TrainConfig
-
     info = ard_info(ard or default_ard())
     per = ((info.get("world") or {}).get("periods") or {}).get("train")
     if not (start and end):
         if not per:
-            from ..errors import InputError
-
             raise InputError("the inputs define no training period", "give --start and --end")
         start, end = start or per[0], end or per[1]
     kw = {k: v for k, v in over.items() if v is not None}
@@ -49,9 +48,6 @@ def train_config(model: str, ard, start=None, end=None, config: str = "demo", **
 
 
 def _train(args) -> int:
-    from ..networks.registry import model_info
-    from .trainer import train
-
     model_info(args.model)  # unknown names fail here, with the nearest valid names
     cfg = train_config(args.model, args.ard, args.start, args.end, args.config, target=args.target,
                        device=args.device, max_minutes=args.max_minutes, batch_size=args.batch_size,

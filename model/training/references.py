@@ -26,7 +26,12 @@ feeds them the training data and the inference inputs:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from ..networks.reference import ERA5CDFMatching
+from ..networks.registry import get_model
 
 #: climate classes tried for era5_cdf (1 = a single pooled mapping); a cell with at least
 #: PER_CELL_MIN_PAIRS pairs keeps its own CDF in every choice
@@ -39,8 +44,6 @@ HOLDOUT_BLOCK_DAYS = 4
 
 def fit_reference(name: str, data, cfg):
     """A fitted reference model (a registry object with ``state_dict``)."""
-    from ..networks.registry import get_model
-
     model = get_model(name)
     if model.reads_channel:                   # maps an ERA5-Land channel onto SMAP's scale
         cube = data.cube
@@ -57,8 +60,6 @@ def fit_reference(name: str, data, cfg):
 def climate_classes(x: np.ndarray, k: int) -> np.ndarray:
     """Class (0..k-1) of each cell by quantiles of its mean ``x`` over time (``x``: (time, *cells))."""
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             m = np.nanmean(x.reshape(x.shape[0], -1), axis=0)
@@ -73,8 +74,6 @@ def climate_classes(x: np.ndarray, k: int) -> np.ndarray:
 def _class_model(x: np.ndarray, y: np.ndarray, cls: np.ndarray, k: int, template):
     """A per-cell ERA5CDFMatching whose cells carry their class's pooled CDF (method 2) or,
     with at least PER_CELL_MIN_PAIRS pairs, their own."""
-    from ..networks.reference import ERA5CDFMatching
-
     t = x.shape[0]
     xf, yf = x.reshape(t, -1), y.reshape(t, -1)
     ok = np.isfinite(xf) & np.isfinite(yf)
@@ -139,8 +138,6 @@ def fit_cdf_by_climate(model, x: np.ndarray, y: np.ndarray, times=None) -> dict:
             break
         try:
             if choice == "cell":
-                from ..networks.reference import ERA5CDFMatching
-
                 m = ERA5CDFMatching(model.n_quantiles, model.min_pairs, model.min_pairs_std).fit(fit_x, fit_y)
             else:
                 m = _class_model(fit_x, fit_y, climate_classes(x, choice), choice, model)

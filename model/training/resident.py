@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import CoverageError, InputError
+from ..features.channels import DERIVED, DYNAMIC
+from ..features.cube import REGION_MARGIN, static_channels
+from ..grids import tp_mask
 from ..schema import SM_CLIP as CLIP
 
 T3, TD, TW = 8, 7, 4
 
 
 def _torch():
+    # lazy: torch costs 0.9 s at import; the dashboard imports this module at start-up
     import torch
 
     return torch
@@ -101,8 +106,6 @@ class ResidentCube:
         i = np.searchsorted(self.times, t)
         ok = (i < self.times.size) & (self.times[np.clip(i, 0, self.times.size - 1)] == t)
         if not ok.all():
-            from ..errors import CoverageError
-
             bad = t[~ok][0]
             raise CoverageError(f"time {np.datetime_as_string(bad, unit='h')} is not a step of the resident inputs",
                                 "choose a time inside the ingested period, on 00, 03, ..., 21 UTC")
@@ -153,10 +156,6 @@ def build_resident(era5, static, device, margin: int | None = None) -> ResidentC
     do on the host). ``era5``: 3-hourly TP10 Dataset (physical units, loaded); ``static``:
     the TP10 static Dataset. ``rc.valid``: the (h, w) cells with inputs inside the region."""
     torch = _torch()
-    from ..errors import InputError
-    from ..grids import tp_mask
-    from ..features.cube import REGION_MARGIN, static_channels
-    from ..features.channels import DERIVED, DYNAMIC
 
     margin = REGION_MARGIN if margin is None else margin
     dev = torch.device(device)
@@ -370,8 +369,6 @@ class ResidentPatches:
         cnt = cs[:, s:, s:] - cs[:, :-s, s:] - cs[:, s:, :-s] + cs[:, :-s, :-s]  # (n, H-s+1, W-s+1)
         k = torch.nonzero(cnt >= 4)
         if k.shape[0] == 0:
-            from ..errors import InputError
-
             raise InputError("no training patch with SMAP targets was found",
                              "the training period or region holds too few SMAP retrievals")
         k[:, 0] = st[k[:, 0]]

@@ -22,11 +22,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
 from .. import __version__
-from ..errors import InputError
-from ..features.ard import TARGETS
+from ..errors import InputError, unknown_name
+from ..features.ard import TARGETS, ard_identity, default_ard, load_inputs, open_group
+from ..features.cube import build_cube, spatial_holdout, target_on_steps
+from ..io import write_text_atomic
+from ..networks.registry import get_model, get_model_class
+from ..networks.tree_arrays import TreeArrays
 from ..runs.folders import mark_latest, new_run_dir
+from .references import fit_reference
+from .resident import ResidentPatches
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,7 @@ class TrainConfig:
 
 
 def pick_device(requested: str = "auto") -> str:
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
 
     if requested == "auto":
@@ -104,12 +113,7 @@ def prepare(ard, cfg: TrainConfig) -> TrainingData:
 
 
 def _prepare(ard, cfg: TrainConfig) -> TrainingData:
-    from ..features.ard import load_inputs, open_group
-    from ..features.cube import build_cube, spatial_holdout, target_on_steps
-
     if cfg.target not in TARGETS:
-        from ..errors import unknown_name
-
         raise unknown_name("training target", cfg.target, list(TARGETS))
     group, grid = TARGETS[cfg.target]
     era5, static = load_inputs(ard, cfg.train_start, cfg.train_end)
@@ -163,6 +167,7 @@ def _pixel_samples(rng, data: TrainingData, mask: np.ndarray, max_n: int):
 
 
 def _to_torch(batch: dict, device):
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
 
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True) for k, v in batch.items()}
@@ -176,10 +181,6 @@ def train(model_name: str, cfg: TrainConfig, ard=None, out: Path | None = None,
     normalisation, training period and config), ``log.csv`` (per epoch: train loss, tuning
     RMSE in m3 m-3, seconds), ``config.json`` and ``summary.json``.
     """
-    from ..io import write_text_atomic
-    from ..networks.registry import get_model_class
-    from ..features.ard import ard_identity, default_ard
-
     cls = get_model_class(model_name)     # unknown names fail here; its capabilities decide below
     ard = Path(ard) if ard else default_ard()
     t_start = _time.perf_counter()
@@ -232,6 +233,7 @@ def history_report(data) -> dict:
 
 
 def _masked_mse(pred, target, mask):
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
 
     diff = torch.where(mask, pred - target, torch.zeros_like(pred))
@@ -239,6 +241,7 @@ def _masked_mse(pred, target, mask):
 
 
 def _batch_targets(data: TrainingData, idx, size, mask, device):
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
 
     ys, ms = [], []
@@ -253,11 +256,10 @@ def _batch_targets(data: TrainingData, idx, size, mask, device):
 
 
 def _train_torch(model_name, cls, cfg, data, out, extra, progress):
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
-    from tqdm.auto import tqdm
-
+    # lazy: model.networks.checkpoint imports torch (0.9 s); `sm-downscale --help` imports this module
     from ..networks.checkpoint import save_checkpoint
-    from ..networks.registry import get_model
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -287,8 +289,6 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     rp = None
     if not pixel and (device.startswith("cuda") if cfg.resident is None else cfg.resident) \
             and min(cube.shape) >= cfg.patch:
-        from .resident import ResidentPatches
-
         rp = ResidentPatches(data, cfg.patch, device, seed=cfg.seed)
 
     def tune_rmse() -> float:
@@ -395,14 +395,12 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
 
 
 def _write_log(out: Path, rows):
-    import pandas as pd
-
     pd.DataFrame(rows).to_csv(out / "log.csv", index=False)
 
 
 def _train_sklearn(model_name, cfg, data, out, extra):
+    # lazy: model.networks.checkpoint imports torch (0.9 s); `sm-downscale --help` imports this module
     from ..networks.checkpoint import save_checkpoint
-    from ..networks.registry import get_model
 
     rng = np.random.default_rng(cfg.seed)
     cube = data.cube
@@ -467,7 +465,6 @@ def fit_trees_within_budget(model, X, y, deadline: float) -> dict:
     est.set_params(warm_start=False, **{key: grown})
     model.estimator = est
     if hasattr(model, "arrays"):   # tree models predict from plain arrays (no pickle in checkpoints)
-        from ..networks.trees import TreeArrays
 
         model.arrays = TreeArrays.from_estimator(est)
     if stopped != "complete":
@@ -476,8 +473,8 @@ def fit_trees_within_budget(model, X, y, deadline: float) -> dict:
 
 
 def _fit_reference(model_name, cfg, data, out, extra, ard):
+    # lazy: model.networks.checkpoint imports torch (0.9 s); `sm-downscale --help` imports this module
     from ..networks.checkpoint import save_checkpoint
-    from .references import fit_reference
 
     t0 = _time.perf_counter()
     model = fit_reference(model_name, data, cfg)

@@ -24,8 +24,34 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from ..config import home
 from ..errors import InputError
+from ..features.ard import ard_identity, ard_info, default_ard, open_group
+from ..grids import get_grid, regridder, tp10, tp_mask
+from ..inference.inputs import InputProvider
+from ..inference.runner import Runner
+from ..io import atomic_path, write_json_atomic, write_text_atomic
+from ..machine import machine_info, machine_line
+from ..networks.registry import model_info
+from ..training import trainer
+from ..training.trainer import TrainConfig
+from .ceiling import LABEL, fit_ceilings
+from .experiments import load_stations
+from .matching import locate_stations, match_station, prepare_station
+from .metrics import DEFAULT_SETTINGS, all_metrics
+from .report import md_table
+from .skill import (
+    block_bootstrap_difference,
+    cell_scores,
+    pooled_metrics,
+    relative_change,
+    seed_summary,
+    thawed_mask,
+    to_celsius,
+    truth_scores,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +71,6 @@ class _Scorer:
     """The references of one period, loaded once: truth, thawed mask, SMAP, stations."""
 
     def __init__(self, ard, info, steps, *, settings, stations=True):
-        import xarray as xr
-
-        from ..grids import get_grid, tp10, tp_mask
-        from ..features.ard import open_group
-        from .experiments import load_stations
-        from .matching import locate_stations, prepare_station
-        from .skill import thawed_mask, to_celsius
-
         self.settings = settings
         self.steps = steps
         cat = Path(info.get("catalog", ""))
@@ -93,11 +111,6 @@ class _Scorer:
 
     def score(self, field: np.ndarray) -> dict:
         """Every score of one (T, 150, 320) field at ``steps``."""
-        from ..grids import regridder
-        from .matching import match_station
-        from .metrics import all_metrics
-        from .skill import cell_scores, pooled_metrics, truth_scores
-
         row = {f"truth_{k}": v for k, v in truth_scores(field, self.truth, self.thawed, min_n=self.settings.min_n,
                                                          settings=self.settings).items()}
         if self.smap_steps.size:
@@ -129,9 +142,6 @@ class _Scorer:
 
 def _reference_fields(ard, steps):
     """ERA5-Land swvl1 and SMAP L4 (when ingested) at the steps, on TP10."""
-    from ..grids import regridder
-    from ..features.ard import open_group
-
     out = {"era5land": open_group(ard, "era5")["swvl1"].reindex(time=steps).values.astype(np.float32)}
     try:
         l4 = open_group(ard, "smap_l4")["sm_surface"].reindex(time=steps).values.astype(np.float32)
@@ -168,14 +178,6 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     -------
     dict: ``out`` (folder), ``summary`` (DataFrame), ``seconds``.
     """
-    from ..config import home
-    from ..io import atomic_path
-    from ..machine import machine_info
-    from ..networks.registry import model_info
-    from ..features.ard import ard_identity, ard_info, default_ard, open_group
-    from ..training.trainer import TrainConfig
-    from .metrics import DEFAULT_SETTINGS
-
     t_all = _time.perf_counter()
     if not models:
         raise InputError("no methods given", "name them: --model pscnet --model rf ...")
@@ -207,7 +209,6 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     train_steps = _train_days(train_all, train_days)
     scorers = {"test": _Scorer(ard, info, test_steps, settings=settings, stations=stations),
                "train": _Scorer(ard, info, train_steps, settings=settings, stations=stations)}
-    from ..inference.inputs import InputProvider
 
     provider = InputProvider(ard, max_blocks=2)
     cubes = {p: provider.cube_between(sc.steps[0], sc.steps[-1]) for p, sc in scorers.items()}
@@ -281,9 +282,6 @@ def _add_references_and_ceilings(rows: list, fields: dict, kinds: dict, scorers:
     """Score the reference products (ERA5-Land, SMAP L4 when ingested) on every period and,
     unless ``ceiling_kw`` is None, fit and score the ceiling learners on the test period;
     appends to ``rows``/``fields``/``kinds``; returns the ceilings' description."""
-    from ..features.ard import open_group
-    from .ceiling import LABEL, fit_ceilings
-
     for period, sc in scorers.items():
         for name, f in _reference_fields(ard, sc.steps).items():
             kinds[name] = "reference"
@@ -306,8 +304,6 @@ def _work_folder(out: Path, key: dict) -> Path:
     """The folder beside ``out`` that keeps each finished run (rows and test-period cells), so
     an interrupted experiment resumes where it stopped. It belongs to one set of settings
     (``key``): other settings (budget, store, steps) start afresh."""
-    from ..io import write_json_atomic
-
     key = json.loads(json.dumps(key, default=str))
     work = out.with_name(f".{out.name}.work")
     if work.exists():
@@ -326,13 +322,9 @@ def _work_folder(out: Path, key: dict) -> Path:
 def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provider, progress: bool):
     """Train one run into ``run_dir``, score it on every period; keep its rows and test-period
     cells there (``result.json`` last: it marks the run done). Returns (rows, test cells)."""
-    from ..inference.runner import Runner
-    from ..io import atomic_path, write_json_atomic
-    from ..training.trainer import train
-
     name, s, device = cfg.model, cfg.seed, cfg.device
     t0 = _time.perf_counter()
-    run = train(name, cfg, ard=ard, out=run_dir, progress=progress)
+    run = trainer.train(name, cfg, ard=ard, out=run_dir, progress=progress)
     tsum = json.loads((run / "summary.json").read_text())
     wall_train = round(_time.perf_counter() - t0, 1)
     runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
@@ -359,8 +351,6 @@ def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provid
 def _method_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method, test period: mean and sd over seeds of every score; the share of the
     perfect-36-km ceiling's pooled fine-scale R."""
-    from .skill import seed_summary
-
     test = runs[runs["period"] == "test"]
     metric_cols = [c for c in test.columns if c.startswith(("truth_", "smap_", "stations_")) and c != "stations_n"]
     summ = []
@@ -381,8 +371,6 @@ def _method_summary(runs: pd.DataFrame) -> pd.DataFrame:
 def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps, n_resamples: int, min_n: int):
     """Paired block-bootstrap differences of every method from PSCNet (or the best learned
     method): (table, baseline name or None)."""
-    from .skill import block_bootstrap_difference
-
     learned = [m for m in fields if kinds.get(m) == "product"]
     base = "pscnet" if "pscnet" in learned else (
         summary[summary["model"].isin(learned)].sort_values("truth_R", ascending=False)["model"].iloc[0]
@@ -401,8 +389,6 @@ def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps,
 def _temporal(runs: pd.DataFrame) -> pd.DataFrame:
     """Temporal generalisation as the paper defines it (relative change training -> test),
     per run, then mean and sd over seeds."""
-    from .skill import relative_change
-
     tg = []
     for (name, seed), g in runs.groupby(["model", "seed"]):
         g = g.set_index("period")
@@ -445,9 +431,6 @@ def _pm(row, col, fmt="{:.3f}"):
 def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal: pd.DataFrame, st: dict,
                         runs: pd.DataFrame | None = None) -> str:
     """The experiment's Markdown tables (mean ± sd over seeds; ceilings labelled)."""
-    from ..machine import machine_line
-    from .report import md_table
-
     b = st["budget"]
     lines = ["# Method comparison", "",
              f"World `{st['world']['size']}`: training {st['world']['periods']['train'][0]} .. "
@@ -527,8 +510,6 @@ def standing(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 def rewrite_report(out) -> Path:
     """Write ``report.md`` of an experiment folder again from its tables (e.g. after the report
     gained a section); nothing is recomputed."""
-    from ..io import write_text_atomic
-
     out = Path(out)
     st = json.loads((out / "settings.json").read_text())
     text = experiment_markdown(pd.read_parquet(out / "summary.parquet"), pd.read_parquet(out / "intervals.parquet"),

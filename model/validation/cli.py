@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
+from .campaign import register as register_experiment
+from .experiments import run_validation
+from .metrics import MetricSettings
+
 
 def register(sub):
     p = sub.add_parser("validate", help="the five validation experiments (data + static report)")
@@ -18,17 +24,11 @@ def register(sub):
     p.add_argument("--resamples", type=int, default=1000,
                    help="block-bootstrap resamples of the intervals (default 1000, 3-day blocks)")
     p.set_defaults(func=_run)
-    from .campaign import register as register_experiment
 
     register_experiment(sub)
 
 
 def _run(args) -> int:
-    import pandas as pd
-
-    from .experiments import run_validation
-    from .metrics import MetricSettings
-
     res = run_validation(args.ard, args.archive, args.out, args.model, MetricSettings(min_n=args.min_n),
                          report=not args.no_report, ceiling=not args.no_ceiling,
                          ceiling_kw={"max_samples": args.ceiling_samples}, n_resamples=args.resamples)

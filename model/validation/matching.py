@@ -29,12 +29,16 @@ metrics of the network-mean series. Ranking: :func:`rank_models`.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+
+from model.errors import InputError, unknown_name
+from model.grids import tp10
 
 from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics
 
@@ -57,8 +61,6 @@ _PAIR_COLUMNS = ["product", "insitu", "insitu_time", "dt", "soil_temperature", "
 
 
 def _utc_naive_index(idx: pd.Index, what: str) -> pd.DatetimeIndex:
-    from model.errors import InputError
-
     if not isinstance(idx, pd.DatetimeIndex):
         raise InputError(f"{what} has a {type(idx).__name__}, not a DatetimeIndex",
                          "index it by UTC time (e.g. df.set_index('time'))")
@@ -287,8 +289,6 @@ def prepare_station(station: pd.DataFrame, *, name: str = "station",
     name : str
     frozen_flags : tuple of str
     """
-    from model.errors import InputError
-
     if "soil_moisture" not in station.columns:
         raise InputError(f"station {name!r} has columns {list(station.columns)}, no 'soil_moisture'",
                          "pass the ISMN reader's data frame (soil_moisture, flag, soil_temperature)")
@@ -339,8 +339,6 @@ def locate_station(lat: float, lon: float, grid=None) -> tuple[int | None, int |
         ``status`` is ``"ok"`` or ``"outside grid"`` (then row and col are None).
     """
     if grid is None:
-        from model.grids import tp10
-
         grid = tp10()
     rows, cols = grid.locate(lat, lon)
     if rows[0] < 0:
@@ -352,8 +350,6 @@ def locate_stations(table: pd.DataFrame, grid=None) -> pd.DataFrame:
     """Add ``row``, ``col`` (array indices, -1 outside) and ``grid_status`` to a station table
     with ``lat``, ``lon`` columns (vectorised)."""
     if grid is None:
-        from model.grids import tp10
-
         grid = tp10()
     rows, cols = grid.locate(table["lat"].to_numpy(dtype=float), table["lon"].to_numpy(dtype=float))
     out = table.copy()
@@ -379,8 +375,6 @@ def extract_station_series(product, located: pd.DataFrame, *, dims: tuple[str, s
     dict
         {station id: pandas.Series indexed by time}.
     """
-    import xarray as xr
-
     inside = located[located["row"] >= 0]
     if inside.empty:
         return {}
@@ -410,8 +404,6 @@ def match_stations(product, stations: Mapping[str, pd.DataFrame], table: pd.Data
     dict
         {station id: MatchResult}; stations outside the grid have status ``"outside grid"``.
     """
-    from model.errors import InputError
-
     missing = [sid for sid in stations if sid not in table.index]
     if missing:
         raise InputError(f"stations {missing[:5]} have no coordinates in the station table",
@@ -461,8 +453,6 @@ def network_metrics(per_station: Mapping[str, MatchResult], *, min_stations: int
         ``product``, ``insitu``, ``n_stations``), ``n_stations`` (given) and
         ``n_stations_ok`` (with metrics status ``"ok"``).
     """
-    from model.errors import InputError
-
     if min_stations < 1:
         raise InputError(f"min_stations={min_stations} is below 1", "use 1 or more")
     means, used = {}, {}
@@ -531,8 +521,6 @@ def rank_models(table: pd.DataFrame, higher_is_better: Mapping[str, bool | str] 
     pscnet  1     3
     rf      3     2
     """
-    from model.errors import unknown_name
-
     if "model" in table.columns:
         table = table.set_index("model")
     if higher_is_better is None:
@@ -550,8 +538,6 @@ def rank_models(table: pd.DataFrame, higher_is_better: Mapping[str, bool | str] 
         elif rule is True or rule is False:
             asc = not rule
         else:
-            from model.errors import InputError
-
             raise InputError(f"ranking rule {rule!r} for {k!r} is not True, False or 'abs'",
                              "use True (higher is better), False (lower is better) or 'abs'")
         out[k] = v.rank(method="min", ascending=asc, na_option="keep").astype("Int64")
@@ -579,10 +565,6 @@ def match_to_smap(product_on_smap_grid, smap_obs, *, dims: tuple[str, ...] = ("t
         either is NaN. Lazy for Dask inputs. Feed them to
         :func:`model.validation.metric_maps.metric_map`.
     """
-    import xarray as xr
-
-    from model.errors import InputError
-
     for name, da in (("product", product_on_smap_grid), ("smap", smap_obs)):
         if set(da.dims) != set(dims):
             raise InputError(f"{name} has dims {da.dims}, expected {dims}",

@@ -14,9 +14,21 @@ import os
 from typing import Iterable, Sequence
 
 import numpy as np
+import xarray as xr
 
-from .metrics import (_ATTRS, ALL_METRICS, DEFAULT_SETTINGS, STATUS, MetricSettings, _as_times_ns,
-                      _check_metrics, _evaluate, _variables)
+from model.errors import InputError
+
+from .metrics import (
+    _ATTRS,
+    ALL_METRICS,
+    DEFAULT_SETTINGS,
+    STATUS,
+    MetricSettings,
+    _as_times_ns,
+    _check_metrics,
+    _evaluate,
+    _variables,
+)
 
 __all__ = ["labels", "metric_map", "map_summary"]
 
@@ -57,10 +69,6 @@ def metric_map(product, reference, dim: str = "time", *, metrics: Iterable[str] 
     >>> float(ds.bias.mean().round(6)), int(ds.N[0, 0])
     (0.01, 40)
     """
-    import xarray as xr
-
-    from model.errors import InputError
-
     groups = _check_metrics(metrics)
     for name, da in (("product", product), ("reference", reference)):
         if not isinstance(da, xr.DataArray):

@@ -72,11 +72,15 @@ pytesmo ``src/pytesmo/metrics/pairwise.py`` (the independent implementation in t
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import special
+
+from model.errors import InputError, unknown_name
 
 __all__ = [
     "METRICS", "STATUS", "MetricResult", "MetricSettings", "DEFAULT_SETTINGS",
@@ -118,8 +122,6 @@ class MetricSettings:
     threads: int | None = None
 
     def __post_init__(self):
-        from model.errors import InputError
-
         if int(self.min_n) != self.min_n or self.min_n < 4:
             raise InputError(f"min_n={self.min_n!r} is not an integer >= 4",
                              "use min_n >= 4 (the Fisher-z interval of R needs more than 3 pairs)")
@@ -171,8 +173,6 @@ _ATTRS = {
 
 
 def _check_metrics(metrics: Iterable[str] | str) -> tuple[str, ...]:
-    from model.errors import unknown_name
-
     if isinstance(metrics, str):
         metrics = (metrics,)
     out = []
@@ -457,7 +457,6 @@ def _evaluate(x: np.ndarray, y: np.ndarray, times_ns: np.ndarray | None,
 
     starts = range(0, ncell, step)                # blocks of rows, NOT a loop over cells
     if threads > 1 and len(starts) > 1:           # numpy releases the GIL in the heavy parts
-        from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(min(threads, len(starts))) as pool:
             list(pool.map(run, starts))
@@ -496,12 +495,8 @@ class MetricResult:
 
 
 def _as_times_ns(times) -> np.ndarray:
-    import pandas as pd
-
     idx = pd.DatetimeIndex(times)
     if idx.hasnans:
-        from model.errors import InputError
-
         raise InputError(f"{int(idx.isna().sum())} timestamps are missing (NaT)",
                          "drop the values without a time first")
     if idx.tz is not None:
@@ -511,16 +506,12 @@ def _as_times_ns(times) -> np.ndarray:
 
 def _prepare_1d(x, y, times):
     """1-D float arrays (kept in their own dtype when float) and sorted int64 times or None."""
-    import pandas as pd
-
     if times is None:
         for s in (x, y):
             if isinstance(s, pd.Series) and isinstance(s.index, pd.DatetimeIndex):
                 times = s.index
                 break
     if isinstance(x, pd.Series) and isinstance(y, pd.Series) and not x.index.equals(y.index):
-        from model.errors import InputError
-
         raise InputError("product and reference series have different indexes",
                          "align them first (e.g. x, y = x.align(y, join='inner'))")
     xa = np.asarray(x)
@@ -530,16 +521,12 @@ def _prepare_1d(x, y, times):
     if ya.dtype.kind != "f":
         ya = ya.astype(np.float64)
     if xa.ndim != 1 or ya.ndim != 1 or xa.shape != ya.shape:
-        from model.errors import InputError
-
         raise InputError(f"expected two 1-D series of equal length, got shapes {xa.shape} and {ya.shape}",
                          "pass the matched product and reference values (use metric_map for fields)")
     tns = None
     if times is not None:
         tns = _as_times_ns(times)
         if tns.shape != xa.shape:
-            from model.errors import InputError
-
             raise InputError(f"times has {tns.size} values for series of length {xa.size}",
                              "give one timestamp per value")
         if np.any(np.diff(tns) < 0):
@@ -728,8 +715,6 @@ def anomaly_r(x, y, times, *, settings: MetricSettings = DEFAULT_SETTINGS) -> Me
     Albergel et al. (2013); pytesmo ``time_series.anomaly.calc_anomaly(window_size=35)``.
     """
     if times is None:
-        from model.errors import InputError
-
         raise InputError("anomaly_r needs the timestamps of the values",
                          "pass times= (or Series with a DatetimeIndex to all_metrics)")
     res = all_metrics(x, y, times, metrics=("anomaly_R",), settings=settings)
@@ -759,8 +744,6 @@ def moving_average(values, times, *, window_days: float = 35.0, min_periods: int
     v = np.asarray(values, dtype=np.float64)[None, :]
     tns = _as_times_ns(times)
     if np.any(np.diff(tns) < 0):
-        from model.errors import InputError
-
         raise InputError("times are not increasing", "sort the series by time first")
     m = np.isfinite(v)
     lo, hi = _window_bounds(tns, window_days)

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+
+from ..figures import metric_maps_figure, save
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
@@ -27,11 +30,12 @@ def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
 
 
 def make_report(folder) -> Path:
+    # lazy: matplotlib costs 0.25 s at import, figures only; `sm-downscale --help` imports this module
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: matplotlib costs 0.25 s at import, figures only
     import matplotlib.pyplot as plt
-    import xarray as xr
 
     folder = Path(folder)
     rep = folder / "report"
@@ -88,8 +92,6 @@ def make_report(folder) -> Path:
             models = [m for m in show if m in ds.model.values] or list(ds.model.values[:3])
             png = rep / f"maps_{ref}.png"
             # the paper's layout (R, bias, ubRMSE maps, histograms beneath), cartopy, PNG + PDF
-            from ..figures import metric_maps_figure, save
-
             ref_label = {"smap": "SMAP L3 9 km", "truth": "the 10 km truth"}[ref] + " (test period)"
             fig = metric_maps_figure(ds, models, ("R", "bias", "ubRMSE"), reference=ref_label)
             save(fig, png, dpi=110)

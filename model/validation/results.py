@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+import xarray as xr
+
+from ..config import validation_dir
 from ..errors import InputError
 
 
 def _dir(path=None) -> Path:
-    from ..config import validation_dir
-
     p = Path(path) if path else validation_dir()
     if not (p / "settings.json").exists():
         raise InputError("no validation results", "run `sm-downscale validate` (or `sm-downscale demo`)", p)
@@ -23,8 +25,6 @@ def settings(path=None) -> dict:
 
 def table(name: str, path=None):
     """One of the Parquet tables: stations, networks, temporal, summary, station_series, period_summary."""
-    import pandas as pd
-
     f = _dir(path) / f"{name}.parquet"
     if not f.exists():
         raise InputError(f"validation table {name!r} missing", "re-run `sm-downscale validate`", f)
@@ -33,8 +33,6 @@ def table(name: str, path=None):
 
 def maps(reference: str = "smap", path=None):
     """Metric maps against ``smap`` (M09 cells) or ``truth`` (TP10 cells), dims (model, ...)."""
-    import xarray as xr
-
     f = _dir(path) / f"vs_{reference}_maps.nc"
     if not f.exists():
         raise InputError(f"no metric maps against {reference}",
@@ -43,8 +41,6 @@ def maps(reference: str = "smap", path=None):
 
 
 def scatter(path=None):
-    import xarray as xr
-
     f = _dir(path) / "scatter_density.nc"
     if not f.exists():
         raise InputError("no scatter-density data", "re-run validate", f)

@@ -15,6 +15,7 @@ reverse.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import netCDF4
@@ -148,6 +149,103 @@ def write_era5_netcdf(path, ds: xr.Dataset, layout: str = "new", complevel: int 
     layout = str(layout).lower()
     if layout not in ("new", "old"):
         raise unknown_name("CDS NetCDF layout", layout, ["new", "old"])
+    plan = _plan_era5(ds, product, complevel, time_chunk, period)
+    fmt = "NETCDF4" if layout == "new" else ("NETCDF4_CLASSIC" if plan.complevel > 0 else "NETCDF3_64BIT_OFFSET")
+    hist = history or (f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%dT%H:%M} {plan.prod} hourly data written in the CDS "
+                       f"{layout} NetCDF layout by sm-downscale (model.data.era5.write_era5_netcdf)")
+    with atomic_path(path) as tmp:
+        nc = netCDF4.Dataset(tmp, "w", format=fmt)
+        try:
+            if layout == "new":
+                _new_layout_axes(nc, plan, hist)
+            else:
+                _old_layout_axes(nc, plan, hist)
+            dims = ("valid_time", "latitude", "longitude") if layout == "new" else ("time", "latitude", "longitude")
+            comp = {"zlib": plan.complevel > 0, "complevel": max(plan.complevel, 1) if plan.complevel > 0 else 4,
+                    "shuffle": plan.complevel > 0}
+            if fmt.startswith("NETCDF4"):
+                comp["chunksizes"] = (plan.tchunk, plan.ny, plan.nx)
+            for name in plan.names:
+                if layout == "new":
+                    _write_new_variable(nc, plan, name, dims, comp, _lsd_for(name, least_significant_digit))
+                else:
+                    _write_old_variable(nc, plan, name, dims, comp)
+        finally:
+            nc.close()
+    return Path(path)
+
+
+@dataclass
+class _Era5Plan:
+    """What :func:`write_era5_netcdf` writes: the checked dataset (time ascending, latitude
+    descending), the written steps ``[sel0, sel1)`` of ``all_times`` and the day-aligned
+    blocks (one block of one variable in memory at a time)."""
+
+    ds: xr.Dataset
+    prod: str
+    all_times: pd.DatetimeIndex
+    sel0: int
+    sel1: int
+    lat: np.ndarray
+    lon: np.ndarray
+    names: list
+    complevel: int
+    tchunk: int
+    blocks: list
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        return self.all_times[self.sel0:self.sel1]
+
+    @property
+    def ny(self) -> int:
+        return self.lat.size
+
+    @property
+    def nx(self) -> int:
+        return self.lon.size
+
+    @property
+    def nt(self) -> int:
+        return self.sel1 - self.sel0
+
+    @property
+    def dlat(self) -> float:
+        return abs(float(np.median(np.diff(self.lat)))) if self.ny > 1 else 0.0
+
+    @property
+    def dlon(self) -> float:
+        return abs(float(np.median(np.diff(self.lon)))) if self.nx > 1 else 0.0
+
+    def block_values(self, name: str, i0: int, i1: int, wins) -> np.ndarray:
+        """The values of ``name`` written for the block [i0, i1) (re-accumulated from 00 UTC
+        for ERA5-Land's accumulated fields), cut to the written steps."""
+        accumulate = name in ACCUMULATED and self.prod == ERA5_LAND
+        vals = np.asarray(self.ds[name].isel(time=slice(i0, i1)).transpose("time", "lat", "lon").values,
+                          dtype=np.float64 if accumulate else np.float32)
+        if accumulate:
+            acc = np.full(vals.shape, np.nan)
+            for a, b, complete in wins:
+                if complete:
+                    acc[a - i0:b - i0] = np.cumsum(vals[a - i0:b - i0], axis=0)
+            vals = acc
+        a, b = max(i0, self.sel0), min(i1, self.sel1)
+        return vals[a - i0:b - i0]
+
+    def out_slice(self, i0: int, i1: int) -> slice:
+        return slice(max(i0, self.sel0) - self.sel0, min(i1, self.sel1) - self.sel0)
+
+    def meta(self, name: str) -> dict:
+        p = PARAMS.get(name)
+        src = self.ds[name].attrs
+        m = {"long_name": p.long_name if p else src.get("long_name", name),
+             "units": p.units if p else src.get("units", "1")}
+        std = (p.standard_name if p else src.get("standard_name")) or None
+        return m | {"standard_name": std}
+
+
+def _plan_era5(ds: xr.Dataset, product, complevel, time_chunk, period) -> _Era5Plan:
+    """Check ``ds`` (dims, time axis, units), order it as the CDS does and plan the blocks."""
     prod = _PRODUCT_ALIASES.get(str(product or ds.attrs.get("product", ERA5_LAND)).lower(), ERA5_LAND)
     if not {"time", "lat", "lon"} <= set(ds.dims):
         raise InputError(f"dataset dims {tuple(ds.dims)} are not (time, lat, lon)", "pass what read_era5 returns")
@@ -164,19 +262,7 @@ def write_era5_netcdf(path, ds: xr.Dataset, layout: str = "new", complevel: int 
         ds = ds.isel(lat=order)
     lat = ds["lat"].values.astype(np.float64)
     lon = ds["lon"].values.astype(np.float64)
-    all_times = times
-    if period is not None:
-        p0, p1 = (pd.Timestamp(period[0]), pd.Timestamp(period[1]))
-        inside = np.nonzero((all_times >= p0) & (all_times <= p1))[0]
-        sel0, sel1 = (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0)
-        if sel1 <= sel0:
-            raise InputError(f"no time step in the period {p0} .. {p1}", "check the period against the data")
-    else:
-        sel0, sel1 = 0, all_times.size
-    times = all_times[sel0:sel1]
-    ny, nx, nt = lat.size, lon.size, times.size
-    dlat = abs(float(np.median(np.diff(lat)))) if ny > 1 else 0.0
-    dlon = abs(float(np.median(np.diff(lon)))) if nx > 1 else 0.0
+    sel0, sel1 = _period_steps(times, period)
     names = [v for v in ds.data_vars if set(ds[v].dims) == {"time", "lat", "lon"}]
     for name in names:
         given = ds[name].attrs.get("units")
@@ -184,8 +270,27 @@ def write_era5_netcdf(path, ds: xr.Dataset, layout: str = "new", complevel: int 
             raise InputError(f"{name} is in {given!r}, the CDS files carry {PARAMS[name].units!r}",
                              f"convert {name} to {PARAMS[name].cf_units} before writing")
     complevel = int(complevel)
-    tchunk = max(1, min(int(time_chunk), nt))
-    # one day-aligned block at a time keeps memory to a few days of one variable
+    tchunk = max(1, min(int(time_chunk), sel1 - sel0))
+    return _Era5Plan(ds, prod, times, sel0, sel1, lat, lon, names, complevel, tchunk,
+                     _time_blocks(times, sel0, sel1, tchunk))
+
+
+def _period_steps(all_times: pd.DatetimeIndex, period) -> tuple[int, int]:
+    """[sel0, sel1): the steps of ``all_times`` in ``period`` (all of them for None)."""
+    if period is None:
+        return 0, all_times.size
+    p0, p1 = (pd.Timestamp(period[0]), pd.Timestamp(period[1]))
+    inside = np.nonzero((all_times >= p0) & (all_times <= p1))[0]
+    sel0, sel1 = (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0)
+    if sel1 <= sel0:
+        raise InputError(f"no time step in the period {p0} .. {p1}", "check the period against the data")
+    return sel0, sel1
+
+
+def _time_blocks(all_times: pd.DatetimeIndex, sel0: int, sel1: int, tchunk: int) -> list:
+    """Day-aligned blocks (i0, i1, accumulation windows) of at least ``max(tchunk, 96)``
+    steps over the written steps: one block at a time keeps memory to a few days of one
+    variable."""
     windows = [w for w in _accumulation_windows(all_times) if w[1] > sel0 and w[0] < sel1]
     blocks: list[tuple[int, int, list]] = []
     cur: list = []
@@ -196,159 +301,136 @@ def write_era5_netcdf(path, ds: xr.Dataset, layout: str = "new", complevel: int 
             cur = []
     if cur:
         blocks.append((cur[0][0], cur[-1][1], cur))
+    return blocks
 
-    def block_values(name: str, i0: int, i1: int, wins) -> np.ndarray:
-        accumulate = name in ACCUMULATED and prod == ERA5_LAND
-        vals = np.asarray(ds[name].isel(time=slice(i0, i1)).transpose("time", "lat", "lon").values,
-                          dtype=np.float64 if accumulate else np.float32)
-        if accumulate:
-            acc = np.full(vals.shape, np.nan)
-            for a, b, complete in wins:
-                if complete:
-                    acc[a - i0:b - i0] = np.cumsum(vals[a - i0:b - i0], axis=0)
-            vals = acc
-        a, b = max(i0, sel0), min(i1, sel1)
-        return vals[a - i0:b - i0]
 
-    def out_slice(i0: int, i1: int) -> slice:
-        return slice(max(i0, sel0) - sel0, min(i1, sel1) - sel0)
+def _new_layout_axes(nc, plan: _Era5Plan, hist: str) -> None:
+    """Global attributes, dimensions and coordinates of the 2024+ CDS layout."""
+    nt, ny, nx = plan.nt, plan.ny, plan.nx
+    nc.setncattr("GRIB_centre", "ecmf")
+    nc.setncattr("GRIB_centreDescription", "European Centre for Medium-Range Weather Forecasts")
+    nc.setncattr("GRIB_subCentre", np.int64(0))
+    nc.setncattr("Conventions", "CF-1.7")
+    nc.setncattr("institution", "European Centre for Medium-Range Weather Forecasts")
+    nc.setncattr("history", hist)
+    nc.createDimension("valid_time", nt)
+    nc.createDimension("latitude", ny)
+    nc.createDimension("longitude", nx)
+    num = nc.createVariable("number", "i8", ())
+    num.setncatts({"long_name": "ensemble member numerical id", "units": "1", "standard_name": "realization"})
+    num.assignValue(0)
+    vt = nc.createVariable("valid_time", "i8", ("valid_time",))
+    vt.setncatts({"long_name": "time", "standard_name": "time", "units": "seconds since 1970-01-01",
+                  "calendar": "proleptic_gregorian"})
+    vt[:] = ((plan.times - pd.Timestamp("1970-01-01")) // pd.Timedelta("1s")).astype(np.int64)
+    la = nc.createVariable("latitude", "f8", ("latitude",), fill_value=np.nan)
+    la.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude",
+                  "stored_direction": "decreasing"})
+    la[:] = plan.lat
+    lo = nc.createVariable("longitude", "f8", ("longitude",), fill_value=np.nan)
+    lo.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"})
+    lo[:] = plan.lon
+    ev = nc.createVariable("expver", str, ("valid_time",))
+    ev.setncattr("long_name", "Experiment Version")
+    ev[:] = np.array(["0001"] * nt, dtype=object)
 
-    def meta(name: str) -> dict:
-        p = PARAMS.get(name)
-        src = ds[name].attrs
-        m = {"long_name": p.long_name if p else src.get("long_name", name),
-             "units": p.units if p else src.get("units", "1")}
-        std = (p.standard_name if p else src.get("standard_name")) or None
-        return m | {"standard_name": std}
 
-    fmt = "NETCDF4" if layout == "new" else ("NETCDF4_CLASSIC" if complevel > 0 else "NETCDF3_64BIT_OFFSET")
-    hist = history or (f"{pd.Timestamp.now(tz='UTC'):%Y-%m-%dT%H:%M} {prod} hourly data written in the CDS "
-                       f"{layout} NetCDF layout by sm-downscale (model.data.era5.write_era5_netcdf)")
-    with atomic_path(path) as tmp:
-        nc = netCDF4.Dataset(tmp, "w", format=fmt)
-        try:
-            if layout == "new":
-                nc.setncattr("GRIB_centre", "ecmf")
-                nc.setncattr("GRIB_centreDescription", "European Centre for Medium-Range Weather Forecasts")
-                nc.setncattr("GRIB_subCentre", np.int64(0))
-                nc.setncattr("Conventions", "CF-1.7")
-                nc.setncattr("institution", "European Centre for Medium-Range Weather Forecasts")
-                nc.setncattr("history", hist)
-                nc.createDimension("valid_time", nt)
-                nc.createDimension("latitude", ny)
-                nc.createDimension("longitude", nx)
-                num = nc.createVariable("number", "i8", ())
-                num.setncatts({"long_name": "ensemble member numerical id", "units": "1", "standard_name": "realization"})
-                num.assignValue(0)
-                vt = nc.createVariable("valid_time", "i8", ("valid_time",))
-                vt.setncatts({"long_name": "time", "standard_name": "time", "units": "seconds since 1970-01-01",
-                              "calendar": "proleptic_gregorian"})
-                vt[:] = ((times - pd.Timestamp("1970-01-01")) // pd.Timedelta("1s")).astype(np.int64)
-                la = nc.createVariable("latitude", "f8", ("latitude",), fill_value=np.nan)
-                la.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude",
-                              "stored_direction": "decreasing"})
-                la[:] = lat
-                lo = nc.createVariable("longitude", "f8", ("longitude",), fill_value=np.nan)
-                lo.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude"})
-                lo[:] = lon
-                ev = nc.createVariable("expver", str, ("valid_time",))
-                ev.setncattr("long_name", "Experiment Version")
-                ev[:] = np.array(["0001"] * nt, dtype=object)
-            else:
-                nc.setncattr("Conventions", "CF-1.6")
-                nc.setncattr("history", hist)
-                nc.createDimension("longitude", nx)
-                nc.createDimension("latitude", ny)
-                nc.createDimension("time", None)
-                lo = nc.createVariable("longitude", "f4", ("longitude",))
-                lo.setncatts({"units": "degrees_east", "long_name": "longitude"})
-                lo[:] = lon.astype(np.float32)
-                la = nc.createVariable("latitude", "f4", ("latitude",))
-                la.setncatts({"units": "degrees_north", "long_name": "latitude"})
-                la[:] = lat.astype(np.float32)
-                tv = nc.createVariable("time", "i4", ("time",))
-                tv.setncatts({"units": "hours since 1900-01-01 00:00:00.0", "long_name": "time", "calendar": "gregorian"})
-                hours = (times - pd.Timestamp("1900-01-01")) / pd.Timedelta("1h")
-                if not np.allclose(hours, np.round(hours)):
-                    raise InputError("the old CDS layout stores whole hours only", "use layout='new'")
-                tv[:] = np.round(hours).astype(np.int32)
-            dims = ("valid_time", "latitude", "longitude") if layout == "new" else ("time", "latitude", "longitude")
-            comp = {"zlib": complevel > 0, "complevel": max(complevel, 1) if complevel > 0 else 4,
-                    "shuffle": complevel > 0}
-            if fmt.startswith("NETCDF4"):
-                comp["chunksizes"] = (tchunk, ny, nx)
-            for name in names:
-                m = meta(name)
-                p = PARAMS.get(name)
-                accum = name in ACCUMULATED
-                if layout == "new":
-                    lsd = _lsd_for(name, least_significant_digit)
-                    var = nc.createVariable(name, "f4", dims, fill_value=np.float32(np.nan),
-                                            least_significant_digit=lsd, **comp)
-                    attrs = {}
-                    if p is not None:
-                        attrs.update({
-                            "GRIB_paramId": np.int64(p.param_id),
-                            "GRIB_dataType": "fc" if accum else "an",
-                            "GRIB_numberOfPoints": np.int64(ny * nx),
-                            "GRIB_typeOfLevel": p.level,
-                            "GRIB_stepUnits": np.int64(1),
-                            "GRIB_stepType": "accum" if accum else "instant",
-                            "GRIB_gridType": "regular_ll",
-                            "GRIB_uvRelativeToGrid": np.int64(0),
-                            "GRIB_NV": np.int64(0),
-                            "GRIB_Nx": np.int64(nx),
-                            "GRIB_Ny": np.int64(ny),
-                            "GRIB_cfName": p.standard_name or "unknown",
-                            "GRIB_cfVarName": p.short,
-                            "GRIB_gridDefinitionDescription": "Latitude/Longitude Grid",
-                            "GRIB_iDirectionIncrementInDegrees": round(dlon, 6),
-                            "GRIB_iScansNegatively": np.int64(0),
-                            "GRIB_jDirectionIncrementInDegrees": round(dlat, 6),
-                            "GRIB_jPointsAreConsecutive": np.int64(0),
-                            "GRIB_jScansPositively": np.int64(0),
-                            "GRIB_latitudeOfFirstGridPointInDegrees": float(lat[0]),
-                            "GRIB_latitudeOfLastGridPointInDegrees": float(lat[-1]),
-                            "GRIB_longitudeOfFirstGridPointInDegrees": float(lon[0]),
-                            "GRIB_longitudeOfLastGridPointInDegrees": float(lon[-1]),
-                            "GRIB_missingValue": 3.4028234663852886e38,
-                            "GRIB_name": p.long_name,
-                            "GRIB_shortName": p.grib_short,
-                            "GRIB_totalNumber": np.int64(0),
-                            "GRIB_units": p.units,
-                        })
-                    attrs.update({"long_name": m["long_name"], "units": m["units"],
-                                  "standard_name": m["standard_name"] or "unknown"})
-                    var.setncatts(attrs)
-                    for i0, i1, wins in blocks:
-                        var[out_slice(i0, i1)] = block_values(name, i0, i1, wins).astype(np.float32)
-                else:
-                    # first pass: the range of the (re-accumulated) values sets the int16 packing
-                    lo_v, hi_v = np.inf, -np.inf
-                    for i0, i1, wins in blocks:
-                        b = block_values(name, i0, i1, wins)
-                        if np.isfinite(b).any():
-                            lo_v = min(lo_v, float(np.nanmin(b)))
-                            hi_v = max(hi_v, float(np.nanmax(b)))
-                    if not np.isfinite(lo_v):
-                        lo_v, hi_v = 0.0, 0.0
-                    scale = (hi_v - lo_v) / 65533.0 if hi_v > lo_v else 1.0
-                    offset = lo_v + 32766.0 * scale if hi_v > lo_v else lo_v
-                    var = nc.createVariable(name, "i2", dims, fill_value=np.int16(-32767), **comp)
-                    var.set_auto_maskandscale(False)
-                    attrs = {"scale_factor": np.float64(scale), "add_offset": np.float64(offset),
-                             "missing_value": np.int16(-32767), "units": m["units"], "long_name": m["long_name"]}
-                    if m["standard_name"]:
-                        attrs["standard_name"] = m["standard_name"]
-                    var.setncatts(attrs)
-                    for i0, i1, wins in blocks:
-                        b = block_values(name, i0, i1, wins)
-                        packed = np.round((b - offset) / scale)
-                        packed = np.where(np.isfinite(packed), np.clip(packed, -32766, 32767), -32767).astype(np.int16)
-                        var[out_slice(i0, i1)] = packed
-        finally:
-            nc.close()
-    return Path(path)
+def _old_layout_axes(nc, plan: _Era5Plan, hist: str) -> None:
+    """Global attributes, dimensions and coordinates of the grib_to_netcdf (old CDS) layout."""
+    nc.setncattr("Conventions", "CF-1.6")
+    nc.setncattr("history", hist)
+    nc.createDimension("longitude", plan.nx)
+    nc.createDimension("latitude", plan.ny)
+    nc.createDimension("time", None)
+    lo = nc.createVariable("longitude", "f4", ("longitude",))
+    lo.setncatts({"units": "degrees_east", "long_name": "longitude"})
+    lo[:] = plan.lon.astype(np.float32)
+    la = nc.createVariable("latitude", "f4", ("latitude",))
+    la.setncatts({"units": "degrees_north", "long_name": "latitude"})
+    la[:] = plan.lat.astype(np.float32)
+    tv = nc.createVariable("time", "i4", ("time",))
+    tv.setncatts({"units": "hours since 1900-01-01 00:00:00.0", "long_name": "time", "calendar": "gregorian"})
+    hours = (plan.times - pd.Timestamp("1900-01-01")) / pd.Timedelta("1h")
+    if not np.allclose(hours, np.round(hours)):
+        raise InputError("the old CDS layout stores whole hours only", "use layout='new'")
+    tv[:] = np.round(hours).astype(np.int32)
+
+
+def _grib_attrs(p, plan: _Era5Plan, accum: bool) -> dict:
+    """The GRIB_* attributes cfgrib gives a variable of the new CDS layout."""
+    ny, nx, lat, lon = plan.ny, plan.nx, plan.lat, plan.lon
+    return {
+        "GRIB_paramId": np.int64(p.param_id),
+        "GRIB_dataType": "fc" if accum else "an",
+        "GRIB_numberOfPoints": np.int64(ny * nx),
+        "GRIB_typeOfLevel": p.level,
+        "GRIB_stepUnits": np.int64(1),
+        "GRIB_stepType": "accum" if accum else "instant",
+        "GRIB_gridType": "regular_ll",
+        "GRIB_uvRelativeToGrid": np.int64(0),
+        "GRIB_NV": np.int64(0),
+        "GRIB_Nx": np.int64(nx),
+        "GRIB_Ny": np.int64(ny),
+        "GRIB_cfName": p.standard_name or "unknown",
+        "GRIB_cfVarName": p.short,
+        "GRIB_gridDefinitionDescription": "Latitude/Longitude Grid",
+        "GRIB_iDirectionIncrementInDegrees": round(plan.dlon, 6),
+        "GRIB_iScansNegatively": np.int64(0),
+        "GRIB_jDirectionIncrementInDegrees": round(plan.dlat, 6),
+        "GRIB_jPointsAreConsecutive": np.int64(0),
+        "GRIB_jScansPositively": np.int64(0),
+        "GRIB_latitudeOfFirstGridPointInDegrees": float(lat[0]),
+        "GRIB_latitudeOfLastGridPointInDegrees": float(lat[-1]),
+        "GRIB_longitudeOfFirstGridPointInDegrees": float(lon[0]),
+        "GRIB_longitudeOfLastGridPointInDegrees": float(lon[-1]),
+        "GRIB_missingValue": 3.4028234663852886e38,
+        "GRIB_name": p.long_name,
+        "GRIB_shortName": p.grib_short,
+        "GRIB_totalNumber": np.int64(0),
+        "GRIB_units": p.units,
+    }
+
+
+def _write_new_variable(nc, plan: _Era5Plan, name: str, dims, comp: dict, lsd) -> None:
+    """One variable of the new layout: float32, NaN fill, GRIB_* attributes."""
+    m = plan.meta(name)
+    p = PARAMS.get(name)
+    var = nc.createVariable(name, "f4", dims, fill_value=np.float32(np.nan), least_significant_digit=lsd, **comp)
+    attrs = {}
+    if p is not None:
+        attrs.update(_grib_attrs(p, plan, name in ACCUMULATED))
+    attrs.update({"long_name": m["long_name"], "units": m["units"], "standard_name": m["standard_name"] or "unknown"})
+    var.setncatts(attrs)
+    for i0, i1, wins in plan.blocks:
+        var[plan.out_slice(i0, i1)] = plan.block_values(name, i0, i1, wins).astype(np.float32)
+
+
+def _write_old_variable(nc, plan: _Era5Plan, name: str, dims, comp: dict) -> None:
+    """One variable of the old layout: int16 packed with scale_factor/add_offset."""
+    m = plan.meta(name)
+    # first pass: the range of the (re-accumulated) values sets the int16 packing
+    lo_v, hi_v = np.inf, -np.inf
+    for i0, i1, wins in plan.blocks:
+        b = plan.block_values(name, i0, i1, wins)
+        if np.isfinite(b).any():
+            lo_v = min(lo_v, float(np.nanmin(b)))
+            hi_v = max(hi_v, float(np.nanmax(b)))
+    if not np.isfinite(lo_v):
+        lo_v, hi_v = 0.0, 0.0
+    scale = (hi_v - lo_v) / 65533.0 if hi_v > lo_v else 1.0
+    offset = lo_v + 32766.0 * scale if hi_v > lo_v else lo_v
+    var = nc.createVariable(name, "i2", dims, fill_value=np.int16(-32767), **comp)
+    var.set_auto_maskandscale(False)
+    attrs = {"scale_factor": np.float64(scale), "add_offset": np.float64(offset),
+             "missing_value": np.int16(-32767), "units": m["units"], "long_name": m["long_name"]}
+    if m["standard_name"]:
+        attrs["standard_name"] = m["standard_name"]
+    var.setncatts(attrs)
+    for i0, i1, wins in plan.blocks:
+        b = plan.block_values(name, i0, i1, wins)
+        packed = np.round((b - offset) / scale)
+        packed = np.where(np.isfinite(packed), np.clip(packed, -32766, 32767), -32767).astype(np.int16)
+        var[plan.out_slice(i0, i1)] = packed
 
 
 def write_era5_monthly(folder, ds: xr.Dataset, prefix: str = "era5-land", **kwargs) -> list[Path]:

@@ -359,117 +359,143 @@ def ingest(catalog: str | Path | None = None, out: str | Path | None = None, sta
         echo("inputs (fast check before the heavy work):\n" + sources_table(rows))
     _fail_early(rows)
     by = {r.entry: r for r in rows}
-    enc2 = {"zarr_format": 2, "consolidated": True}
     with atomic_path(out) as tmp:
-        # static layers
-        static = static_layers()
-        if by["static_extra"].ok_files:
-            try:
-                extra = read_entry(cat, "static_extra").load()
-                extra = extra.drop_vars([v for v in extra.data_vars if v in static], errors="ignore")
-                static = xr.merge([static, extra.assign_coords(lat=static.lat, lon=static.lon)],
-                                  compat="override", join="override")
-                report.add_read("static layer files")
-            except InputError as exc:
-                by["static_extra"].skipped.append(("static_extra", str(exc)))
-                by["static_extra"].ok_files = []
-                by["static_extra"].read = 0
-        static.to_zarr(tmp, group="static", mode="w", **enc2)
+        _ingest_static(cat, by["static_extra"], report, tmp)
         # SMAP L3 (36 and 9 km) first: quick, and a failure here costs no ERA5-Land work
-        for entry, group in (("smap_l3_9km", "smap_m09"), ("smap_l3_36km", "smap_m36")):
-            row = by[entry]
-            if not row.ok_files:
-                continue
-            n_skip = len(report.skipped)
-            cube, _ = smap_l3_cube(tqdm(row.ok_files, desc=entry, disable=not progress, unit="file"),
-                                   report=report)
-            row.skipped += report.skipped[n_skip:]
-            row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
-            if start is not None or end is not None:
-                cube = cube.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
-            cube.to_zarr(tmp, group=group, mode="w", **enc2)
-        if by["smap_l4"].ok_files:
-            row = by["smap_l4"]
-            n_skip = len(report.skipped)
-            try:
-                l4 = smap_l4_cube(tqdm(row.ok_files, desc="smap_l4", disable=not progress, unit="file"),
-                                  report=report)
-                if start is not None or end is not None:
-                    l4 = l4.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
-                l4.to_zarr(tmp, group="smap_l4", mode="w", **enc2)
-            except InputError as exc:   # optional: say so and go on
-                report.note(f"SMAP L4 left out: {exc}")
-            row.skipped += report.skipped[n_skip:]
-            row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
-        # stations (optional): every unreadable file is skipped and counted, never read
-        if by["ismn"].ok_files:
-            row = by["ismn"]
-            t0 = _time.perf_counter()
-            series = read_entry(cat, "ismn", errors="skip")
-            ok = [s for s in series if s.status != "unreadable"]
-            for s in series:
-                if s.status == "unreadable":
-                    why = "; ".join(s.notes) or "unreadable"
-                    if (s.source, why) not in row.skipped and not any(p == s.source for p, _ in row.skipped):
-                        row.skipped.append((s.source, why))
-                elif s.status != "ok":
-                    report.emptied.append((f"{s.network}/{s.station}", s.status))
-            data, meta = stations_frame(ok)
-            data.to_parquet(tmp / "stations.parquet")
-            meta.to_parquet(tmp / "stations_meta.parquet")
-            row.read = len(row.ok_files) - sum(1 for s in series if s.status == "unreadable"
-                                               and s.source in row.ok_files)
-            n_ok = sum(1 for s in ok if s.status == "ok")
-            row.notes.append(f"{n_ok} station series with soil moisture in 0-0.05 m read; "
-                             f"{len(ok) - n_ok} empty (listed below)")
-            report.add_read("ISMN station series", n_ok)
-            report.seconds["ISMN"] = _time.perf_counter() - t0
-        else:   # no stations: empty tables, so validation runs (and says there are none)
-            data, meta = stations_frame([])
-            data.to_parquet(tmp / "stations.parquet")
-            meta.to_parquet(tmp / "stations_meta.parquet")
+        _ingest_smap(by, report, tmp, start, end, progress)
+        _ingest_stations(cat, by["ismn"], report, tmp)
         # ERA5-Land, file by file (the heavy part, last)
-        row = by["era5land"]
-        dropped = {"n": 0, "times": []}
-        n_skip = len(report.skipped)
-        first = True
-        for ds3 in tqdm(era5_cube_files(row.ok_files, report, start, end, dropped),
-                        desc="ERA5-Land", disable=not progress, unit="piece"):
-            if not ds3.sizes["time"]:
-                continue
-            ds3 = ds3.chunk({"time": 8, "lat": 150, "lon": 320}).astype("float32")
-            for v in ds3.data_vars:
-                ds3[v].encoding = {}
-            if first:
-                ds3.to_zarr(tmp, group="era5", mode="w", **enc2)
-                first = False
-            else:
-                ds3.to_zarr(tmp, group="era5", append_dim="time", align_chunks=True, **enc2)
-        row.skipped += report.skipped[n_skip:]
-        row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
-        if first:
-            raise InputError("no ERA5-Land file could be read", "see the skipped files above")
-        if dropped["n"]:
-            report.note(f"ERA5-Land: {dropped['n']} 3-hourly step(s) not made, their bin (t-3h, t] lacking "
-                        f"hourly samples: {'; '.join(dropped['times'][:4])} (UTC)")
+        _ingest_era5(by["era5land"], report, tmp, start, end, progress)
         report.seconds["total"] = _time.perf_counter() - t_all
-        era5 = xr.open_zarr(tmp, group="era5", consolidated=True)
-        manifest = {"catalog": str(cat_path), "start": str(era5.time.values[0]),
-                    "end": str(era5.time.values[-1]), "report": report.to_dict(),
-                    "groups": sorted(p.name for p in tmp.iterdir() if p.is_dir())}
-        world_json = cat_path.parent / "world.json"
-        if world_json.exists():
-            w = json.loads(world_json.read_text())
-            manifest["world"] = {k: w.get(k) for k in ("size", "seed", "periods") if k in w}
-        else:
-            per = default_periods(manifest["start"], manifest["end"])
-            manifest["world"] = {"size": "real", "periods": {"train": per["train"], "test": per["test"]},
-                                 "periods_how": per["how"]}
-            report.note(f"periods (real data): training {per['train'][0]} .. {per['train'][1]}, "
-                        f"test {per['test'][0]} .. {per['test'][1]} ({per['how']})")
-            manifest["report"] = report.to_dict()
+        manifest = _ard_manifest(tmp, cat_path, report)
         (tmp / ".complete").write_text(json.dumps(manifest, indent=1, default=str))
     return out, report
+
+
+_ENC2 = {"zarr_format": 2, "consolidated": True}
+
+
+def _ingest_static(cat, row: SourceCheck, report: IngestReport, tmp: Path) -> None:
+    """The static layers (the packaged DEM's), with the catalog's extra layers merged in."""
+    static = static_layers()
+    if row.ok_files:
+        try:
+            extra = read_entry(cat, "static_extra").load()
+            extra = extra.drop_vars([v for v in extra.data_vars if v in static], errors="ignore")
+            static = xr.merge([static, extra.assign_coords(lat=static.lat, lon=static.lon)],
+                              compat="override", join="override")
+            report.add_read("static layer files")
+        except InputError as exc:
+            row.skipped.append(("static_extra", str(exc)))
+            row.ok_files = []
+            row.read = 0
+    static.to_zarr(tmp, group="static", mode="w", **_ENC2)
+
+
+def _ingest_smap(by: dict, report: IngestReport, tmp: Path, start, end, progress: bool) -> None:
+    """SMAP L3 (9 and 36 km) cubes, then the optional L4 (left out, with a note, if unreadable)."""
+    for entry, group in (("smap_l3_9km", "smap_m09"), ("smap_l3_36km", "smap_m36")):
+        row = by[entry]
+        if not row.ok_files:
+            continue
+        n_skip = len(report.skipped)
+        cube, _ = smap_l3_cube(tqdm(row.ok_files, desc=entry, disable=not progress, unit="file"),
+                               report=report)
+        row.skipped += report.skipped[n_skip:]
+        row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
+        if start is not None or end is not None:
+            cube = cube.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
+        cube.to_zarr(tmp, group=group, mode="w", **_ENC2)
+    if by["smap_l4"].ok_files:
+        row = by["smap_l4"]
+        n_skip = len(report.skipped)
+        try:
+            l4 = smap_l4_cube(tqdm(row.ok_files, desc="smap_l4", disable=not progress, unit="file"),
+                              report=report)
+            if start is not None or end is not None:
+                l4 = l4.sel(time=slice(start and np.datetime64(start), end and np.datetime64(end)))
+            l4.to_zarr(tmp, group="smap_l4", mode="w", **_ENC2)
+        except InputError as exc:   # optional: say so and go on
+            report.note(f"SMAP L4 left out: {exc}")
+        row.skipped += report.skipped[n_skip:]
+        row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
+
+
+def _ingest_stations(cat, row: SourceCheck, report: IngestReport, tmp: Path) -> None:
+    """Stations (optional): every unreadable file is skipped and counted, never read; no
+    stations give empty tables, so validation runs (and says there are none)."""
+    if not row.ok_files:
+        data, meta = stations_frame([])
+        data.to_parquet(tmp / "stations.parquet")
+        meta.to_parquet(tmp / "stations_meta.parquet")
+        return
+    t0 = _time.perf_counter()
+    series = read_entry(cat, "ismn", errors="skip")
+    ok = [s for s in series if s.status != "unreadable"]
+    for s in series:
+        if s.status == "unreadable":
+            why = "; ".join(s.notes) or "unreadable"
+            if (s.source, why) not in row.skipped and not any(p == s.source for p, _ in row.skipped):
+                row.skipped.append((s.source, why))
+        elif s.status != "ok":
+            report.emptied.append((f"{s.network}/{s.station}", s.status))
+    data, meta = stations_frame(ok)
+    data.to_parquet(tmp / "stations.parquet")
+    meta.to_parquet(tmp / "stations_meta.parquet")
+    row.read = len(row.ok_files) - sum(1 for s in series if s.status == "unreadable"
+                                       and s.source in row.ok_files)
+    n_ok = sum(1 for s in ok if s.status == "ok")
+    row.notes.append(f"{n_ok} station series with soil moisture in 0-0.05 m read; "
+                     f"{len(ok) - n_ok} empty (listed below)")
+    report.add_read("ISMN station series", n_ok)
+    report.seconds["ISMN"] = _time.perf_counter() - t0
+
+
+def _ingest_era5(row: SourceCheck, report: IngestReport, tmp: Path, start, end, progress: bool) -> None:
+    """ERA5-Land to 3-hourly TP10, file by file, appended to the ``era5`` group."""
+    dropped = {"n": 0, "times": []}
+    n_skip = len(report.skipped)
+    first = True
+    for ds3 in tqdm(era5_cube_files(row.ok_files, report, start, end, dropped),
+                    desc="ERA5-Land", disable=not progress, unit="piece"):
+        if not ds3.sizes["time"]:
+            continue
+        ds3 = ds3.chunk({"time": 8, "lat": 150, "lon": 320}).astype("float32")
+        for v in ds3.data_vars:
+            ds3[v].encoding = {}
+        if first:
+            ds3.to_zarr(tmp, group="era5", mode="w", **_ENC2)
+            first = False
+        else:
+            ds3.to_zarr(tmp, group="era5", append_dim="time", align_chunks=True, **_ENC2)
+    row.skipped += report.skipped[n_skip:]
+    row.read = len(row.ok_files) - (len(report.skipped) - n_skip)
+    if first:
+        raise InputError("no ERA5-Land file could be read", "see the skipped files above")
+    if dropped["n"]:
+        report.note(f"ERA5-Land: {dropped['n']} 3-hourly step(s) not made, their bin (t-3h, t] lacking "
+                    f"hourly samples: {'; '.join(dropped['times'][:4])} (UTC)")
+
+
+def _ard_manifest(tmp: Path, cat_path: Path, report: IngestReport) -> dict:
+    """The store's ``.complete`` manifest: period, report, groups and the world (its size,
+    seed and periods; for real data the default periods, noted in the report)."""
+    era5 = xr.open_zarr(tmp, group="era5", consolidated=True)
+    manifest = {"catalog": str(cat_path), "start": str(era5.time.values[0]),
+                "end": str(era5.time.values[-1]), "report": report.to_dict(),
+                "groups": sorted(p.name for p in tmp.iterdir() if p.is_dir())}
+    world_json = cat_path.parent / "world.json"
+    if world_json.exists():
+        w = json.loads(world_json.read_text())
+        manifest["world"] = {k: w.get(k) for k in ("size", "seed", "periods") if k in w}
+    else:
+        per = default_periods(manifest["start"], manifest["end"])
+        manifest["world"] = {"size": "real", "periods": {"train": per["train"], "test": per["test"]},
+                             "periods_how": per["how"]}
+        report.note(f"periods (real data): training {per['train'][0]} .. {per['train'][1]}, "
+                    f"test {per['test'][0]} .. {per['test'][1]} ({per['how']})")
+        manifest["report"] = report.to_dict()
+    return manifest
 
 
 def register(sub):

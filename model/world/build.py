@@ -395,102 +395,22 @@ def _all_there(out: Path, man: WorldManifest) -> bool:
 def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Writer,
          timings: dict, progress: bool) -> tuple[int, int]:
     """The simulation loop with its observation operators; returns (written, skipped)."""
-    written = skipped = 0
-
-    def path_of(key: str, name: str) -> Path:
-        return out / LAYOUT[key] / name
-
-    # --- static fields --------------------------------------------------------------------
+    run = _WorldRun(cfg, seed, out, man, writer)
     t = time.perf_counter()
-    st = build_static(cfg, seed)
-    user = user_static_dataset(st, seed)
-    p_static = path_of("static_extra", "static_tp10.nc")
-    if p_static.exists():
-        skipped += 1
-    else:
-        p_static.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(p_static) as tmp:
-            enc = {v: {"zlib": True, "complevel": 4} for v in user.data_vars}
-            user.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        written += 1
+    run.write_static()
     timings["static"] = time.perf_counter() - t
-
-    # --- operators ------------------------------------------------------------------------
-    sim = Simulation(st, seed, cfg.sim_start_ts)
-    smap = SmapL3Operator(st, seed, cfg)
-    l4p = sim.models["l4"].p
-    l4 = L4Operator(st, cfg, l4p.d1, l4p.d2)
-
-    def era_path(m: pd.Period) -> Path:
-        return path_of("era5land", f"era5-land_tp_{m.year:04d}-{m.month:02d}.nc")
-
-    era = Era5Operator(st, cfg, skip=lambda m: era_path(m).exists())
-    truth_final = out / LAYOUT["truth"] / "truth.zarr"
-    do_truth = not truth_final.exists()
-    truth = TruthOperator(st, cfg) if do_truth else None
-    truth_tmp = out / LAYOUT["truth"] / ".truth.zarr.partial"
-    if do_truth:
-        shutil.rmtree(truth_tmp, ignore_errors=True)
-        truth_tmp.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        skipped += 1
-    ismn_root = out / LAYOUT["ismn"]
-    do_ismn = not ("ismn" in man.done and ismn_root.exists())
-    ismn = IsmnOperator(st, seed, cfg) if do_ismn else None
-    if not do_ismn:
-        skipped += 1
+    run.make_operators()
 
     hours = cfg.hours()
     bar = tqdm(total=len(hours), unit="h", desc=f"world {cfg.name}", disable=not progress,
                mininterval=0.5, smoothing=0.05)
     t_sim = time.perf_counter()
     t_obs = 0.0
-    truth_first = True
     try:
         for k in range(len(hours)):
-            t, forcing, states = sim.step()
+            t, forcing, states = run.sim.step()
             t0 = time.perf_counter()
-            tr = states["truth"]
-            feed = smap.observe(t, tr, forcing["truth"]["precip"])
-            if feed is not None:
-                idx36, val = feed
-                _assimilate(sim, smap, idx36, val)
-            for day, res in smap.finished(t):
-                for prod, (am, pm) in res.items():
-                    key = "smap_l3_36km" if prod == "SPL3SMP" else "smap_l3_9km"
-                    p = path_of(key, smap_filename(prod, str(day)))
-                    if p.exists():
-                        skipped += 1
-                        continue
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    writer.submit(observe.write_smap_l3_task, str(p), prod, str(day), am, pm)
-                    written += 1
-            r = l4.record(t, states["l4"])
-            if r is not None:
-                centre, ds = r
-                p = path_of("smap_l4", smap_filename("SPL4SMGP", centre.to_datetime64()))
-                if p.exists():
-                    skipped += 1
-                else:
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    writer.submit(observe.write_smap_l4_task, str(p), centre.to_datetime64(), ds)
-                    written += 1
-            r = era.record(t, states["era"], forcing["era"])
-            if r is not None:
-                m, times, bufs = r
-                p = era_path(m)
-                p.parent.mkdir(parents=True, exist_ok=True)
-                writer.submit(observe.write_era5_task, str(p), times, st.cells, st.shape, bufs)
-                written += 1
-            if truth is not None:
-                r = truth.record(t, tr, forcing["truth"]["precip"])
-                if r is not None:
-                    _, times, bufs = r
-                    ds = truth.dataset(times, bufs, seed)
-                    _append_truth(ds, truth_tmp, first=truth_first)
-                    truth_first = False
-            if ismn is not None:
-                ismn.record(t, tr)
+            run.observe_hour(t, forcing, states)
             t_obs += time.perf_counter() - t0
             if k % 24 == 23 or k == len(hours) - 1:
                 bar.update(24 if k % 24 == 23 else (k % 24) + 1)
@@ -501,24 +421,125 @@ def _run(cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Wr
     timings["observe"] = t_obs
 
     t = time.perf_counter()
-    if truth is not None:
-        _finish_truth(truth_tmp, truth_final)
-        written += 1
-    if ismn is not None:
-        porosity = soil_params(st.c("sand"), st.c("clay"), st.c("organic")).theta_s
-        items = ismn.station_series(porosity)
-        if ismn_root.exists():
-            shutil.rmtree(ismn_root)
-        half = len(items) // 2
-        writer.submit(observe.write_ismn_task, str(ismn_root), items[:half], inline_ok=False)
-        observe.write_ismn_task(str(ismn_root), items[half:])
-        writer.drain()
-        man.done = sorted(set(man.done) | {"ismn"})
-        man.save()
-        written += len(items)
+    run.finish()
     timings["finish"] = time.perf_counter() - t
     timings["writes_in_this_process"] = writer.busy_s
-    return written, skipped
+    return run.written, run.skipped
+
+
+class _WorldRun:
+    """The state of one :func:`_run`: the static fields, the simulation, the observation
+    operators, where their files go and the counts of files written and skipped."""
+
+    def __init__(self, cfg: WorldConfig, seed: int, out: Path, man: WorldManifest, writer: _Writer):
+        self.cfg, self.seed, self.out, self.man, self.writer = cfg, seed, out, man, writer
+        self.written = self.skipped = 0
+
+    def path_of(self, key: str, name: str) -> Path:
+        return self.out / LAYOUT[key] / name
+
+    def era_path(self, m: pd.Period) -> Path:
+        return self.path_of("era5land", f"era5-land_tp_{m.year:04d}-{m.month:02d}.nc")
+
+    def write_static(self) -> None:
+        """The true static fields, and the user's static layers written (once)."""
+        self.st = st = build_static(self.cfg, self.seed)
+        user = user_static_dataset(st, self.seed)
+        p_static = self.path_of("static_extra", "static_tp10.nc")
+        if p_static.exists():
+            self.skipped += 1
+        else:
+            p_static.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(p_static) as tmp:
+                enc = {v: {"zlib": True, "complevel": 4} for v in user.data_vars}
+                user.to_netcdf(tmp, engine="netcdf4", encoding=enc)
+            self.written += 1
+
+    def make_operators(self) -> None:
+        """The simulation and the operators of what is still to write."""
+        cfg, seed, st, out = self.cfg, self.seed, self.st, self.out
+        self.sim = Simulation(st, seed, cfg.sim_start_ts)
+        self.smap = SmapL3Operator(st, seed, cfg)
+        l4p = self.sim.models["l4"].p
+        self.l4 = L4Operator(st, cfg, l4p.d1, l4p.d2)
+        self.era = Era5Operator(st, cfg, skip=lambda m: self.era_path(m).exists())
+        self.truth_final = out / LAYOUT["truth"] / "truth.zarr"
+        do_truth = not self.truth_final.exists()
+        self.truth = TruthOperator(st, cfg) if do_truth else None
+        self.truth_tmp = out / LAYOUT["truth"] / ".truth.zarr.partial"
+        self.truth_first = True
+        if do_truth:
+            shutil.rmtree(self.truth_tmp, ignore_errors=True)
+            self.truth_tmp.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            self.skipped += 1
+        self.ismn_root = out / LAYOUT["ismn"]
+        do_ismn = not ("ismn" in self.man.done and self.ismn_root.exists())
+        self.ismn = IsmnOperator(st, seed, cfg) if do_ismn else None
+        if not do_ismn:
+            self.skipped += 1
+
+    def _submit(self, p: Path, task, *args) -> None:
+        """Queue a write of ``p`` unless it exists (a resumed build)."""
+        if p.exists():
+            self.skipped += 1
+            return
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.writer.submit(task, str(p), *args)
+        self.written += 1
+
+    def observe_hour(self, t: pd.Timestamp, forcing: dict, states: dict) -> None:
+        """Feed hour ``t`` to every operator; queue the files that are complete."""
+        smap, tr = self.smap, states["truth"]
+        feed = smap.observe(t, tr, forcing["truth"]["precip"])
+        if feed is not None:
+            idx36, val = feed
+            _assimilate(self.sim, smap, idx36, val)
+        for day, res in smap.finished(t):
+            for prod, (am, pm) in res.items():
+                key = "smap_l3_36km" if prod == "SPL3SMP" else "smap_l3_9km"
+                self._submit(self.path_of(key, smap_filename(prod, str(day))), observe.write_smap_l3_task,
+                             prod, str(day), am, pm)
+        r = self.l4.record(t, states["l4"])
+        if r is not None:
+            centre, ds = r
+            self._submit(self.path_of("smap_l4", smap_filename("SPL4SMGP", centre.to_datetime64())),
+                         observe.write_smap_l4_task, centre.to_datetime64(), ds)
+        r = self.era.record(t, states["era"], forcing["era"])
+        if r is not None:
+            m, times, bufs = r
+            p = self.era_path(m)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self.writer.submit(observe.write_era5_task, str(p), times, self.st.cells, self.st.shape, bufs)
+            self.written += 1
+        if self.truth is not None:
+            r = self.truth.record(t, tr, forcing["truth"]["precip"])
+            if r is not None:
+                _, times, bufs = r
+                ds = self.truth.dataset(times, bufs, self.seed)
+                _append_truth(ds, self.truth_tmp, first=self.truth_first)
+                self.truth_first = False
+        if self.ismn is not None:
+            self.ismn.record(t, tr)
+
+    def finish(self) -> None:
+        """Consolidate the truth store; write the station files (half in a worker)."""
+        if self.truth is not None:
+            _finish_truth(self.truth_tmp, self.truth_final)
+            self.written += 1
+        if self.ismn is not None:
+            st, ismn_root = self.st, self.ismn_root
+            porosity = soil_params(st.c("sand"), st.c("clay"), st.c("organic")).theta_s
+            items = self.ismn.station_series(porosity)
+            if ismn_root.exists():
+                shutil.rmtree(ismn_root)
+            half = len(items) // 2
+            self.writer.submit(observe.write_ismn_task, str(ismn_root), items[:half], inline_ok=False)
+            observe.write_ismn_task(str(ismn_root), items[half:])
+            self.writer.drain()
+            self.man.done = sorted(set(self.man.done) | {"ismn"})
+            self.man.save()
+            self.written += len(items)
 
 
 def _assimilate(sim, smap, idx36: np.ndarray, val: np.ndarray) -> None:

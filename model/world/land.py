@@ -182,24 +182,68 @@ class LandModel:
         self._k_exch = (1 - np.exp(-1.0 / np.broadcast_to(np.asarray(params.tau_exchange, np.float32), (n,))))
 
     def step(self, f: dict, dt: float = 1.0) -> LandState:
+        """One step of ``dt`` hours with the forcing ``f``; the numbered stages (module
+        docstring) run in this order, each in its own method, so the arithmetic (and every
+        float32 result) is that of one long kernel."""
         p, s = self.p, self.s
         s1, s2 = p.soil1, p.soil2
         d1, d2 = np.float32(p.d1), np.float32(p.d2)
-        P, tc = f["precip"], f["t2m"]
+        tc = f["t2m"]
         ta = tc + T0
+        snow, rain, canopy = self._phase(f["precip"], tc)
+        scf, sw_abs, rn, pet = self._radiation(f, tc, ta, dt)
+        melt, subl, swe = self._snow(tc, sw_abs, pet, scf, snow, dt)
 
-        # 1. phase
+        # 5 (first): liquid and ice of the current water
+        ice1, ice2 = s.ice1, s.ice2
+        liq1 = s.w1 - ice1
+        liq2 = s.w2 - ice2
+        imp1 = np.power(np.float32(10.0), -6.0 * ice1 / s1.theta_s)
+        imp2 = np.power(np.float32(10.0), -6.0 * ice2 / s2.theta_s)
+
+        w1, w2, liq1, liq2, runoff, q_se, q_ie = self._infiltrate(rain + melt, ice1, liq1, liq2, imp1, imp2,
+                                                                  d1, d2, dt)
+        w1, w2, liq1, liq2, canopy, et = self._evapotranspire(pet, scf, canopy, subl, w1, w2, liq1, liq2, d1, d2)
+        w1, w2, liq1, liq2, dr2 = self._drain_layers(w1, w2, liq1, liq2, imp1, imp2, d1, d2, dt)
+        lat_store = s.lat_store
+        if self._conv is not None:
+            w1, w2, liq1, liq2, lat_store, runoff = self._lateral(w1, w2, liq1, liq2, lat_store, runoff,
+                                                                  dr2 + q_se + q_ie, imp1, imp2, d1, d2)
+        w1, w2, liq1, liq2 = self._exchange(w1, w2, liq1, liq2, imp1, imp2, d1, d2)
+        tskin, t1, t2, liq1, ice1, liq2, ice2 = self._temperatures(et, rn, ta, scf, swe, liq1, ice1, liq2,
+                                                                   ice2, dt)
+
+        # 10. bounds
+        w1 = np.clip(w1, s1.theta_r, s1.theta_s)
+        w2 = np.clip(w2, s2.theta_r, s2.theta_s)
+        ice1 = np.clip(ice1, 0, w1 - np.minimum(s1.theta_r, w1))
+        ice2 = np.clip(ice2, 0, w2 - np.minimum(s2.theta_r, w2))
+        liq1 = w1 - ice1
+        liq2 = w2 - ice2
+
+        self.s = LandState(w1=w1, w2=w2, swe=swe, tskin=tskin, t1=t1, t2=t2, liq1=liq1, liq2=liq2,
+                           ice1=ice1, ice2=ice2, evap=et, runoff=runoff, lat_store=lat_store,
+                           canopy=canopy)
+        return self.s
+
+    def _phase(self, P, tc):
+        """1. rain/snow partition; canopy interception (rain only) fills the canopy store
+        first, it evaporates below. Returns (snow, rain, canopy)."""
+        p, s = self.p, self.s
         fsnow = np.clip((2.5 - tc) / 3.0, 0.0, 1.0)
         snow = P * fsnow
         rain = P - snow
-        # canopy interception (rain only): fills the canopy store first, evaporates below
         canopy = s.canopy
         if p.intercept_mm > 0:
             ic = np.minimum(rain, np.maximum(self._cap - canopy, 0.0))
             rain = rain - ic
             canopy = canopy + ic
+        return snow, rain, canopy
 
-        # 2. radiation and potential evaporation
+    def _radiation(self, f: dict, tc, ta, dt: float):
+        """2. radiation and potential evaporation: (snow cover fraction, absorbed shortwave,
+        net radiation, potential evaporation in mm)."""
+        p, s = self.p, self.s
         scf = s.swe / (s.swe + 5.0)
         albedo = p.albedo * (1 - scf) + 0.65 * scf
         sw = f["sw"] if f["slope_factor"] is None else f["sw"] * f["slope_factor"]
@@ -212,24 +256,23 @@ class LandModel:
         delta = 4098.0 * es / (tc + 237.3) ** 2
         gamma = 0.000665 * f["pressure"]
         pet = np.maximum(p.pt_alpha * delta / (delta + gamma) * 0.9 * rn, 0.0) * np.float32(3600.0 * dt / LAMBDA_V)
+        return scf, sw_abs, rn, pet
 
-        # 3. snow
+    def _snow(self, tc, sw_abs, pet, scf, snow, dt: float):
+        """3. snow: accumulation, melt, sublimation; returns (melt, sublimation, new swe)."""
+        s = self.s
         melt = np.where(s.swe > 0, np.maximum(0.12 * tc + 0.0006 * sw_abs * (tc > -2), 0.0) * dt, 0.0)
         subl = 0.3 * pet * scf
         swe_avail = s.swe + snow
         melt = np.minimum(melt, swe_avail)
         subl = np.minimum(subl, swe_avail - melt)
         swe = swe_avail - melt - subl
+        return melt, subl, swe
 
-        # 5 (first): liquid and ice of the current water
-        ice1, ice2 = s.ice1, s.ice2
-        liq1 = s.w1 - ice1
-        liq2 = s.w2 - ice2
-        imp1 = np.power(np.float32(10.0), -6.0 * ice1 / s1.theta_s)
-        imp2 = np.power(np.float32(10.0), -6.0 * ice2 / s2.theta_s)
-
-        # 6. infiltration and runoff
-        w_in = rain + melt
+    def _infiltrate(self, w_in, ice1, liq1, liq2, imp1, imp2, d1, d2, dt: float):
+        """6. infiltration and runoff: (w1, w2, liq1, liq2, runoff, saturation-excess runoff,
+        infiltration-excess runoff)."""
+        s, s1, s2 = self.s, self.p.soil1, self.p.soil2
         sat1 = np.clip((s.w1 - s1.theta_r) / (s1.theta_s - s1.theta_r), 0, 1)
         fsat = np.clip(sat1 ** 4 * self._rough * 0.5 + ice1 / s1.theta_s, 0, 1)
         q_se = w_in * fsat
@@ -245,9 +288,13 @@ class LandModel:
         runoff = q_se + q_ie + (infil - to1 - to2)
         liq1 = liq1 + to1 / d1
         liq2 = liq2 + to2 / d2
+        return w1, w2, liq1, liq2, runoff, q_se, q_ie
 
-        # 7. evapotranspiration (only from liquid water; none under full snow); intercepted
-        # water evaporates first, at the potential rate over the vegetated part
+    def _evapotranspire(self, pet, scf, canopy, subl, w1, w2, liq1, liq2, d1, d2):
+        """7. evapotranspiration (only from liquid water; none under full snow); intercepted
+        water evaporates first, at the potential rate over the vegetated part. Returns
+        (w1, w2, liq1, liq2, canopy, total evaporation)."""
+        p, s1, s2 = self.p, self.p.soil1, self.p.soil2
         free = (1 - scf)
         e_can = np.zeros_like(pet)
         if p.intercept_mm > 0:
@@ -267,8 +314,11 @@ class LandModel:
         w2 = w2 - tr2 / d2
         liq2 = liq2 - tr2 / d2
         et = e_soil + tr1 + tr2 + subl + e_can
+        return w1, w2, liq1, liq2, canopy, et
 
-        # 8. gravity drainage (liquid only, impeded by ice)
+    def _drain_layers(self, w1, w2, liq1, liq2, imp1, imp2, d1, d2, dt: float):
+        """8. gravity drainage (liquid only, impeded by ice): (w1, w2, liq1, liq2, deep drainage)."""
+        s1, s2 = self.p.soil1, self.p.soil2
         new1 = _drain(liq1, s1.ks * np.minimum(imp1, imp2), s1, d1, dt)   # frozen subsoil perches water
         dr1 = np.minimum((liq1 - new1) * d1, np.maximum((s2.theta_s - w2) * d2, 0))
         w1 = w1 - dr1 / d1
@@ -279,33 +329,37 @@ class LandModel:
         dr2 = (liq2 - new2) * d2
         w2 = w2 - dr2 / d2
         liq2 = liq2 - dr2 / d2
+        return w1, w2, liq1, liq2, dr2
 
-        # 8b. lateral redistribution by terrain (TOPMODEL-like, per cell): convergent cells
-        # receive the drainage and runoff of their upslope area (taken as their own times the
-        # wetness gain: neighbours share the weather) through a slow subsurface store that
-        # seeps into the root zone, then the surface layer; divergent cells lose the water
-        # above field capacity sideways. Not mass-conserving across cells (the upslope source
-        # is implicit); only liquid water moves.
-        lat_store = s.lat_store
-        if self._conv is not None:
-            lat_store = lat_store + self._conv * (dr2 + q_se + q_ie) * imp2
-            rel = lat_store * self._k_lat * imp2
-            lat_store = lat_store - rel
-            # seepage wets the surface layer directly (a third) and the root zone
-            in1 = np.minimum(rel / 3.0, np.maximum((s1.theta_s - w1) * d1, 0))
-            in2 = np.minimum(rel - in1, np.maximum((s2.theta_s - w2) * d2, 0))
-            runoff = runoff + (rel - in2 - in1)
-            w2 = w2 + in2 / d2
-            liq2 = liq2 + in2 / d2
-            w1 = w1 + in1 / d1
-            liq1 = liq1 + in1 / d1
-            l1 = np.maximum(liq1 - s1.theta_fc, 0) * self._k_loss * imp1
-            l2 = np.maximum(liq2 - s2.theta_fc, 0) * self._k_loss * imp2
-            w1, liq1 = w1 - l1, liq1 - l1
-            w2, liq2 = w2 - l2, liq2 - l2
-            runoff = runoff + l1 * d1 + l2 * d2
+    def _lateral(self, w1, w2, liq1, liq2, lat_store, runoff, outflow, imp1, imp2, d1, d2):
+        """8b. lateral redistribution by terrain (TOPMODEL-like, per cell): convergent cells
+        receive the drainage and runoff (``outflow``) of their upslope area (taken as their own
+        times the wetness gain: neighbours share the weather) through a slow subsurface store
+        that seeps into the root zone, then the surface layer; divergent cells lose the water
+        above field capacity sideways. Not mass-conserving across cells (the upslope source
+        is implicit); only liquid water moves. Returns (w1, w2, liq1, liq2, store, runoff)."""
+        s1, s2 = self.p.soil1, self.p.soil2
+        lat_store = lat_store + self._conv * outflow * imp2
+        rel = lat_store * self._k_lat * imp2
+        lat_store = lat_store - rel
+        # seepage wets the surface layer directly (a third) and the root zone
+        in1 = np.minimum(rel / 3.0, np.maximum((s1.theta_s - w1) * d1, 0))
+        in2 = np.minimum(rel - in1, np.maximum((s2.theta_s - w2) * d2, 0))
+        runoff = runoff + (rel - in2 - in1)
+        w2 = w2 + in2 / d2
+        liq2 = liq2 + in2 / d2
+        w1 = w1 + in1 / d1
+        liq1 = liq1 + in1 / d1
+        l1 = np.maximum(liq1 - s1.theta_fc, 0) * self._k_loss * imp1
+        l2 = np.maximum(liq2 - s2.theta_fc, 0) * self._k_loss * imp2
+        w1, liq1 = w1 - l1, liq1 - l1
+        w2, liq2 = w2 - l2, liq2 - l2
+        runoff = runoff + l1 * d1 + l2 * d2
+        return w1, w2, liq1, liq2, lat_store, runoff
 
-        # 9. diffusive exchange between the layers (liquid water, implicit)
+    def _exchange(self, w1, w2, liq1, liq2, imp1, imp2, d1, d2):
+        """9. diffusive exchange between the layers (liquid water, implicit)."""
+        s1, s2 = self.p.soil1, self.p.soil2
         k = self._k_exch * imp1 * imp2
         x = (liq2 - liq1) * k * (d1 * d2 / (d1 + d2))          # mm, upward if positive
         x = np.clip(x, -np.maximum(liq1 - s1.theta_r, 0) * d1, np.maximum(liq2 - s2.theta_r, 0) * d2)
@@ -314,9 +368,13 @@ class LandModel:
         liq1 = liq1 + x / d1
         w2 = w2 - x / d2
         liq2 = liq2 - x / d2
+        return w1, w2, liq1, liq2
 
-        # 4. temperatures: skin from the energy balance with this step's evaporation, then the
-        # layers (implicit relaxation), then freezing / thawing with latent heat
+    def _temperatures(self, et, rn, ta, scf, swe, liq1, ice1, liq2, ice2, dt: float):
+        """4. temperatures: skin from the energy balance with this step's evaporation, then the
+        layers (implicit relaxation), then freezing / thawing with latent heat. Returns
+        (tskin, t1, t2, liq1, ice1, liq2, ice2)."""
+        s, s1, s2 = self.s, self.p.soil1, self.p.soil2
         le = et * np.float32(LAMBDA_V / (3600.0 * dt))
         h_coef = np.where(rn > 0, np.float32(18.0), np.float32(20.0))
         tskin = ta + np.clip((0.9 * rn - le) / h_coef, -8.0, 30.0)
@@ -329,19 +387,7 @@ class LandModel:
         a2 = dt / 240.0
         t2 = (s.t2 + a2 * t1) / (1 + a2)
         t2, liq2, ice2 = _phase_change(t2, liq2, ice2, s2)
-
-        # 10. bounds
-        w1 = np.clip(w1, s1.theta_r, s1.theta_s)
-        w2 = np.clip(w2, s2.theta_r, s2.theta_s)
-        ice1 = np.clip(ice1, 0, w1 - np.minimum(s1.theta_r, w1))
-        ice2 = np.clip(ice2, 0, w2 - np.minimum(s2.theta_r, w2))
-        liq1 = w1 - ice1
-        liq2 = w2 - ice2
-
-        self.s = LandState(w1=w1, w2=w2, swe=swe, tskin=tskin, t1=t1, t2=t2, liq1=liq1, liq2=liq2,
-                           ice1=ice1, ice2=ice2, evap=et, runoff=runoff, lat_store=lat_store,
-                           canopy=canopy)
-        return self.s
+        return tskin, t1, t2, liq1, ice1, liq2, ice2
 
     def nudge(self, idx: np.ndarray, incr1: np.ndarray, frac2: float = 0.3) -> None:
         """Add an analysis increment (m3 m-3) to the surface layer of cells ``idx`` and

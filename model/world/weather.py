@@ -229,66 +229,22 @@ class Weather:
         z0 = self._z0_tab[i]
         return rate * np.maximum(zf - z0, 0) * self._im1_tab[i], z0
 
-    def step(self, t: pd.Timestamp) -> dict:
-        P = PARAMS
-        tm = t - pd.Timedelta(minutes=30)            # mid-hour for the averages
-        doy = tm.day_of_year + (tm.hour + tm.minute / 60.0) / 24.0
-        utc_h = tm.hour + tm.minute / 60.0
+    def _lst_cos(self, utc_h: float, phase_h: float) -> np.ndarray:
+        """cos(2 pi (LST - phase) / 24) per cell, LST = UTC + lon / 15."""
+        a = OMEGA_D * (utc_h - phase_h)
+        return np.float32(np.cos(a)) * self._cl - np.float32(np.sin(a)) * self._sl
 
-        def lst_cos(phase_h):
-            """cos(2 pi (LST - phase) / 24) per cell, LST = UTC + lon / 15."""
-            a = OMEGA_D * (utc_h - phase_h)
-            return np.float32(np.cos(a)) * self._cl - np.float32(np.sin(a)) * self._sl
+    def _lst_sin(self, utc_h: float, phase_h: float) -> np.ndarray:
+        a = OMEGA_D * (utc_h - phase_h)
+        return np.float32(np.sin(a)) * self._cl + np.float32(np.cos(a)) * self._sl
 
-        def lst_sin(phase_h):
-            a = OMEGA_D * (utc_h - phase_h)
-            return np.float32(np.sin(a)) * self._cl + np.float32(np.cos(a)) * self._sl
-
-        zs = self.Z.step()
-        es = self.E.step()
-        fields = sfft.irfft2(np.stack([zs, zs * self.g_era, zs * self.g_l4, es]), s=PAD_SHAPE, workers=1)
-        fl = fields.reshape(4, -1)[:, self._pad_idx]
-        z_t = fl[0]
-        z_era = np.float32(np.sqrt(0.7) / self.sd_era) * fl[1] + np.float32(np.sqrt(0.3)) * fl[3]
-        z_l4 = np.float32(np.sqrt(0.9) / self.sd_l4) * fl[2] + np.float32(np.sqrt(0.1)) * fl[3]
-        s_syn, t_syn = self._slow(t)
-
-        # seasonal x diurnal x synoptic rate
-        mon = _mid_month_interp(MONSOON_MONTHLY, doy)
-        wst = _mid_month_interp(WESTERLY_MONTHLY, doy)
-        season = np.float32(mon) + self.west * np.float32(wst - mon)
-        diurnal = 1.0 + np.float32(P["diurnal_rain"]) * lst_cos(P["rain_peak_lst"])
-        syn = np.exp(np.float32(P["sigma_s"]) * s_syn - np.float32(0.5 * P["sigma_s"] ** 2))
-        mod = season * diurnal * syn
-        precip, z0 = self._intensity(z_t, self.rate_true * mod)
-        precip_era, z0e = self._intensity(z_era, self.rate_era * mod)
-        precip_l4, _ = self._intensity(z_l4, self.rate_l4 * mod)
-
-        c_season = np.float32(0.4 * (mon - 1 / 12))
-        cloud = np.clip(0.05 + 0.85 * _phi(z_t - z0 + 1.2) + c_season, 0, 1)
-        cloud_era = np.clip(0.05 + 0.85 * _phi(z_era - z0e + 1.2) + c_season, 0, 1)
-
-        # temperature (degC)
-        seas_t = np.float32(-np.cos(2 * np.pi * (doy - 15.0) / 365.25))
-        diur_t = lst_cos(14.5)
-        t_syn_k = np.float32(P["amp_t_syn"]) * t_syn - 0.8 * s_syn
-        t2m = (self.t_ann + self.t_amp * seas_t + (2.5 + 4.5 * (1 - cloud)) * diur_t + t_syn_k
-               - 1.5 * np.minimum(precip, 1.0))
-        t2m_era = (self.t_ann_era + self.t_amp * seas_t + (2.5 + 4.5 * (1 - cloud_era)) * diur_t
-                   + t_syn_k - 1.5 * np.minimum(precip_era, 1.0))
-
-        # humidity
-        seas_w = np.float32(min(mon * 12 / 2.6, 1.0))
-        rh = np.clip(0.28 + 0.45 * seas_w * self.wet + 0.3 * _phi(z_t - z0 + 0.5) - 0.15 * diur_t, 0.08, 0.99)
-        rh_era = np.clip(0.30 + 0.45 * seas_w * self.wet + 0.3 * _phi(z_era - z0e + 0.5) - 0.13 * diur_t, 0.08, 0.99)
-        ea = rh * _esat(t2m)
-        ea_era = rh_era * _esat(t2m_era)
-
-        # solar geometry (mid-hour): cos h and sin h of the hour angle h = 2 pi (LST - 12) / 24
+    def _shortwave(self, doy: float, utc_h: float, cloud, cloud_era):
+        """Solar geometry (mid-hour: cos h and sin h of the hour angle h = 2 pi (LST - 12) / 24)
+        and the shortwave of the truth and of the reanalyses: (sw, sw_era, slope_factor)."""
         decl = np.deg2rad(23.44) * np.sin(2 * np.pi * (284 + doy) / 365.0)
         sd, cd = np.float32(np.sin(decl)), np.float32(np.cos(decl))
-        cos_h = lst_cos(12.0)
-        sin_h = lst_sin(12.0)
+        cos_h = self._lst_cos(utc_h, 12.0)
+        sin_h = self._lst_sin(utc_h, 12.0)
         cosz = self.sin_lat * sd + self.cos_lat * cd * cos_h
         e0 = np.float32(1361.0 * (1 + 0.033 * np.cos(2 * np.pi * doy / 365.0)))
         toa = e0 * np.maximum(cosz, 0.0)
@@ -304,6 +260,55 @@ class Weather:
             cosz > 0.02,
             (1 - kd) * np.minimum(np.maximum(cos_i, 0) / czc, 4.0) + kd * self.sky_view,
             np.float32(1.0))
+        return sw, sw_era, slope_factor
+
+    def step(self, t: pd.Timestamp) -> dict:
+        P = PARAMS
+        tm = t - pd.Timedelta(minutes=30)            # mid-hour for the averages
+        doy = tm.day_of_year + (tm.hour + tm.minute / 60.0) / 24.0
+        utc_h = tm.hour + tm.minute / 60.0
+
+        zs = self.Z.step()
+        es = self.E.step()
+        fields = sfft.irfft2(np.stack([zs, zs * self.g_era, zs * self.g_l4, es]), s=PAD_SHAPE, workers=1)
+        fl = fields.reshape(4, -1)[:, self._pad_idx]
+        z_t = fl[0]
+        z_era = np.float32(np.sqrt(0.7) / self.sd_era) * fl[1] + np.float32(np.sqrt(0.3)) * fl[3]
+        z_l4 = np.float32(np.sqrt(0.9) / self.sd_l4) * fl[2] + np.float32(np.sqrt(0.1)) * fl[3]
+        s_syn, t_syn = self._slow(t)
+
+        # seasonal x diurnal x synoptic rate
+        mon = _mid_month_interp(MONSOON_MONTHLY, doy)
+        wst = _mid_month_interp(WESTERLY_MONTHLY, doy)
+        season = np.float32(mon) + self.west * np.float32(wst - mon)
+        diurnal = 1.0 + np.float32(P["diurnal_rain"]) * self._lst_cos(utc_h, P["rain_peak_lst"])
+        syn = np.exp(np.float32(P["sigma_s"]) * s_syn - np.float32(0.5 * P["sigma_s"] ** 2))
+        mod = season * diurnal * syn
+        precip, z0 = self._intensity(z_t, self.rate_true * mod)
+        precip_era, z0e = self._intensity(z_era, self.rate_era * mod)
+        precip_l4, _ = self._intensity(z_l4, self.rate_l4 * mod)
+
+        c_season = np.float32(0.4 * (mon - 1 / 12))
+        cloud = np.clip(0.05 + 0.85 * _phi(z_t - z0 + 1.2) + c_season, 0, 1)
+        cloud_era = np.clip(0.05 + 0.85 * _phi(z_era - z0e + 1.2) + c_season, 0, 1)
+
+        # temperature (degC)
+        seas_t = np.float32(-np.cos(2 * np.pi * (doy - 15.0) / 365.25))
+        diur_t = self._lst_cos(utc_h, 14.5)
+        t_syn_k = np.float32(P["amp_t_syn"]) * t_syn - 0.8 * s_syn
+        t2m = (self.t_ann + self.t_amp * seas_t + (2.5 + 4.5 * (1 - cloud)) * diur_t + t_syn_k
+               - 1.5 * np.minimum(precip, 1.0))
+        t2m_era = (self.t_ann_era + self.t_amp * seas_t + (2.5 + 4.5 * (1 - cloud_era)) * diur_t
+                   + t_syn_k - 1.5 * np.minimum(precip_era, 1.0))
+
+        # humidity
+        seas_w = np.float32(min(mon * 12 / 2.6, 1.0))
+        rh = np.clip(0.28 + 0.45 * seas_w * self.wet + 0.3 * _phi(z_t - z0 + 0.5) - 0.15 * diur_t, 0.08, 0.99)
+        rh_era = np.clip(0.30 + 0.45 * seas_w * self.wet + 0.3 * _phi(z_era - z0e + 0.5) - 0.13 * diur_t, 0.08, 0.99)
+        ea = rh * _esat(t2m)
+        ea_era = rh_era * _esat(t2m_era)
+
+        sw, sw_era, slope_factor = self._shortwave(doy, utc_h, cloud, cloud_era)
 
         return {
             "truth": dict(precip=precip, t2m=t2m, sw=sw, slope_factor=slope_factor, cloud=cloud,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -107,6 +108,34 @@ def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str 
         The station folder ``root/NETWORK/STATION``.
     """
     root = Path(root)
+    m = _checked_station(meta)
+    df = _checked_frame(data, m.station)
+    folder = root / m.network / _fname_token(m.station)
+    for var, flag_col, sens in (("soil_moisture", "flag", m.sensor),
+                                ("soil_temperature", "soil_temperature_flag", m.ts_sensor)):
+        if var not in df:
+            continue
+        _write_stm(folder, df, var, flag_col, sens, m, newline, keep_network_underscores)
+    return folder
+
+
+@dataclass
+class _Station:
+    """Checked station metadata of :func:`write_ismn_station`."""
+
+    network: str
+    station: str
+    sensor: str
+    ts_sensor: str
+    lat: float
+    lon: float
+    elev: float
+    d0: float
+    d1: float
+
+
+def _checked_station(meta) -> _Station:
+    """Names, position, elevation and depth range of a station, with clear errors."""
     network = _check_name("network", _meta_get(meta, "network"))
     station = _check_name("station", _meta_get(meta, "station"))
     sensor = _check_name("sensor", _meta_get(meta, "sensor", "unknown") or "unknown")
@@ -127,6 +156,11 @@ def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str 
     if not (np.isfinite(d0) and np.isfinite(d1) and 0 <= d0 <= d1):
         raise InputError(f"station {station}: depth {d0}-{d1} m is not a depth range",
                          "give depth_from <= depth_to, metres below the surface")
+    return _Station(network, station, sensor, ts_sensor, lat, lon, elev, d0, d1)
+
+
+def _checked_frame(data, station: str) -> pd.DataFrame:
+    """The series on a naive UTC time index of unique whole minutes, sorted."""
     if not isinstance(data, pd.DataFrame) or "soil_moisture" not in data:
         raise InputError("data needs a 'soil_moisture' column", "pass a DataFrame indexed by UTC time")
     idx = pd.DatetimeIndex(data.index)
@@ -138,43 +172,42 @@ def write_ismn_station(root: str | Path, meta, data: pd.DataFrame, newline: str 
         raise InputError(f"station {station}: data has repeated times", "one record per time")
     if ((idx - idx.floor("min")) != pd.Timedelta(0)).any():
         raise InputError(f"station {station}: times with seconds", "ISMN records are whole minutes")
-    df = pd.DataFrame(data.to_numpy(), columns=data.columns, index=idx).sort_index()
+    return pd.DataFrame(data.to_numpy(), columns=data.columns, index=idx).sort_index()
 
-    folder = root / network / _fname_token(station)
-    for var, flag_col, sens in (("soil_moisture", "flag", sensor),
-                                ("soil_temperature", "soil_temperature_flag", ts_sensor)):
-        if var not in df:
-            continue
-        vals = pd.to_numeric(df[var], errors="coerce").to_numpy(dtype="float64")
-        ok = np.isfinite(vals)
-        if not ok.any():
-            if var == "soil_moisture":
-                raise InputError(f"station {station}: no soil moisture value to write",
-                                 "an ISMN file needs at least one record")
-            continue
-        times = df.index[ok]
-        flags = (df[flag_col].astype(str).to_numpy()[ok] if flag_col in df else np.full(ok.sum(), "G"))
-        orig = (df["original_flag"].astype(str).to_numpy()[ok] if "original_flag" in df and var == "soil_moisture"
-                else np.full(ok.sum(), "M"))
-        for what, arr in (("flag", flags), ("original flag", orig)):
-            bad = [f for f in pd.unique(arr) if not f or re.search(r"\s", f) or f == "nan"]
-            if bad:
-                raise InputError(f"station {station}: {var} {what}s {bad[:3]!r} are empty or hold blanks",
-                                 "give ISMN flags such as 'G', 'U', 'D01,D03'")
-        fmt = _VALUE_FMT[var]
-        stamps = times.strftime("%Y/%m/%d %H:%M")
-        body = newline.join(f"{t} {fmt.format(v)} {f} {o} " for t, v, f, o in zip(stamps, vals[ok], flags, orig))
-        header = _header(network, station, lat, lon, elev, d0, d1, sens)
-        content = (header + newline + body + newline).encode("ascii")
-        code = _VAR_CODES[var]
-        name = stm_filename(network, station, code, d0, d1, sens, times[0], times[-1],
-                            keep_network_underscores)
-        target = folder / name
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(content)
-        day = "[0-9]" * 8
-        stale = glob.escape(str(folder / name.rsplit("_", 2)[0])) + f"_{day}_{day}.stm"
-        for old in glob.glob(stale):
-            if Path(old).name != name:
-                Path(old).unlink()
-    return folder
+
+def _write_stm(folder: Path, df: pd.DataFrame, var: str, flag_col: str, sens: str, m: _Station,
+               newline: str, keep_network_underscores: bool) -> None:
+    """One variable's ``.stm`` file (atomically), replacing an older file of the same series."""
+    station = m.station
+    vals = pd.to_numeric(df[var], errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(vals)
+    if not ok.any():
+        if var == "soil_moisture":
+            raise InputError(f"station {station}: no soil moisture value to write",
+                             "an ISMN file needs at least one record")
+        return
+    times = df.index[ok]
+    flags = (df[flag_col].astype(str).to_numpy()[ok] if flag_col in df else np.full(ok.sum(), "G"))
+    orig = (df["original_flag"].astype(str).to_numpy()[ok] if "original_flag" in df and var == "soil_moisture"
+            else np.full(ok.sum(), "M"))
+    for what, arr in (("flag", flags), ("original flag", orig)):
+        bad = [f for f in pd.unique(arr) if not f or re.search(r"\s", f) or f == "nan"]
+        if bad:
+            raise InputError(f"station {station}: {var} {what}s {bad[:3]!r} are empty or hold blanks",
+                             "give ISMN flags such as 'G', 'U', 'D01,D03'")
+    fmt = _VALUE_FMT[var]
+    stamps = times.strftime("%Y/%m/%d %H:%M")
+    body = newline.join(f"{t} {fmt.format(v)} {f} {o} " for t, v, f, o in zip(stamps, vals[ok], flags, orig))
+    header = _header(m.network, station, m.lat, m.lon, m.elev, m.d0, m.d1, sens)
+    content = (header + newline + body + newline).encode("ascii")
+    code = _VAR_CODES[var]
+    name = stm_filename(m.network, station, code, m.d0, m.d1, sens, times[0], times[-1],
+                        keep_network_underscores)
+    target = folder / name
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(content)
+    day = "[0-9]" * 8
+    stale = glob.escape(str(folder / name.rsplit("_", 2)[0])) + f"_{day}_{day}.stm"
+    for old in glob.glob(stale):
+        if Path(old).name != name:
+            Path(old).unlink()

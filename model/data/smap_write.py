@@ -286,19 +286,12 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
     (M36 58 x 241, M09 203 x 241), gzip-compressed and have HDF5 fill values, so chunks
     without data are never stored: a TP-only day is a few hundred kB.
     """
-    if product not in L3_PRODUCTS:
-        raise unknown_name("SMAP L3 product", product, list(L3_PRODUCTS))
-    omit = tuple(omit)
-    for name in omit:
-        if name not in ("surface_flag", "retrieval_qual_flag"):
-            raise unknown_name("optional SMAP L3 field", name, ["surface_flag", "retrieval_qual_flag"])
+    omit = _checked_l3_args(product, omit)
     gname = PRODUCTS[product].grid
     res = "36" if gname == "M36" else "9"
     day = _to_day(date)
     blocks = {"AM": _overpass_block(am, gname, "AM", product), "PM": _overpass_block(pm, gname, "PM", product)}
-    shape = _GLOBAL_SHAPES[gname]
-    chunks = _L3_CHUNKS[gname]
-    lat_c, lon_c = ease2.row_col_centres(gname)
+    centres = ease2.row_col_centres(gname)
     path = Path(path)
     surf_meanings = " ".join(f"{res}_km_{n}" for n in SURFACE_FLAG_BITS)
     with atomic_path(path) as tmp:
@@ -310,76 +303,115 @@ def write_smap_l3(path, product: str, date, am: xr.Dataset | None, pm: xr.Datase
                 grp = f.create_group(f"Soil_Moisture_Retrieval_Data_{ov}")
                 sfx = "" if ov == "AM" else "_pm"
                 coord_attr = f"/{grp.name.strip('/')}/latitude{sfx} /{grp.name.strip('/')}/longitude{sfx}"
-
-                def attrs(name, **over):
-                    a = dict(_L3_FIELD_ATTRS.get(name, {}))
-                    if "long_name" in a:
-                        a["long_name"] = a["long_name"].format(res=res)
-                    if name not in ("latitude", "longitude"):
-                        a["coordinates"] = coord_attr
-                    a.update(over)
-                    return a
-
-                dsets = {
-                    "sm": _create(grp, f"soil_moisture{sfx}", shape, np.float32, np.float32(FILL), chunks,
-                                  attrs("soil_moisture")),
-                    "q": _create(grp, f"retrieval_qual_flag{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
-                                 attrs("retrieval_qual_flag")),
-                    "s": _create(grp, f"surface_flag{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
-                                 attrs("surface_flag", flag_meanings=surf_meanings)),
-                    "sec": _create(grp, f"tb_time_seconds{sfx}", shape, np.float64, np.float64(FILL), chunks,
-                                   attrs("tb_time_seconds")),
-                    "utc": _create(grp, f"tb_time_utc{sfx}", shape, "S24", b"", chunks, attrs("tb_time_utc")),
-                    "lat": _create(grp, f"latitude{sfx}", shape, np.float32, np.float32(FILL), chunks,
-                                   attrs("latitude")),
-                    "lon": _create(grp, f"longitude{sfx}", shape, np.float32, np.float32(FILL), chunks,
-                                   attrs("longitude")),
-                    "row": _create(grp, f"EASE_row_index{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
-                                   attrs("EASE_row_index", valid_min=np.uint16(0), valid_max=np.uint16(shape[0] - 1))),
-                    "col": _create(grp, f"EASE_column_index{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
-                                   attrs("EASE_column_index", valid_min=np.uint16(0), valid_max=np.uint16(shape[1] - 1))),
-                }
-                for key, name in (("q", "retrieval_qual_flag"), ("s", "surface_flag")):
-                    if name in omit:
-                        del grp[f"{name}{sfx}"]
-                        dsets.pop(key)
+                dsets = _l3_datasets(grp, sfx, gname, res, coord_attr, surf_meanings, omit)
                 blk = blocks[ov]
                 if blk is None:
                     continue
                 r0, c0, a = blk
                 ny, nx = a["sm"].shape
                 sl = (slice(r0, r0 + ny), slice(c0, c0 + nx))
-                obs = a["observed"]
-                if not obs.any():
+                if not a["observed"].any():
                     continue
-                dsets["sm"][sl] = np.where(np.isfinite(a["sm"]), a["sm"], FILL).astype(np.float32)
-                if "q" in dsets:
-                    dsets["q"][sl] = a["q"]
-                if "s" in dsets:
-                    dsets["s"][sl] = a["s"]
-                dsets["sec"][sl] = _time_to_seconds(a["ot"], TB_EPOCH)
-                dsets["utc"][sl] = _format_utc(a["ot"])
-                rr, cc = np.meshgrid(np.arange(r0, r0 + ny), np.arange(c0, c0 + nx), indexing="ij")
-                dsets["lat"][sl] = np.where(obs, lat_c[rr], FILL).astype(np.float32)
-                dsets["lon"][sl] = np.where(obs, lon_c[cc], FILL).astype(np.float32)
-                dsets["row"][sl] = np.where(obs, rr, FLAG_FILL).astype(np.uint16)
-                dsets["col"][sl] = np.where(obs, cc, FLAG_FILL).astype(np.uint16)
-                for n, (arr, src_attrs) in a["extras"].items():
-                    if arr.dtype.kind == "f":
-                        real = dict(_L3_FIELD_ATTRS.get(n, {}))
-                        if "long_name" in real:
-                            real["long_name"] = real["long_name"].format(res=res)
-                        if not real:
-                            real = {k: v for k, v in src_attrs.items() if k in ("long_name", "units")}
-                        d = _create(grp, f"{n}{sfx}", shape, np.float32, np.float32(FILL), chunks,
-                                    {**real, "coordinates": coord_attr})
-                        d[sl] = np.where(np.isfinite(arr), arr, FILL).astype(np.float32)
-                    else:
-                        dt = arr.dtype if arr.dtype.kind in "ui" else np.uint16
-                        d = _create(grp, f"{n}{sfx}", shape, dt, np.array(FLAG_FILL).astype(dt), chunks,
-                                    {k: v for k, v in src_attrs.items() if k in ("long_name", "units")})
-                        d[sl] = arr.astype(dt)
+                _fill_l3_block(dsets, sl, r0, c0, a, centres)
+                _write_l3_extras(grp, sfx, gname, res, coord_attr, sl, a["extras"])
     return path
+
+
+def _checked_l3_args(product: str, omit) -> tuple:
+    """``omit`` as a tuple, after checking it and the product name."""
+    if product not in L3_PRODUCTS:
+        raise unknown_name("SMAP L3 product", product, list(L3_PRODUCTS))
+    omit = tuple(omit)
+    for name in omit:
+        if name not in ("surface_flag", "retrieval_qual_flag"):
+            raise unknown_name("optional SMAP L3 field", name, ["surface_flag", "retrieval_qual_flag"])
+    return omit
+
+
+def _l3_attrs(name: str, res: str, coord_attr: str, **over) -> dict:
+    """The real product's attributes of an L3 dataset."""
+    a = dict(_L3_FIELD_ATTRS.get(name, {}))
+    if "long_name" in a:
+        a["long_name"] = a["long_name"].format(res=res)
+    if name not in ("latitude", "longitude"):
+        a["coordinates"] = coord_attr
+    a.update(over)
+    return a
+
+
+def _l3_datasets(grp, sfx: str, gname: str, res: str, coord_attr: str, surf_meanings: str, omit) -> dict:
+    """The (all-fill) global datasets of one overpass group, less the omitted quality fields."""
+    shape = _GLOBAL_SHAPES[gname]
+    chunks = _L3_CHUNKS[gname]
+
+    def attrs(name, **over):
+        return _l3_attrs(name, res, coord_attr, **over)
+
+    dsets = {
+        "sm": _create(grp, f"soil_moisture{sfx}", shape, np.float32, np.float32(FILL), chunks,
+                      attrs("soil_moisture")),
+        "q": _create(grp, f"retrieval_qual_flag{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
+                     attrs("retrieval_qual_flag")),
+        "s": _create(grp, f"surface_flag{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
+                     attrs("surface_flag", flag_meanings=surf_meanings)),
+        "sec": _create(grp, f"tb_time_seconds{sfx}", shape, np.float64, np.float64(FILL), chunks,
+                       attrs("tb_time_seconds")),
+        "utc": _create(grp, f"tb_time_utc{sfx}", shape, "S24", b"", chunks, attrs("tb_time_utc")),
+        "lat": _create(grp, f"latitude{sfx}", shape, np.float32, np.float32(FILL), chunks,
+                       attrs("latitude")),
+        "lon": _create(grp, f"longitude{sfx}", shape, np.float32, np.float32(FILL), chunks,
+                       attrs("longitude")),
+        "row": _create(grp, f"EASE_row_index{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
+                       attrs("EASE_row_index", valid_min=np.uint16(0), valid_max=np.uint16(shape[0] - 1))),
+        "col": _create(grp, f"EASE_column_index{sfx}", shape, np.uint16, np.uint16(FLAG_FILL), chunks,
+                       attrs("EASE_column_index", valid_min=np.uint16(0), valid_max=np.uint16(shape[1] - 1))),
+    }
+    for key, name in (("q", "retrieval_qual_flag"), ("s", "surface_flag")):
+        if name in omit:
+            del grp[f"{name}{sfx}"]
+            dsets.pop(key)
+    return dsets
+
+
+def _fill_l3_block(dsets: dict, sl, r0: int, c0: int, a: dict, centres) -> None:
+    """Write one overpass block (``a``, at global row/col ``r0``/``c0``) into its datasets;
+    ``centres``: the grid's (row latitudes, column longitudes)."""
+    lat_c, lon_c = centres
+    ny, nx = a["sm"].shape
+    obs = a["observed"]
+    dsets["sm"][sl] = np.where(np.isfinite(a["sm"]), a["sm"], FILL).astype(np.float32)
+    if "q" in dsets:
+        dsets["q"][sl] = a["q"]
+    if "s" in dsets:
+        dsets["s"][sl] = a["s"]
+    dsets["sec"][sl] = _time_to_seconds(a["ot"], TB_EPOCH)
+    dsets["utc"][sl] = _format_utc(a["ot"])
+    rr, cc = np.meshgrid(np.arange(r0, r0 + ny), np.arange(c0, c0 + nx), indexing="ij")
+    dsets["lat"][sl] = np.where(obs, lat_c[rr], FILL).astype(np.float32)
+    dsets["lon"][sl] = np.where(obs, lon_c[cc], FILL).astype(np.float32)
+    dsets["row"][sl] = np.where(obs, rr, FLAG_FILL).astype(np.uint16)
+    dsets["col"][sl] = np.where(obs, cc, FLAG_FILL).astype(np.uint16)
+
+
+def _write_l3_extras(grp, sfx: str, gname: str, res: str, coord_attr: str, sl, extras: dict) -> None:
+    """Extra (y, x) fields of an overpass under their own names (float: FILL; integer: 65534)."""
+    shape = _GLOBAL_SHAPES[gname]
+    chunks = _L3_CHUNKS[gname]
+    for n, (arr, src_attrs) in extras.items():
+        if arr.dtype.kind == "f":
+            real = dict(_L3_FIELD_ATTRS.get(n, {}))
+            if "long_name" in real:
+                real["long_name"] = real["long_name"].format(res=res)
+            if not real:
+                real = {k: v for k, v in src_attrs.items() if k in ("long_name", "units")}
+            d = _create(grp, f"{n}{sfx}", shape, np.float32, np.float32(FILL), chunks,
+                        {**real, "coordinates": coord_attr})
+            d[sl] = np.where(np.isfinite(arr), arr, FILL).astype(np.float32)
+        else:
+            dt = arr.dtype if arr.dtype.kind in "ui" else np.uint16
+            d = _create(grp, f"{n}{sfx}", shape, dt, np.array(FLAG_FILL).astype(dt), chunks,
+                        {k: v for k, v in src_attrs.items() if k in ("long_name", "units")})
+            d[sl] = arr.astype(dt)
 
 
 # --------------------------------------------------------------------------- L4
@@ -477,21 +509,7 @@ def write_smap_l4(path, time, ds: xr.Dataset, *, version: str = "Vv7032",
     if "sm_surface" not in ds:
         raise ValueError("ds lacks 'sm_surface' (m3 m-3), which every SPL4SMGP file has")
     nrows, ncols = _GLOBAL_SHAPES["M09"]
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    if "y" in ds.coords and "x" in ds.coords:
-        rows = np.asarray(ds["y"].values).astype(np.int64)
-        cols = np.asarray(ds["x"].values).astype(np.int64)
-        if np.any(np.diff(rows) != 1) or np.any(np.diff(cols) != 1):
-            raise ValueError("y/x must be consecutive ascending global M09 row/column indices")
-        r0, c0 = int(rows[0]), int(cols[0])
-    else:
-        g = ease2_grid("M09")
-        if (ny, nx) != g.shape:
-            raise ValueError(f"ds is {ny} x {nx} without y/x coordinates; expected the M09 TP subset {g.shape}")
-        r0, c0 = g.row_offset, g.col_offset
-    if r0 < 0 or c0 < 0 or r0 + ny > nrows or c0 + nx > ncols:
-        raise ValueError(f"rows {r0}..{r0 + ny - 1}, cols {c0}..{c0 + nx - 1} lie outside the global M09 grid")
-    sl = (slice(r0, r0 + ny), slice(c0, c0 + nx))
+    sl = _l4_block(ds, nrows, ncols)
     lat_c, lon_c = ease2.row_col_centres("M09")
     size, x_min, y_max, _, _ = ease2.extent("M09")
     path = Path(path)
@@ -507,15 +525,7 @@ def write_smap_l4(path, time, ds: xr.Dataset, *, version: str = "Vv7032",
                 d = _create(f, name, shape, dtype, fill, _L4_GEO_CHUNKS, attrs, level=9)
                 for offset, blob in chunks:
                     d.id.write_direct_chunk(offset, blob, filter_mask=0)
-            f.create_dataset("x", data=x_min + (np.arange(ncols) + 0.5) * size).attrs.update(
-                {"long_name": "X coordinate of cell center in EASE 2.0 global projection", "units": "m",
-                 "standard_name": "projection_x_coordinate"})
-            f.create_dataset("y", data=y_max - (np.arange(nrows) + 0.5) * size).attrs.update(
-                {"long_name": "Y coordinate of cell center in EASE 2.0 global projection", "units": "m",
-                 "standard_name": "projection_y_coordinate"})
-            td = f.create_dataset("time", data=_time_to_seconds(np.array([t]), L4_EPOCH))
-            td.attrs.update({"long_name": "Time", "units": L4_TIME_UNITS,
-                             "comment": "centre of the 3-hourly averaging window; counted without leap seconds"})
+            _write_l4_axes(f, t, nrows, ncols, size, x_min, y_max)
             geo = f.create_group("Geophysical_Data")
             for n, v in ds.data_vars.items():
                 if set(v.dims) != {"y", "x"}:
@@ -525,3 +535,36 @@ def write_smap_l4(path, time, ds: xr.Dataset, *, version: str = "Vv7032",
                 dd = _create(geo, n, shape, np.float32, np.float32(FILL), ch, a)
                 dd[sl] = np.where(np.isfinite(arr), arr, FILL).astype(np.float32)
     return path
+
+
+def _l4_block(ds: xr.Dataset, nrows: int, ncols: int) -> tuple[slice, slice]:
+    """Where ``ds`` lies in the global M09 grid: its ``y``/``x`` global indices, else the TP
+    subset's offsets (checked)."""
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    if "y" in ds.coords and "x" in ds.coords:
+        rows = np.asarray(ds["y"].values).astype(np.int64)
+        cols = np.asarray(ds["x"].values).astype(np.int64)
+        if np.any(np.diff(rows) != 1) or np.any(np.diff(cols) != 1):
+            raise ValueError("y/x must be consecutive ascending global M09 row/column indices")
+        r0, c0 = int(rows[0]), int(cols[0])
+    else:
+        g = ease2_grid("M09")
+        if (ny, nx) != g.shape:
+            raise ValueError(f"ds is {ny} x {nx} without y/x coordinates; expected the M09 TP subset {g.shape}")
+        r0, c0 = g.row_offset, g.col_offset
+    if r0 < 0 or c0 < 0 or r0 + ny > nrows or c0 + nx > ncols:
+        raise ValueError(f"rows {r0}..{r0 + ny - 1}, cols {c0}..{c0 + nx - 1} lie outside the global M09 grid")
+    return (slice(r0, r0 + ny), slice(c0, c0 + nx))
+
+
+def _write_l4_axes(f, t, nrows: int, ncols: int, size: float, x_min: float, y_max: float) -> None:
+    """The root ``x``/``y`` (EASE 2.0 metres) and ``time`` datasets of an SPL4SMGP file."""
+    f.create_dataset("x", data=x_min + (np.arange(ncols) + 0.5) * size).attrs.update(
+        {"long_name": "X coordinate of cell center in EASE 2.0 global projection", "units": "m",
+         "standard_name": "projection_x_coordinate"})
+    f.create_dataset("y", data=y_max - (np.arange(nrows) + 0.5) * size).attrs.update(
+        {"long_name": "Y coordinate of cell center in EASE 2.0 global projection", "units": "m",
+         "standard_name": "projection_y_coordinate"})
+    td = f.create_dataset("time", data=_time_to_seconds(np.array([t]), L4_EPOCH))
+    td.attrs.update({"long_name": "Time", "units": L4_TIME_UNITS,
+                     "comment": "centre of the 3-hourly averaging window; counted without leap seconds"})

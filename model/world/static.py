@@ -179,7 +179,31 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     n_lc = smooth_noise(rng, shape, 1.2)
     n_wet = smooth_noise(rng_for(seed, "static", "wetness"), shape, 0.7)
 
-    # --- climate normals ---------------------------------------------------------------
+    z_anom, p_ann, west, t_ann, aridity, t_amp = _climate_normals(z, lat2, lon2, n_clim)
+    fv, lc, vwc, albedo = _land_cover(z, z_anom, slope, p_ann, t_ann, t_amp, n_veg, n_lc)
+    twi_dem, wetness, wetness_dem, sand, clay, organic = _soil(terrain, mask, z, slope, lat2, aridity, p_ann, fv,
+                                                               lc, n_sand, n_clay, n_om, n_wet)
+    mountainous = _roughness(z) > 350.0
+
+    nan = np.float32(np.nan)
+
+    def out(a, fill=nan):
+        return np.where(sim, a, fill)
+
+    cells = np.flatnonzero(sim.ravel())
+    return StaticFields(
+        lat2=lat2, lon2=lon2, elevation=out(z), slope=out(slope), aspect=out(aspect),
+        sim_mask=sim, tp_mask=mask, precip_annual=out(p_ann), west_share=out(west.astype(np.float32)),
+        t_annual=out(t_ann), t_season_amp=out(t_amp), veg_fraction=out(fv),
+        land_cover=np.where(sim, lc, 0).astype(np.int8), vwc=out(vwc.astype(np.float32)),
+        albedo=out(albedo), sand=out(sand.astype(np.float32)), clay=out(clay.astype(np.float32)),
+        organic=out(organic.astype(np.float32)), mountainous=sim & mountainous, cells=cells,
+        twi_dem=out(twi_dem.astype(np.float32)), wetness=out(wetness), wetness_dem=out(wetness_dem))
+
+
+def _climate_normals(z, lat2, lon2, n_clim):
+    """Climate normals: (terrain anomaly, annual precipitation, westerly share, annual mean
+    2 m temperature, aridity, seasonal amplitude)."""
     z_s = gaussian_filter(z, 5.0, mode="nearest")            # 50 km mean terrain
     z_anom = z - z_s
     # orographic: ridges wetter, valleys drier; windward (S/SE-facing) slopes wetter
@@ -195,14 +219,17 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     t_ann = (1.5 - 6.0 * (z - 4000.0) / 1000.0 - 1.0 * (lat2 - 32.0)).astype(np.float32)
     aridity = np.clip(1.0 - p_ann / 700.0, 0.0, 1.0)
     t_amp = (10.5 + 0.25 * (lat2 - 32.0) + 2.0 * aridity).astype(np.float32)
-    t_july = t_ann + t_amp
+    return z_anom, p_ann, west, t_ann, aridity, t_amp
 
-    # --- vegetation and land cover -------------------------------------------------------
+
+def _land_cover(z, z_anom, slope, p_ann, t_ann, t_amp, n_veg, n_lc):
+    """Vegetation and land cover: (vegetation fraction, class, vegetation water content, albedo)."""
+    t_july = t_ann + t_amp
     f_wet = 1.0 / (1.0 + np.exp(-(p_ann - 330.0) / 90.0))
     f_warm = np.clip((t_july - 1.0) / 9.0, 0.0, 1.0)
     fv = np.clip(0.03 + 0.8 * f_wet * f_warm + 0.1 * n_veg - 0.002 * np.clip(slope - 25, 0, None) * 5,
                  0.02, 0.92).astype(np.float32)
-    lc = np.full(shape, 2, np.int8)
+    lc = np.full(z.shape, 2, np.int8)
     lc[fv < 0.12] = 1
     lc[fv >= 0.45] = 3
     shrub = (fv >= 0.35) & (p_ann > 420) & (z < 4300) & (slope > 8) & (n_lc > 0.0)
@@ -213,8 +240,12 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     lc[crop] = 6
     vwc = np.vectorize(VWC_PER_FV.get, otypes=[np.float32])(lc) * fv
     albedo = np.vectorize(ALBEDO.get, otypes=[np.float32])(lc)
+    return fv, lc, vwc, albedo
 
-    # --- soil texture (fractions) and organic matter --------------------------------------
+
+def _soil(terrain, mask, z, slope, lat2, aridity, p_ann, fv, lc, n_sand, n_clay, n_om, n_wet):
+    """Soil texture (fractions) and organic matter, with the topographic wetness that shapes
+    them: (DEM TWI, wetness, DEM-only wetness, sand, clay, organic)."""
     # topographic wetness: the DEM's TWI (a user can compute it) + unmapped drainage features
     twi_dem = topographic_wetness_index(np.where(mask, terrain.elevation, np.nan), slope, lat2)
     t_ok = mask & np.isfinite(twi_dem)
@@ -235,22 +266,7 @@ def build_static(config: WorldConfig, seed: int, terrain: Terrain | None = None)
     organic = np.clip(0.35 * np.clip((fv - 0.3) / 0.6, 0, 1) ** 1.3 * wet_meadow
                       * np.exp(0.45 * n_om + 0.25 * np.clip(wetness, -2.0, 2.0))
                       + 0.02 * (lc == 5), 0.0, 0.5)
-    mountainous = _roughness(z) > 350.0
-
-    nan = np.float32(np.nan)
-
-    def out(a, fill=nan):
-        return np.where(sim, a, fill)
-
-    cells = np.flatnonzero(sim.ravel())
-    return StaticFields(
-        lat2=lat2, lon2=lon2, elevation=out(z), slope=out(slope), aspect=out(aspect),
-        sim_mask=sim, tp_mask=mask, precip_annual=out(p_ann), west_share=out(west.astype(np.float32)),
-        t_annual=out(t_ann), t_season_amp=out(t_amp), veg_fraction=out(fv),
-        land_cover=np.where(sim, lc, 0).astype(np.int8), vwc=out(vwc.astype(np.float32)),
-        albedo=out(albedo), sand=out(sand.astype(np.float32)), clay=out(clay.astype(np.float32)),
-        organic=out(organic.astype(np.float32)), mountainous=sim & mountainous, cells=cells,
-        twi_dem=out(twi_dem.astype(np.float32)), wetness=out(wetness), wetness_dem=out(wetness_dem))
+    return twi_dem, wetness, wetness_dem, sand, clay, organic
 
 
 def topographic_wetness_index(elevation: np.ndarray, slope_deg: np.ndarray, lat2: np.ndarray) -> np.ndarray:

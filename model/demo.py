@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time as _time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -177,104 +178,115 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     world_dir = worlds_dir() / size
     os.environ.setdefault("SMDS_CATALOG", str(world_dir / "catalog.yaml"))
     ard = world_dir / "ard.zarr"
-
-    def world():
-        man = world_dir / "world.json"
-        if man.exists() and json.loads(man.read_text()).get("complete"):
-            return {"reused": True}
-        build_world(get_config(size), world_dir, seed=42, progress=True)
-        return {"reused": False}
-
-    _stage("world", summary, world)
-
-    def ingest():
-        if (ard / ".complete").exists():
-            return {"reused": True}
-        _, report = run_ingest(world_dir / "catalog.yaml", ard)
-        print(report.summary())
-        return {"reused": False, "skipped": len(report.skipped)}
-
-    _stage("ingest", summary, ingest)
+    _stage("world", summary, partial(_world, size, world_dir))
+    _stage("ingest", summary, partial(_ingest, world_dir, ard))
 
     names = models or [m.name for m in list_models()]
     plan = waves(names, on_first_page is not None)
-    kind = "quick" if quick else "demo"
     configs = {n: train_config(n, ard, config="demo", device=device, **(dict(QUICK_TRAIN) if quick else {}))
                for n in names}
     # the progress step of each wave's archive; one validation of every product, last
     labels = [f"archive {', '.join(wave)}" for wave in plan]
+    progress = _progress_plan(plan, labels, configs, "quick" if quick else "demo")
+    step = partial(_progress_step, progress)
+    for k, (wave, lab) in enumerate(zip(plan, labels)):
+        suffix = "" if k == 0 else "_rest"
+        _stage("train" + suffix, summary, partial(_train_wave, wave, step, configs, ard))
+        if "archive" in skip:
+            progress.done(lab, "skipped", "--skip archive")
+        _stage("archive" + suffix, summary, partial(_archive_wave, wave, lab, step, ard, quick, device), skip)
+        if k == 0 and on_first_page is not None:
+            on_first_page(summary)
+    if "validate" in skip:
+        progress.done("validate", "skipped", "--skip validate")
+    _stage("validate", summary, partial(_validate_wave, "validate", step, ard), skip)
+    progress.finish()
+    return summary
+
+
+def _world(size: str, world_dir: Path) -> dict:
+    """Stage ``world``: build the virtual TP of ``size`` unless a complete one is there."""
+    man = world_dir / "world.json"
+    if man.exists() and json.loads(man.read_text()).get("complete"):
+        return {"reused": True}
+    build_world(get_config(size), world_dir, seed=42, progress=True)
+    return {"reused": False}
+
+
+def _ingest(world_dir: Path, ard: Path) -> dict:
+    """Stage ``ingest``: the analysis-ready store of the world, unless a complete one is there."""
+    if (ard / ".complete").exists():
+        return {"reused": True}
+    _, report = run_ingest(world_dir / "catalog.yaml", ard)
+    print(report.summary())
+    return {"reused": False, "skipped": len(report.skipped)}
+
+
+def _progress_plan(plan: list, labels: list, configs: dict, kind: str) -> Progress:
+    """The progress record of the pipeline's steps: per wave its trainings and its archive,
+    then one validation."""
     steps = []
     for wave, lab in zip(plan, labels):
         steps += [Step(f"train {n}", configs[n].max_minutes * 60, n) for n in wave]
         steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
     steps.append(Step("validate", VALIDATE_S[kind], "validation"))
-    progress = Progress(home(), steps)
+    return Progress(home(), steps)
 
-    def step(name, fn):
-        """Run ``fn`` as progress step ``name`` (failed/skipped recorded, errors re-raised)."""
-        progress.start(name)
-        try:
-            out = fn()
-        except BaseException as exc:
-            progress.done(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            raise
-        progress.done(name, "skipped" if out == "skipped" else "done")
-        return out
 
-    def train_wave(wave):
-        def run():
-            done, retrained = {}, {}
-            for name in wave:
-                def one(name=name):
-                    why = _reuse_problem(name, ard)
-                    if why is None:
-                        done[name] = "reused"
-                        return "skipped"
-                    if why:
-                        print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
-                        retrained[name] = why
-                    run_dir = train(name, configs[name], ard=ard)
-                    done[name] = json.loads((run_dir / "summary.json").read_text()).get("tune_rmse")
-                step(f"train {name}", one)
-            return {"models": done, **({"retrained": retrained} if retrained else {})}
-        return run
+def _progress_step(progress: Progress, name: str, fn):
+    """Run ``fn`` as progress step ``name`` (failed/skipped recorded, errors re-raised)."""
+    progress.start(name)
+    try:
+        out = fn()
+    except BaseException as exc:
+        progress.done(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    progress.done(name, "skipped" if out == "skipped" else "done")
+    return out
 
-    def archive_wave(wave, label):
-        def run():
-            s, e = default_period(ard)
-            if quick:
-                test = ard_info(ard)["world"]["periods"]["test"]
-                s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
-                e = test[1]  # the whole test period, with the last training days before it
-            # one block per worker: each block reads its days plus 28 days of history once
-            # (5-day blocks read the history 8 times over for a 40-day archive)
-            days = int((np.datetime64(e, "D") - np.datetime64(s, "D")).astype(int)) + 1
-            block_days = int(min(MAX_BLOCK_DAYS, max(5, -(-days // ARCHIVE_WORKERS))))
-            res = step(label, lambda: build_archive(wave, s, e, ard=ard, workers=ARCHIVE_WORKERS, device=device,
-                                                    block_days=block_days))
-            return {"complete": res["complete"], "size_mb": res["size_mb"],
-                    "catalog": refresh_products(home() / "archive", ard)}
-        return run
 
-    def validate_wave(label):
-        def run():
-            res = step(label, lambda: run_validation(ard=ard))
-            return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
-        return run
+def _train_wave(wave: list, step, configs: dict, ard: Path) -> dict:
+    """Stage ``train``: each model of ``wave`` trained (a progress step each), unless its
+    latest run can be reused."""
+    done, retrained = {}, {}
+    for name in wave:
+        def one(name=name):
+            why = _reuse_problem(name, ard)
+            if why is None:
+                done[name] = "reused"
+                return "skipped"
+            if why:
+                print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
+                retrained[name] = why
+            run_dir = train(name, configs[name], ard=ard)
+            done[name] = json.loads((run_dir / "summary.json").read_text()).get("tune_rmse")
+        step(f"train {name}", one)
+    return {"models": done, **({"retrained": retrained} if retrained else {})}
 
-    for k, (wave, lab) in enumerate(zip(plan, labels)):
-        suffix = "" if k == 0 else "_rest"
-        _stage("train" + suffix, summary, train_wave(wave))
-        if "archive" in skip:
-            progress.done(lab, "skipped", "--skip archive")
-        _stage("archive" + suffix, summary, archive_wave(wave, lab), skip)
-        if k == 0 and on_first_page is not None:
-            on_first_page(summary)
-    if "validate" in skip:
-        progress.done("validate", "skipped", "--skip validate")
-    _stage("validate", summary, validate_wave("validate"), skip)
-    progress.finish()
-    return summary
+
+def _archive_wave(wave: list, label: str, step, ard: Path, quick: bool, device: str) -> dict:
+    """Stage ``archive``: the models of ``wave`` archived (progress step ``label``), then the
+    products catalog refreshed."""
+    s, e = default_period(ard)
+    if quick:
+        test = ard_info(ard)["world"]["periods"]["test"]
+        s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
+        e = test[1]  # the whole test period, with the last training days before it
+    # one block per worker: each block reads its days plus 28 days of history once
+    # (5-day blocks read the history 8 times over for a 40-day archive)
+    days = int((np.datetime64(e, "D") - np.datetime64(s, "D")).astype(int)) + 1
+    block_days = int(min(MAX_BLOCK_DAYS, max(5, -(-days // ARCHIVE_WORKERS))))
+    res = step(label, lambda: build_archive(wave, s, e, ard=ard, workers=ARCHIVE_WORKERS, device=device,
+                                            block_days=block_days))
+    return {"complete": res["complete"], "size_mb": res["size_mb"],
+            "catalog": refresh_products(home() / "archive", ard)}
+
+
+def _validate_wave(label: str, step, ard: Path) -> dict:
+    """Stage ``validate``: every product validated (progress step ``label``), then the products
+    catalog refreshed."""
+    res = step(label, lambda: run_validation(ard=ard))
+    return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
 
 
 def _reuse_problem(name: str, ard: Path) -> str | None:

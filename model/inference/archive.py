@@ -241,9 +241,6 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         series layout from the same pass (no second full read). Default: on when ``device``
         is a GPU, else the Dask cluster of ``workers`` processes.
     """
-    # lazy: the Dask client (distributed, 0.26 s at import); the dashboard imports this module at start-up
-    from dask.distributed import Client, LocalCluster, as_completed
-
     out = archive_dir(out)
     ard = Path(ard) if ard else default_ard()
     if resident is None:
@@ -257,35 +254,12 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     provider = InputProvider(ard)
     times = _time_axis(provider, start, end)
     runs = {m: resolve_run(m) for m in models}
-    prov = {}
-    for m, run in runs.items():
-        r = Runner(run, ard, "cpu", provider=provider)
-        why = run_input_mismatch(r.extra, ard)
-        if why and r.extra.get("ard_identity"):
-            raise InputError(f"the latest run of {m!r} ({run.name}) does not belong to these inputs: {why}",
-                             f"retrain it on them (sm-downscale train --model {m} --ard {ard}), or give "
-                             "--ard of the store it was trained on", ard)
-        if why:
-            log.warning("archive: %s's run %s: %s; archiving it anyway", m, run.name, why)
-        prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
-        del r
+    prov = _provenance(runs, ard, provider)
     shas = {m: prov[m]["checkpoint_sha256"] for m in runs}
     maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
     t_start = _time.perf_counter()
     block = MAP_CHUNK_T * block_days
-    tasks, stale = [], {}
-    for t0 in range(0, times.size, block):
-        todo = [m for m in runs if not block_done(ledger, m, t0, shas[m])]
-        if todo:
-            tasks.append(t0)
-        for m in todo:
-            old = block_sha(ledger, m, t0)
-            if old and old != shas[m]:
-                stale.setdefault(m, old)
-    for m, old in stale.items():
-        log.warning("archive: %s's blocks were computed by checkpoint %s, its current run %s has "
-                    "checkpoint %s: recomputing every block of %s", m, old[:12], runs[m].name,
-                    shas[m][:12], m)
+    tasks, stale = _blocks_todo(runs, shas, ledger, times.size, block)
     summary_stale = {m: {"archived": old, "current": shas[m]} for m, old in stale.items()}
     summary = {"models": models, "steps": int(times.size), "blocks_todo": len(tasks),
                "blocks_total": int(np.ceil(times.size / block))}
@@ -304,39 +278,105 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
             host = _resident_maps(runs, ard, device, maps, ledger, times, tasks, block, provider, batch,
                                   progress, summary, shas)
     elif tasks:
-        if scheduler:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError) as exc:
-                raise InputError(f"the Dask scheduler at {scheduler} does not answer ({exc})",
-                                 "check the address (tcp://host:8786) or omit --scheduler for a local cluster") from exc
-            cluster = None
-        else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                                   dashboard_address=":0", processes=True)
-            client = Client(cluster)
-        try:
-            runs_s = {m: str(r) for m, r in runs.items()}
-            futs = [client.submit(_block_task, runs_s, str(ard), device, str(maps), str(ledger), t0,
-                                  [str(t) for t in times[t0:t0 + block]], shas, key=f"block-{t0}",
-                                  pure=False)
-                    for t0 in tasks]
-            bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
-                       disable=not progress, unit="block")
-            for f in as_completed(futs):
-                with _disk_full_is_clear(out, need):
-                    f.result()
-                bar.update(1)
-            bar.close()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        _dask_maps(runs, ard, device, maps, ledger, times, tasks, block, shas, scheduler=scheduler,
+                   workers=workers, out=out, need=need, block_days=block_days, progress=progress)
     summary["maps_seconds"] = round(_time.perf_counter() - t_start, 1)
     summary["maps_window"][1] = _time.time()
     zarr.consolidate_metadata(maps)
     # series layout, per model, from the finished maps
     t1 = _time.perf_counter()
+    _series_layout(models, runs, prov, shas, host, out, maps, series, ledger, times, block, summary, progress)
+    summary["series_seconds"] = round(_time.perf_counter() - t1, 1)
+    summary.pop("_computed", None)
+    status = _record_complete(models, shas, maps, series, ledger, times.size, block)
+    summary["complete"] = status
+    summary["recomputed_after_retrain"] = summary_stale
+    summary["version"] = _write_version(out, shas)
+    summary["seconds"] = round(_time.perf_counter() - t_start, 1)
+    summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
+    summary["path"] = str(out)
+    return summary
+
+
+def _provenance(runs: dict, ard: Path, provider) -> dict:
+    """The provenance of every model's latest run; a run trained on other inputs than ``ard``
+    is refused (or, when it recorded no input identity, archived with a warning)."""
+    prov = {}
+    for m, run in runs.items():
+        r = Runner(run, ard, "cpu", provider=provider)
+        why = run_input_mismatch(r.extra, ard)
+        if why and r.extra.get("ard_identity"):
+            raise InputError(f"the latest run of {m!r} ({run.name}) does not belong to these inputs: {why}",
+                             f"retrain it on them (sm-downscale train --model {m} --ard {ard}), or give "
+                             "--ard of the store it was trained on", ard)
+        if why:
+            log.warning("archive: %s's run %s: %s; archiving it anyway", m, run.name, why)
+        prov[m] = {**r.provenance, "archive_build": "sm-downscale archive"}
+        del r
+    return prov
+
+
+def _blocks_todo(runs: dict, shas: dict, ledger: Path, n_steps: int, block: int):
+    """The first steps of the blocks some model still needs, and the models whose finished
+    blocks came from another checkpoint (model -> that checkpoint's SHA-256; logged)."""
+    tasks, stale = [], {}
+    for t0 in range(0, n_steps, block):
+        todo = [m for m in runs if not block_done(ledger, m, t0, shas[m])]
+        if todo:
+            tasks.append(t0)
+        for m in todo:
+            old = block_sha(ledger, m, t0)
+            if old and old != shas[m]:
+                stale.setdefault(m, old)
+    for m, old in stale.items():
+        log.warning("archive: %s's blocks were computed by checkpoint %s, its current run %s has "
+                    "checkpoint %s: recomputing every block of %s", m, old[:12], runs[m].name,
+                    shas[m][:12], m)
+    return tasks, stale
+
+
+def _dask_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, times, tasks, block: int,
+               shas: dict, *, scheduler, workers: int, out: Path, need: int, block_days: int,
+               progress: bool) -> None:
+    """The map phase on Dask: one task per block of days, on the scheduler at ``scheduler`` or
+    on a local cluster of ``workers`` processes."""
+    # lazy: the Dask client (distributed, 0.26 s at import); the dashboard imports this module at start-up
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"the Dask scheduler at {scheduler} does not answer ({exc})",
+                             "check the address (tcp://host:8786) or omit --scheduler for a local cluster") from exc
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
+                               dashboard_address=":0", processes=True)
+        client = Client(cluster)
+    try:
+        runs_s = {m: str(r) for m, r in runs.items()}
+        futs = [client.submit(_block_task, runs_s, str(ard), device, str(maps), str(ledger), t0,
+                              [str(t) for t in times[t0:t0 + block]], shas, key=f"block-{t0}",
+                              pure=False)
+                for t0 in tasks]
+        bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
+                   disable=not progress, unit="block")
+        for f in as_completed(futs):
+            with _disk_full_is_clear(out, need):
+                f.result()
+            bar.update(1)
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _series_layout(models, runs: dict, prov: dict, shas: dict, host: dict, out: Path, maps: Path,
+                   series: Path, ledger: Path, times, block: int, summary: dict, progress: bool) -> None:
+    """Write the series layout, per model, from the finished maps (or from the scenes the
+    resident pass kept in ``host``); a model's marker follows its region."""
     with _disk_full_is_clear(out, _bytes_needed(times.size, len(runs)) // 2):
         _init_store(series, times, prov)
     mds = xr.open_zarr(maps, consolidated=True)
@@ -359,14 +399,17 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
                         zarr_format=2, consolidated=False)
         write_json_atomic(marker, stamp)
     zarr.consolidate_metadata(series)
-    summary["series_seconds"] = round(_time.perf_counter() - t1, 1)
-    summary.pop("_computed", None)
-    # completeness
+
+
+def _record_complete(models, shas: dict, maps: Path, series: Path, ledger: Path, n_steps: int,
+                     block: int) -> dict:
+    """Which models hold every block and their series (model -> bool), recorded in both
+    stores' ``complete_models``."""
     status = {}
     for m in models:
-        n_done = sum(block_done(ledger, m, t0, shas[m]) for t0 in range(0, times.size, block))
-        status[m] = (n_done == int(np.ceil(times.size / block))
-                     and read_json_marker(done_series / f"{m}.done", "archive series marker")
+        n_done = sum(block_done(ledger, m, t0, shas[m]) for t0 in range(0, n_steps, block))
+        status[m] = (n_done == int(np.ceil(n_steps / block))
+                     and read_json_marker(ledger / "series" / f"{m}.done", "archive series marker")
                      == {"checkpoint_sha256": shas[m]})
     for store in (maps, series):
         g = zarr.open_group(store, mode="r+", zarr_format=2)
@@ -374,13 +417,7 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         comp.update(status)
         g.attrs["complete_models"] = comp
         zarr.consolidate_metadata(store)
-    summary["complete"] = status
-    summary["recomputed_after_retrain"] = summary_stale
-    summary["version"] = _write_version(out, shas)
-    summary["seconds"] = round(_time.perf_counter() - t_start, 1)
-    summary["size_mb"] = round(sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20, 1)
-    summary["path"] = str(out)
-    return summary
+    return status
 
 
 def _mark_incomplete(maps: Path, series: Path, models: list[str]) -> None:
@@ -417,12 +454,7 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     on them in batches; each model's block is written by a writer thread, then its marker.
     Returns the scenes per model (time, lat, lon), for the series layout."""
     t_r = _time.perf_counter()
-    runners = {m: Runner(run, ard, device, provider=provider, resident=True) for m, run in runs.items()}
-    for m, r in runners.items():
-        if r.checkpoint_sha256 != shas[m]:
-            raise InputError(f"the checkpoint of {m!r} changed while the archive was being built "
-                             f"({shas[m][:12]} -> {r.checkpoint_sha256[:12]})",
-                             "rerun the same archive command once training has finished")
+    runners = _resident_runners(runs, ard, device, provider, shas)
     summary["runners_s"] = round(_time.perf_counter() - t_r, 2)  # checkpoints + the bf16 check, once per model
     host = {m: np.full((times.size, 150, 320), np.nan, np.float32) for m in runs}
     computed: dict = {m: set() for m in runs}
@@ -483,6 +515,17 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
     summary["inputs_built_on_device"] = on_device
     summary["_computed"] = computed
     return host
+
+
+def _resident_runners(runs: dict, ard: Path, device: str, provider, shas: dict) -> dict:
+    """A resident runner per model, each checked to load the checkpoint the build is keyed to."""
+    runners = {m: Runner(run, ard, device, provider=provider, resident=True) for m, run in runs.items()}
+    for m, r in runners.items():
+        if r.checkpoint_sha256 != shas[m]:
+            raise InputError(f"the checkpoint of {m!r} changed while the archive was being built "
+                             f"({shas[m][:12]} -> {r.checkpoint_sha256[:12]})",
+                             "rerun the same archive command once training has finished")
+    return runners
 
 
 def _fill_from_maps(arr: np.ndarray, da, ledger: Path, model: str, sha: str, n: int, block: int,

@@ -258,6 +258,7 @@ def _batch_targets(data: TrainingData, idx, size, mask, device):
 def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
     import torch
+
     # lazy: model.networks.checkpoint imports torch (0.9 s); `sm-downscale --help` imports this module
     from ..networks.checkpoint import save_checkpoint
 
@@ -271,104 +272,27 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     total_steps = cfg.max_epochs * cfg.steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
     use_amp = cfg.amp and device.startswith("cuda")
-    amp_dtype = torch.bfloat16
     pixel = cls.per_pixel
 
-    # fixed tuning set
-    if pixel:
-        ti, tr, tc = _pixel_samples(np.random.default_rng(cfg.seed + 1), data, data.tune_mask, 20_000)
-        tune_batches = []
-        for k in range(0, ti.size, cfg.pixel_batch):
-            sl = slice(k, k + cfg.pixel_batch)
-            b = cube.pixel_batch(ti[sl], tr[sl], tc[sl])
-            y = data.norm.norm_target(data.target[ti[sl], tr[sl], tc[sl]]).astype(np.float32)
-            tune_batches.append((b, y[:, None, None, None], np.ones_like(y, bool)[:, None, None, None]))
-        pi, pr, pc = _pixel_samples(rng, data, data.train_mask, 10**9)
-    else:
-        tidx = _sample_patches(np.random.default_rng(cfg.seed + 1), data, cfg.tune_patches, cfg.patch, data.tune_mask)
+    tune = _tune_set(cfg, data, pixel)       # fixed tuning set
+    pix = _pixel_samples(rng, data, data.train_mask, 10**9) if pixel else None
     rp = None
     if not pixel and (device.startswith("cuda") if cfg.resident is None else cfg.resident) \
             and min(cube.shape) >= cfg.patch:
         rp = ResidentPatches(data, cfg.patch, device, seed=cfg.seed)
-
-    def tune_rmse() -> float:
-        model.eval()
-        se, n = 0.0, 0
-        with torch.no_grad(), torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=amp_dtype, enabled=use_amp):
-            if pixel:
-                for b, y, m in tune_batches:
-                    p = model(_to_torch(b, device)).float()
-                    yt = torch.from_numpy(y).to(device)
-                    mt = torch.from_numpy(m).to(device)
-                    se += float(((p - yt) ** 2)[mt].sum())
-                    n += int(mt.sum())
-            else:
-                for k in range(0, len(tidx), cfg.batch_size):
-                    idx = tidx[k:k + cfg.batch_size]
-                    if rp is not None:
-                        b, y, m = rp.batch(idx, data.tune_mask)
-                        p = model(b).float()
-                        se += float(((p - y) ** 2)[m].sum())
-                        n += int(m.sum())
-                        continue
-                    b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
-                    y, m = _batch_targets(data, idx, cfg.patch, data.tune_mask, device)
-                    p = model(_to_torch(b, device)).float()
-                    se += float(((p - y) ** 2)[m].sum())
-                    n += int(m.sum())
-        model.train()
-        return math.sqrt(se / max(n, 1)) * data.norm.target_std
 
     best, best_epoch, bad = float("inf"), -1, 0
     log_rows = []
     deadline = _time.perf_counter() + cfg.max_minutes * 60
     ckpt = out / "checkpoint.pt"
     n_samples = 0
-    n_dev = None  # samples counted on the device (resident batches)
     t0 = _time.perf_counter()
     bar = tqdm(total=total_steps, desc=f"train {model_name} ({device})", disable=not progress, unit="step")
     stopped = "max_epochs"
     for epoch in range(cfg.max_epochs):
-        model.train()
-        losses = []
-        for _ in range(cfg.steps_per_epoch):
-            if pixel:
-                sel = rng.integers(0, pi.size, cfg.pixel_batch)
-                b = cube.pixel_batch(pi[sel], pr[sel], pc[sel])
-                yv = data.norm.norm_target(data.target[pi[sel], pr[sel], pc[sel]]).astype(np.float32)
-                y = torch.from_numpy(yv[:, None, None, None]).to(device)
-                m = torch.ones_like(y, dtype=torch.bool)
-                n_samples += sel.size
-            elif rp is not None:  # windows and targets cut on the device, no host round trip
-                b, y, m = rp.batch(rp.sample(cfg.batch_size, data.train_mask), data.train_mask)
-                n_dev = m.sum() if n_dev is None else n_dev + m.sum()
-            else:
-                idx = _sample_patches(rng, data, cfg.batch_size, cfg.patch, data.train_mask)
-                b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
-                y, m = _batch_targets(data, idx, cfg.patch, data.train_mask, device)
-                n_samples += int(m.sum())
-            try:
-                with torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=amp_dtype, enabled=use_amp):
-                    pred = model(b if rp is not None else _to_torch(b, device))
-                loss = _masked_mse(pred.float(), y, m)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-            except torch.OutOfMemoryError as exc:  # pragma: no cover - GPU only
-                raise InputError(f"the GPU ran out of memory with batch size {cfg.batch_size}",
-                                 f"retry with --batch-size {max(1, cfg.batch_size // 2)}") from exc
-            losses.append(loss.detach() if rp is not None else loss.detach().item())
-            bar.update(1)
-            if _time.perf_counter() > deadline:
-                break
-        if rp is not None:  # one device sync per epoch, not per step
-            losses = [float(torch.stack(losses).mean())] if losses else [float("nan")]
-            if n_dev is not None:
-                n_samples += int(n_dev)
-                n_dev = None
-        rmse = tune_rmse()
+        losses, n = _train_epoch(model, opt, sched, cfg, data, rng, device, use_amp, pix, rp, bar, deadline)
+        n_samples += n
+        rmse = _tune_rmse(model, cfg, data, device, use_amp, pixel, tune, rp)
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), "tune_rmse": rmse,
                "lr": sched.get_last_lr()[0], "seconds": round(_time.perf_counter() - t0, 1)}
         log_rows.append(row)
@@ -392,6 +316,116 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
             "samples_per_second": round(n_samples / max(secs, 1e-9), 1),
             "resident_batches": rp is not None,
             "parameters": int(sum(p.numel() for p in model.parameters()))}
+
+
+def _tune_set(cfg, data, pixel: bool):
+    """The fixed tuning set, drawn with seed ``cfg.seed + 1``: batches (inputs, targets, mask)
+    of tuning pixels for a per-pixel model, else tuning patch positions."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    if not pixel:
+        return _sample_patches(rng, data, cfg.tune_patches, cfg.patch, data.tune_mask)
+    ti, tr, tc = _pixel_samples(rng, data, data.tune_mask, 20_000)
+    tune_batches = []
+    for k in range(0, ti.size, cfg.pixel_batch):
+        sl = slice(k, k + cfg.pixel_batch)
+        b = data.cube.pixel_batch(ti[sl], tr[sl], tc[sl])
+        y = data.norm.norm_target(data.target[ti[sl], tr[sl], tc[sl]]).astype(np.float32)
+        tune_batches.append((b, y[:, None, None, None], np.ones_like(y, bool)[:, None, None, None]))
+    return tune_batches
+
+
+def _tune_rmse(model, cfg, data, device, use_amp: bool, pixel: bool, tune, rp) -> float:
+    """RMSE (m3 m-3) of ``model`` on the tuning set ``tune`` (:func:`_tune_set`)."""
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
+    import torch
+
+    model.eval()
+    se, n = 0.0, 0
+    with torch.no_grad(), torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=torch.bfloat16,
+                                         enabled=use_amp):
+        if pixel:
+            for b, y, m in tune:
+                p = model(_to_torch(b, device)).float()
+                yt = torch.from_numpy(y).to(device)
+                mt = torch.from_numpy(m).to(device)
+                se += float(((p - yt) ** 2)[mt].sum())
+                n += int(mt.sum())
+        else:
+            for k in range(0, len(tune), cfg.batch_size):
+                idx = tune[k:k + cfg.batch_size]
+                if rp is not None:
+                    b, y, m = rp.batch(idx, data.tune_mask)
+                    p = model(b).float()
+                    se += float(((p - y) ** 2)[m].sum())
+                    n += int(m.sum())
+                    continue
+                b = data.cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
+                y, m = _batch_targets(data, idx, cfg.patch, data.tune_mask, device)
+                p = model(_to_torch(b, device)).float()
+                se += float(((p - y) ** 2)[m].sum())
+                n += int(m.sum())
+    model.train()
+    return math.sqrt(se / max(n, 1)) * data.norm.target_std
+
+
+def _train_epoch(model, opt, sched, cfg, data, rng, device, use_amp: bool, pix, rp, bar, deadline: float):
+    """One epoch: up to ``cfg.steps_per_epoch`` optimizer steps (none begun past ``deadline``).
+    Returns the losses (resident batches: their mean, one device sync) and the samples seen."""
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
+    import torch
+
+    model.train()
+    losses, n_samples = [], 0
+    n_dev = None  # samples counted on the device (resident batches)
+    for _ in range(cfg.steps_per_epoch):
+        b, y, m, n = _train_batch(cfg, data, rng, device, pix, rp)
+        n_samples += n
+        if rp is not None:
+            n_dev = m.sum() if n_dev is None else n_dev + m.sum()
+        try:
+            with torch.autocast(device_type="cuda" if use_amp else "cpu", dtype=torch.bfloat16, enabled=use_amp):
+                pred = model(b if rp is not None else _to_torch(b, device))
+            loss = _masked_mse(pred.float(), y, m)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+        except torch.OutOfMemoryError as exc:  # pragma: no cover - GPU only
+            raise InputError(f"the GPU ran out of memory with batch size {cfg.batch_size}",
+                             f"retry with --batch-size {max(1, cfg.batch_size // 2)}") from exc
+        losses.append(loss.detach() if rp is not None else loss.detach().item())
+        bar.update(1)
+        if _time.perf_counter() > deadline:
+            break
+    if rp is not None:  # one device sync per epoch, not per step
+        losses = [float(torch.stack(losses).mean())] if losses else [float("nan")]
+        if n_dev is not None:
+            n_samples += int(n_dev)
+    return losses, n_samples
+
+
+def _train_batch(cfg, data, rng, device, pix, rp):
+    """One training batch: inputs, targets, mask, and the samples counted on the host (0 for
+    resident batches: they are counted on the device)."""
+    # lazy: torch costs 0.9 s at import; `sm-downscale --help` imports this module
+    import torch
+
+    cube = data.cube
+    if pix is not None:
+        pi, pr, pc = pix
+        sel = rng.integers(0, pi.size, cfg.pixel_batch)
+        b = cube.pixel_batch(pi[sel], pr[sel], pc[sel])
+        yv = data.norm.norm_target(data.target[pi[sel], pr[sel], pc[sel]]).astype(np.float32)
+        y = torch.from_numpy(yv[:, None, None, None]).to(device)
+        return b, y, torch.ones_like(y, dtype=torch.bool), sel.size
+    if rp is not None:  # windows and targets cut on the device, no host round trip
+        b, y, m = rp.batch(rp.sample(cfg.batch_size, data.train_mask), data.train_mask)
+        return b, y, m, 0
+    idx = _sample_patches(rng, data, cfg.batch_size, cfg.patch, data.train_mask)
+    b = cube.patch_batch(idx[:, 0], idx[:, 1], idx[:, 2], cfg.patch)
+    y, m = _batch_targets(data, idx, cfg.patch, data.train_mask, device)
+    return b, y, m, int(m.sum())
 
 
 def _write_log(out: Path, rows):

@@ -179,34 +179,13 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     dict: ``out`` (folder), ``summary`` (DataFrame), ``seconds``.
     """
     t_all = _time.perf_counter()
-    if not models:
-        raise InputError("no methods given", "name them: --model pscnet --model rf ...")
-    infos = {m: model_info(m) for m in models}          # unknown names fail here, with suggestions
-    if seeds < 1:
-        raise InputError(f"seeds={seeds} is not positive", "use --seeds 5 (>= 5 for the tables' intervals)")
-    ard = Path(ard) if ard else default_ard()
-    info = ard_info(ard)
-    world = info.get("world") or {}
-    per = world.get("periods") or {}
-    if not per.get("train") or not per.get("test"):
-        raise InputError(f"{ard} defines no training/test periods", "use a virtual-TP world's store")
-    size = world.get("size") or "world"
+    infos, ard, info, per, size = _experiment_inputs(models, seeds, ard)
     out = Path(out) if out else home() / "experiments" / str(size)
     settings = DEFAULT_SETTINGS
     budget = {"max_minutes": max_minutes, "max_epochs": max_epochs, "steps_per_epoch": steps_per_epoch,
               "patience": patience, **(train_kw or {})}
     era5 = open_group(ard, "era5")
-    times = era5["time"].values
-
-    def period_steps(p):
-        s, e = np.datetime64(per[p][0], "ns"), np.datetime64(per[p][1], "ns") + np.timedelta64(1, "D")
-        return times[(times >= s) & (times < e)]
-
-    if int(test_stride) < 1:
-        raise InputError(f"test_stride={test_stride} is not a positive integer", "use 1 (every step) or more")
-    test_steps = period_steps("test")[::int(test_stride)]
-    train_all = period_steps("train")
-    train_steps = _train_days(train_all, train_days)
+    test_steps, train_all, train_steps = _scored_steps(era5["time"].values, per, test_stride, train_days)
     scorers = {"test": _Scorer(ard, info, test_steps, settings=settings, stations=stations),
                "train": _Scorer(ard, info, train_steps, settings=settings, stations=stations)}
 
@@ -220,9 +199,70 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
            "train_steps": [str(train_steps[0]), str(train_steps[-1]), int(train_steps.size)],
            "stations": bool(stations)}
     work = _work_folder(out, key)
+    todo = [(s, name) for s in range(seeds) for name in models if infos[name].kind != "reference" or s == 0]
+    rows, fields, kinds = _all_runs(todo, work, per, device, budget, ard, scorers, cubes, provider, progress)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        # references (no training) and ceilings
+        ceiling_info = _add_references_and_ceilings(rows, fields, kinds, scorers, ard, era5, train_all, test_steps,
+                                                    (ceiling_kw or {}) if ceiling else None)
+        sc = scorers["test"]
+        runs, summary, intervals, base, temporal = _write_tables(tmp, rows, fields, kinds, sc, test_steps,
+                                                                 n_resamples, settings.min_n)
+        settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "device": device,
+                        "test_stride": int(test_stride), "test_steps_scored": int(test_steps.size),
+                        "world": {"size": size, "periods": per}, "ard": str(ard),
+                        "train_days_scored": [str(d) for d in np.unique(train_steps.astype("datetime64[D]"))],
+                        "thawed_source": sc.thawed_source, "baseline": base,
+                        "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0},
+                        "ceilings": ceiling_info, "machine": machine_info(),
+                        "seconds": round(_time.perf_counter() - t_all, 1)}
+        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
+        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc, runs=runs))
+        if (work / "runs").exists():
+            os.replace(work / "runs", tmp / "runs")
+    shutil.rmtree(work, ignore_errors=True)
+    return {"out": str(out), "summary": summary, "intervals": intervals, "temporal": temporal,
+            "seconds": round(_time.perf_counter() - t_all, 1)}
+
+
+def _experiment_inputs(models, seeds: int, ard):
+    """The checked inputs of an experiment: model infos (unknown names fail here, with
+    suggestions), the store, its info, its training/test periods and its world's size."""
+    if not models:
+        raise InputError("no methods given", "name them: --model pscnet --model rf ...")
+    infos = {m: model_info(m) for m in models}          # unknown names fail here, with suggestions
+    if seeds < 1:
+        raise InputError(f"seeds={seeds} is not positive", "use --seeds 5 (>= 5 for the tables' intervals)")
+    ard = Path(ard) if ard else default_ard()
+    info = ard_info(ard)
+    world = info.get("world") or {}
+    per = world.get("periods") or {}
+    if not per.get("train") or not per.get("test"):
+        raise InputError(f"{ard} defines no training/test periods", "use a virtual-TP world's store")
+    return infos, ard, info, per, world.get("size") or "world"
+
+
+def _scored_steps(times: np.ndarray, per: dict, test_stride, train_days: int):
+    """The steps scored: every ``test_stride``-th of the test period, all of the training period,
+    and its last ``train_days`` whole days."""
+    def period_steps(p):
+        s, e = np.datetime64(per[p][0], "ns"), np.datetime64(per[p][1], "ns") + np.timedelta64(1, "D")
+        return times[(times >= s) & (times < e)]
+
+    if int(test_stride) < 1:
+        raise InputError(f"test_stride={test_stride} is not a positive integer", "use 1 (every step) or more")
+    test_steps = period_steps("test")[::int(test_stride)]
+    train_all = period_steps("train")
+    return test_steps, train_all, _train_days(train_all, train_days)
+
+
+def _all_runs(todo: list, work: Path, per: dict, device: str, budget: dict, ard, scorers: dict, cubes: dict,
+              provider, progress: bool):
+    """Train and score every (seed, model) of ``todo``, reusing the runs finished in ``work``.
+    Returns the rows, the test-period cells per model and the kind of each model."""
     rows, fields = [], {}
     kinds = {}
-    todo = [(s, name) for s in range(seeds) for name in models if infos[name].kind != "reference" or s == 0]
     done_before = sum((work / "runs" / n / f"seed{s}" / "result.json").exists() for s, n in todo)
     if done_before:
         log.warning("experiment: resuming, %d of %d runs already done in %s", done_before, len(todo), work)
@@ -243,38 +283,26 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
         rows += run_rows
         fields.setdefault(name, []).append(cells)
         log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
-        # references (no training) and ceilings
-        ceiling_info = _add_references_and_ceilings(rows, fields, kinds, scorers, ard, era5, train_all, test_steps,
-                                                    (ceiling_kw or {}) if ceiling else None)
-        runs = pd.DataFrame(rows)
-        runs.to_parquet(tmp / "runs.parquet")
-        # per method: mean +- sd over seeds (test period)
-        summary = _method_summary(runs)
-        summary.to_parquet(tmp / "summary.parquet")
-        # intervals vs PSCNet (or the best learned method)
-        sc = scorers["test"]
-        intervals, base = _intervals(fields, kinds, summary, sc, test_steps, n_resamples, settings.min_n)
-        intervals.to_parquet(tmp / "intervals.parquet")
-        # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
-        temporal = _temporal(runs)
-        temporal.to_parquet(tmp / "temporal.parquet")
-        settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "device": device,
-                        "test_stride": int(test_stride), "test_steps_scored": int(test_steps.size),
-                        "world": {"size": size, "periods": per}, "ard": str(ard),
-                        "train_days_scored": [str(d) for d in np.unique(train_steps.astype("datetime64[D]"))],
-                        "thawed_source": sc.thawed_source, "baseline": base,
-                        "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0},
-                        "ceilings": ceiling_info, "machine": machine_info(),
-                        "seconds": round(_time.perf_counter() - t_all, 1)}
-        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
-        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc, runs=runs))
-        if (work / "runs").exists():
-            os.replace(work / "runs", tmp / "runs")
-    shutil.rmtree(work, ignore_errors=True)
-    return {"out": str(out), "summary": summary, "intervals": intervals, "temporal": temporal,
-            "seconds": round(_time.perf_counter() - t_all, 1)}
+    return rows, fields, kinds
+
+
+def _write_tables(tmp: Path, rows: list, fields: dict, kinds: dict, sc, test_steps, n_resamples: int,
+                  min_n: int):
+    """Write the tables of an experiment into ``tmp``: every run's rows, the summary per
+    method, the intervals against the baseline and the temporal generalisation. Returns
+    (runs, summary, intervals, baseline, temporal)."""
+    runs = pd.DataFrame(rows)
+    runs.to_parquet(tmp / "runs.parquet")
+    # per method: mean +- sd over seeds (test period)
+    summary = _method_summary(runs)
+    summary.to_parquet(tmp / "summary.parquet")
+    # intervals vs PSCNet (or the best learned method)
+    intervals, base = _intervals(fields, kinds, summary, sc, test_steps, n_resamples, min_n)
+    intervals.to_parquet(tmp / "intervals.parquet")
+    # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
+    temporal = _temporal(runs)
+    temporal.to_parquet(tmp / "temporal.parquet")
+    return runs, summary, intervals, base, temporal
 
 
 def _add_references_and_ceilings(rows: list, fields: dict, kinds: dict, scorers: dict, ard, era5, train_all,

@@ -200,29 +200,14 @@ def match_station(product_series: pd.Series, station: pd.DataFrame, max_dt: pd.T
     if st.frozen_flags != tuple(frozen_flags):
         raise ValueError(f"station {name!r} was prepared with frozen_flags={st.frozen_flags}, "
                          f"not {tuple(frozen_flags)}")
-    pidx = _utc_naive_index(product_series.index, f"product series of {name!r}")
-    pv = np.asarray(product_series, dtype=np.float64)
-    pt = pidx.asi8
-    keep = np.isfinite(pv)
-    pt, pv = pt[keep], pv[keep]
-    if not (pt[1:] > pt[:-1]).all():                   # unsorted or duplicated steps
-        order = np.argsort(pt, kind="stable")
-        pt, pv = pt[order], pv[order]
-        first = np.r_[True, pt[1:] != pt[:-1]]
-        pt, pv = pt[first], pv[first]
+    pt, pv = _product_steps(product_series, name)
 
     counts = dict(n_product=int(pt.size), n_insitu=int(st.times.size))
     if pt.size == 0 or st.times.size == 0:
         return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
 
-    # nearest in-situ record of every product step (ties -> the earlier), within max_dt
     rt = st.times
-    fwd = np.searchsorted(rt, pt, side="left")                  # first record >= step
-    bwd = np.searchsorted(rt, pt, side="right") - 1             # last record <= step
-    fdiff = np.where(fwd < rt.size, rt[np.minimum(fwd, rt.size - 1)] - pt, np.iinfo(np.int64).max)
-    bdiff = np.where(bwd >= 0, pt - rt[np.maximum(bwd, 0)], np.iinfo(np.int64).max)
-    pick = np.where(fdiff < bdiff, fwd, bwd)
-    ok = np.minimum(fdiff, bdiff) <= max_dt.value
+    pick, ok = _nearest_records(rt, pt, max_dt)
     pt, pv, pick = pt[ok], pv[ok], pick[ok]
     frozen = st.frozen[pick]
     temp = st.soil_temperature[pick]
@@ -234,12 +219,7 @@ def match_station(product_series: pd.Series, station: pd.DataFrame, max_dt: pd.T
         return MatchResult.without_pairs(name, "no overlap", counts=counts, settings=settings, **location)
 
     def frame(sel):
-        t = pt[sel].view("datetime64[ns]")
-        it = rt[pick[sel]].view("datetime64[ns]")
-        df = pd.DataFrame({"product": pv[sel], "insitu": st.insitu[pick[sel]], "insitu_time": it,
-                           "dt": (it - t), "soil_temperature": temp[sel], "frozen": frozen[sel]},
-                          index=pd.DatetimeIndex(t, name="time"))
-        return df
+        return _pairs_frame(pt[sel], pv[sel], st, pick[sel], temp[sel], frozen[sel])
 
     unfrozen = ~frozen
     pairs = frame(unfrozen)
@@ -251,6 +231,45 @@ def match_station(product_series: pd.Series, station: pd.DataFrame, max_dt: pd.T
             else dict(_no_pair_metrics(settings)))
     return MatchResult(station=name, status="ok", pairs=pairs, frozen_pairs=frozen_pairs,
                        counts=counts, metrics=met, frozen_metrics=fmet, **location)
+
+
+def _product_steps(product_series: pd.Series, name: str):
+    """The finite values of a product series and their steps (UTC nanoseconds), sorted, each
+    step once (the first of duplicates kept)."""
+    pidx = _utc_naive_index(product_series.index, f"product series of {name!r}")
+    pv = np.asarray(product_series, dtype=np.float64)
+    pt = pidx.asi8
+    keep = np.isfinite(pv)
+    pt, pv = pt[keep], pv[keep]
+    if not (pt[1:] > pt[:-1]).all():                   # unsorted or duplicated steps
+        order = np.argsort(pt, kind="stable")
+        pt, pv = pt[order], pv[order]
+        first = np.r_[True, pt[1:] != pt[:-1]]
+        pt, pv = pt[first], pv[first]
+    return pt, pv
+
+
+def _nearest_records(rt: np.ndarray, pt: np.ndarray, max_dt: pd.Timedelta):
+    """The nearest in-situ record (index into ``rt``) of every product step ``pt`` (ties -> the
+    earlier), and whether it lies within ``max_dt``."""
+    fwd = np.searchsorted(rt, pt, side="left")                  # first record >= step
+    bwd = np.searchsorted(rt, pt, side="right") - 1             # last record <= step
+    fdiff = np.where(fwd < rt.size, rt[np.minimum(fwd, rt.size - 1)] - pt, np.iinfo(np.int64).max)
+    bdiff = np.where(bwd >= 0, pt - rt[np.maximum(bwd, 0)], np.iinfo(np.int64).max)
+    pick = np.where(fdiff < bdiff, fwd, bwd)
+    ok = np.minimum(fdiff, bdiff) <= max_dt.value
+    return pick, ok
+
+
+def _pairs_frame(pt, pv, st, pick, temp, frozen) -> pd.DataFrame:
+    """Matched pairs as a frame indexed by the product step: product steps ``pt`` (ns) and
+    values ``pv``, the station's records ``pick``, their soil temperature and frozen flag."""
+    t = pt.view("datetime64[ns]")
+    it = st.times[pick].view("datetime64[ns]")
+    df = pd.DataFrame({"product": pv, "insitu": st.insitu[pick], "insitu_time": it,
+                       "dt": (it - t), "soil_temperature": temp, "frozen": frozen},
+                      index=pd.DatetimeIndex(t, name="time"))
+    return df
 
 
 @dataclass(frozen=True)

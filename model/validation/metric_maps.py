@@ -70,30 +70,7 @@ def metric_map(product, reference, dim: str = "time", *, metrics: Iterable[str] 
     (0.01, 40)
     """
     groups = _check_metrics(metrics)
-    for name, da in (("product", product), ("reference", reference)):
-        if not isinstance(da, xr.DataArray):
-            raise InputError(f"{name} is a {type(da).__name__}, not an xarray.DataArray",
-                             "pass DataArrays with the dimension " + repr(dim))
-        if dim not in da.dims:
-            raise InputError(f"{name} has dims {da.dims}, without {dim!r}",
-                             f"pass dim= one of {da.dims}")
-    try:
-        product, reference = xr.align(product, reference, join="exact", copy=False)
-    except ValueError as err:
-        raise InputError(f"product and reference coordinates differ ({err})",
-                         "put both on the same grid and times first (matching.match_to_smap)") from err
-    times_ns = None
-    if "anomaly_R" in groups:
-        if dim not in product.coords or not np.issubdtype(product[dim].dtype, np.datetime64):
-            raise InputError(f"anomaly_R needs datetime coordinates on {dim!r}",
-                             f"assign them (da.assign_coords({dim}=times)) or drop 'anomaly_R' from metrics")
-        idx = product.indexes[dim]
-        if not idx.is_monotonic_increasing:
-            product, reference = product.sortby(dim), reference.sortby(dim)
-        times_ns = _as_times_ns(product[dim].values)
-    if product.chunks is not None or reference.chunks is not None:
-        product = product.chunk({dim: -1})
-        reference = reference.chunk({dim: -1})
+    product, reference, times_ns = _aligned(product, reference, dim, groups)
 
     names = _variables(groups)
 
@@ -118,6 +95,43 @@ def metric_map(product, reference, dim: str = "time", *, metrics: Iterable[str] 
         dask="parallelized",
         output_dtypes=dtypes,
     )
+    return _metric_dataset(names, results, product, reference, dim, settings)
+
+
+def _aligned(product, reference, dim: str, groups):
+    """``product`` and ``reference`` checked, aligned exactly (sorted by ``dim`` when the
+    anomalies need it) and, when Dask-backed, in one chunk along ``dim``; with the times of
+    ``dim`` in nanoseconds when ``anomaly_R`` is asked for (else None)."""
+    for name, da in (("product", product), ("reference", reference)):
+        if not isinstance(da, xr.DataArray):
+            raise InputError(f"{name} is a {type(da).__name__}, not an xarray.DataArray",
+                             "pass DataArrays with the dimension " + repr(dim))
+        if dim not in da.dims:
+            raise InputError(f"{name} has dims {da.dims}, without {dim!r}",
+                             f"pass dim= one of {da.dims}")
+    try:
+        product, reference = xr.align(product, reference, join="exact", copy=False)
+    except ValueError as err:
+        raise InputError(f"product and reference coordinates differ ({err})",
+                         "put both on the same grid and times first (matching.match_to_smap)") from err
+    times_ns = None
+    if "anomaly_R" in groups:
+        if dim not in product.coords or not np.issubdtype(product[dim].dtype, np.datetime64):
+            raise InputError(f"anomaly_R needs datetime coordinates on {dim!r}",
+                             f"assign them (da.assign_coords({dim}=times)) or drop 'anomaly_R' from metrics")
+        idx = product.indexes[dim]
+        if not idx.is_monotonic_increasing:
+            product, reference = product.sortby(dim), reference.sortby(dim)
+        times_ns = _as_times_ns(product[dim].values)
+    if product.chunks is not None or reference.chunks is not None:
+        product = product.chunk({dim: -1})
+        reference = reference.chunk({dim: -1})
+    return product, reference, times_ns
+
+
+def _metric_dataset(names, results, product, reference, dim: str, settings: MetricSettings):
+    """The metric variables (``names``, ``results``) as a Dataset with their attributes,
+    ``valid`` and the conventions."""
     units = product.attrs.get("units", "m3 m-3")
     data_vars = {}
     for k, da in zip(names, results):

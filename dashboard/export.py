@@ -16,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import re
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import holoviews as hv
+import numpy as np
 import panel as pn
+import xarray as xr
+
+from model.figures import figure_bytes as mpl_bytes
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +38,12 @@ FIGURE_FORMATS = ("png", "svg", "pdf")
 
 def ensure_matplotlib() -> None:
     """Load HoloViews' matplotlib backend (without making it the current one)."""
-    import holoviews as hv
-
     if "matplotlib" not in hv.Store.renderers:
-        import matplotlib
+        import matplotlib  # lazy: the matplotlib renderer is loaded at the first figure export only
 
         matplotlib.use("Agg")
         current = hv.Store.current_backend
-        import holoviews.plotting.mpl  # noqa: F401 - registers the renderer and its options
+        import holoviews.plotting.mpl  # noqa: F401  # lazy: as above; registers the renderer and its options
 
         hv.Store.set_current_backend(current)
 
@@ -58,13 +63,9 @@ def safe_name(text: str) -> str:
 def figure_bytes(obj, fmt: str = "png", dpi: int = 110) -> io.BytesIO:
     """Render a HoloViews object (matplotlib backend) or a matplotlib Figure (cartopy maps)
     into PNG/SVG/PDF bytes."""
-    import holoviews as hv
-
     if fmt not in FIGURE_FORMATS:
         raise ValueError(f"format {fmt!r}: choose one of {FIGURE_FORMATS}")
     if hasattr(obj, "savefig"):  # a matplotlib Figure (model.figures)
-        from model.figures import figure_bytes as mpl_bytes
-
         with _MPL_LOCK:
             return mpl_bytes(obj, fmt, dpi=max(dpi, 130))
     ensure_matplotlib()
@@ -72,7 +73,7 @@ def figure_bytes(obj, fmt: str = "png", dpi: int = 110) -> io.BytesIO:
     with _MPL_LOCK:
         renderer = hv.renderer("matplotlib").instance(dpi=dpi)
         renderer.save(obj, buf, fmt=fmt)
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: loaded by ensure_matplotlib above, at the first export
 
         plt.close("all")
     buf.seek(0)
@@ -85,12 +86,6 @@ def csv_bytes(df, index: bool = True) -> io.BytesIO:
 
 def netcdf_bytes(obj) -> io.BytesIO:
     """A DataArray/Dataset as NetCDF4 bytes (float32, compressed)."""
-    import os
-    import tempfile
-
-    import numpy as np
-    import xarray as xr
-
     ds = obj.to_dataset() if isinstance(obj, xr.DataArray) else obj
     enc = {v: {"zlib": True, "complevel": 4, "dtype": "float32", "_FillValue": np.float32(np.nan)}
            for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.floating)}

@@ -11,6 +11,8 @@ import logging
 
 import holoviews as hv
 import panel as pn
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from . import export
 from .state import PAGES, URL_PARAMS, DashboardState
@@ -29,9 +31,6 @@ def load_extensions() -> None:
     """HoloViews (bokeh for the browser, matplotlib for exports) and Panel (Tabulator)."""
     global _EXTENSIONS_LOADED
     if not _EXTENSIONS_LOADED:
-        from bokeh.core.validation import silence
-        from bokeh.core.validation.warnings import FIXED_SIZING_MODE
-
         # HoloViews sizes map frames with frame_width/frame_height, which Bokeh's validator
         # reports as "fixed sizing mode without width/height" on every render: not a problem.
         silence(FIXED_SIZING_MODE, True)
@@ -85,7 +84,7 @@ def build(home: str | None = None, state: DashboardState | None = None) -> pn.vi
         pn.state.add_periodic_callback(state.refresh, period=REFRESH_MS)
         # the regenerate page's first scene: its input block and runner are read in the
         # background once per server (not at import: torch stays out of the start-up)
-        from .views.regenerate import start_warm
+        from .views.regenerate import start_warm  # lazy: the regenerate page's module (its runner, ~1.4 s) loads only in a served session
 
         start_warm(state.home, state.model, state.time)
     header = pn.Column(pn.Row(pn.pane.Markdown("## Soil moisture over the Tibetan Plateau: 10 km, 3-hourly",

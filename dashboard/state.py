@@ -13,6 +13,9 @@ silently different view.
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlencode
+
 import numpy as np
 import pandas as pd
 import param
@@ -336,9 +339,6 @@ class DashboardState(param.Parameterized):
     # ------------------------------------------------------------------ URL
     def url_query(self) -> str:
         """The query string of the shareable state (what ``location.sync`` writes)."""
-        import json
-        from urllib.parse import urlencode
-
         q = {}
         for p, k in URL_PARAMS.items():
             v = getattr(self, p)

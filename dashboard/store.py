@@ -33,8 +33,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import panel as pn
+import shapefile
+import xarray as xr
+from shapely.geometry import box, shape
 
+from model.config import RESOURCES, home
+from model.data.stations import station_cells
+from model.data.stations import station_table as read_station_table
+from model.errors import InputError, nearest_names
+from model.features.ard import open_group
+from model.grids import regridder, tp10, tp_mask, tp_polygon
+from model.inference.archive import open_archive
+from model.progress import progress_line, read_progress
+from model.progress import provisional as provisional_models
 from model.schema import SM_UNITS, sm_attrs
+from model.validation import results
 
 log = logging.getLogger(__name__)
 
@@ -114,24 +127,18 @@ class EmptyState(Exception):
 # ------------------------------------------------------------------ home and inventory
 def current_home() -> str:
     """The product home folder as a cache key (``$SMDS_HOME`` or ``<repo>/var``)."""
-    from model.config import home
-
     return str(home())
 
 
 def progress_text(home: str) -> str:
     """The progress line of a run still making this home's products ('' when none): read on
     every call (one small, atomically replaced file), never cached."""
-    from model.progress import progress_line, read_progress
-
     return progress_line(read_progress(home))
 
 
 def provisional(home: str) -> list[str]:
     """What a running job is still making (models, ``validation``): their figures are provisional."""
-    from model.progress import provisional as _prov, read_progress
-
-    return _prov(read_progress(home))
+    return provisional_models(read_progress(home))
 
 
 def validate_hint(home: str) -> str:
@@ -146,7 +153,6 @@ def validate_hint(home: str) -> str:
 @dataclass(frozen=True)
 class Inventory:
     """What a home folder holds, read once (cheap: metadata only)."""
-
     home: str
     models: tuple = ()            # complete models in the archive, registry names
     partial: tuple = ()           # in the archive but not (yet) complete
@@ -194,9 +200,6 @@ def parse_time(text) -> np.datetime64 | None:
 @versioned_cache
 def inventory(home: str) -> Inventory:
     """Models, time axis, ARD and truth locations, validation results of a home folder."""
-    from model.errors import InputError
-    from model.inference.archive import open_archive
-
     problems = []
     models, partial, times = (), (), np.array([], "datetime64[ns]")
     hp = Path(home)
@@ -249,7 +252,6 @@ def check_model(inv: Inventory, model: str) -> None:
     if model in inv.partial:
         raise EmptyState(f"Model {model!r} is only partly archived: finish it with "
                          f"`sm-downscale archive --model {model}`.")
-    from model.errors import nearest_names
 
     near = ", ".join(nearest_names(model or "?", list(inv.models))) if inv.models else "none"
     raise EmptyState(f"Model {model!r} is not in the archive. Did you mean: {near}? "
@@ -289,22 +291,18 @@ def snap_time(inv: Inventory, time) -> str | None:
 # ------------------------------------------------------------------ lazy datasets
 @versioned_cache
 def maps_ds(home: str):
-    from model.inference.archive import open_archive
 
     return open_archive("maps", Path(home) / "archive")
 
 
 @versioned_cache
 def series_ds(home: str):
-    from model.inference.archive import open_archive
 
     return open_archive("series", Path(home) / "archive")
 
 
 @versioned_cache
 def ard_group(home: str, group: str):
-    from model.errors import InputError
-    from model.features.ard import open_group
 
     inv = inventory(home)
     if not inv.ard:
@@ -317,7 +315,6 @@ def ard_group(home: str, group: str):
 
 @versioned_cache
 def truth_ds(home: str):
-    import xarray as xr
 
     inv = inventory(home)
     if not inv.truth:
@@ -327,14 +324,12 @@ def truth_ds(home: str):
 
 @lru_cache(maxsize=1)
 def tp10_mask() -> np.ndarray:
-    from model.grids import tp_mask
 
     return np.asarray(tp_mask("TP10"))
 
 
 @lru_cache(maxsize=1)
 def tp10_coords() -> tuple[np.ndarray, np.ndarray]:
-    from model.grids import tp10
 
     g = tp10()
     return g.lat.copy(), g.lon.copy()
@@ -365,7 +360,6 @@ def frame(home: str, source: str, model: str, time: str) -> np.ndarray:
             raise EmptyState(f"The archive holds no value of {model!r} at {fmt_time(t)} UTC.")
         return vals
     if source in ("smap_36km", "smap_9km"):
-        from model.grids import regridder
 
         group, grid = ("smap_m36", "M36") if source == "smap_36km" else ("smap_m09", "M09")
         res = "36 km" if source == "smap_36km" else "9 km"
@@ -403,8 +397,6 @@ def frame(home: str, source: str, model: str, time: str) -> np.ndarray:
 
 def frame_da(home: str, source: str, model: str, time: str, compare_to: str = ""):
     """:func:`frame` as a CF DataArray (lat, lon) with name, units, label and time."""
-    import xarray as xr
-
     lat, lon = tp10_coords()
     m = compare_to if source == "compare" else model
     vals = frame(home, "product" if source == "compare" else source, m, time)
@@ -444,9 +436,7 @@ def station_table(home: str) -> pd.DataFrame:
     ``station``, ``lat``, ``lon``, ``elevation``, ``row``, ``col``, ``in_tp_mask``,
     ``has_data`` (series in the validation results), ``n_insitu`` (in-situ values).
     """
-    from model.data.stations import station_cells, station_table as table
-
-    t = table()
+    t = read_station_table()
     cells = station_cells("TP10", t)
     t["row"], t["col"], t["in_tp_mask"] = cells["row"].to_numpy(), cells["col"].to_numpy(), cells["in_tp_mask"].to_numpy()
     t["id"] = t["network"] + "/" + t["station"]
@@ -529,9 +519,6 @@ def network_series(home: str, network: str) -> pd.DataFrame:
 @versioned_cache
 def table(home: str, name: str) -> pd.DataFrame:
     """A validation table (stations, networks, temporal, summary, period_summary)."""
-    from model.errors import InputError
-    from model.validation import results
-
     try:
         return results.table(name, Path(home) / "validation")
     except InputError as exc:
@@ -580,9 +567,6 @@ def _metric_rows(sub: pd.DataFrame, models) -> pd.DataFrame:
 @versioned_cache
 def metric_maps(home: str, reference: str):
     """Per-cell metric maps against ``smap`` (M09 cells) or ``truth`` (TP10), loaded (small)."""
-    from model.errors import InputError
-    from model.validation import results
-
     try:
         with results.maps(reference, Path(home) / "validation") as ds:
             return ds.load()
@@ -594,8 +578,6 @@ def metric_maps(home: str, reference: str):
 
 @versioned_cache
 def scatter(home: str):
-    from model.errors import InputError
-    from model.validation import results
 
     try:
         with results.scatter(Path(home) / "validation") as ds:
@@ -606,7 +588,6 @@ def scatter(home: str):
 
 # ------------------------------------------------------------------ basemap
 def naturalearth_dir() -> Path:
-    from model.config import RESOURCES
 
     return RESOURCES / "naturalearth"
 
@@ -625,10 +606,7 @@ def basemap_lines() -> dict:
     """Natural Earth lines clipped to the TP box, read directly with pyshp + shapely (no
     cartopy at render time): ``{layer: (N, 2) lon/lat array, lines separated by NaN rows}``,
     for coastline, borders, lakes, rivers and ``tp_outline`` (simplified to 0.01 degree)."""
-    import shapefile
-    from shapely.geometry import box, shape
 
-    from model.grids import tp_polygon
 
     clip = box(BBOX[0] - 1, BBOX[1] - 1, BBOX[2] + 1, BBOX[3] + 1)
     root = naturalearth_dir() / "shapefiles" / "natural_earth"

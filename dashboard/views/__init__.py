@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 
 def page_function(name: str):
     """The page function of ``name`` (imported on first use)."""
-    import importlib
-
     modules = {"map": "map", "stations": "stations", "metrics": "metrics", "regenerate": "regenerate",
                "about": "about"}
     return importlib.import_module(f"{__name__}.{modules[name]}").page

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import panel as pn
 
+from model.errors import InputError
+from model.products import product_table
+
+from .. import store
+
 
 def products(home) -> pn.viewable.Viewable:
     """The products catalog's entries with their metadata (variable, units, grid, period, model,
     checkpoint), as written by ``model.products.register_products``."""
-    from model.errors import InputError
-    from model.products import product_table
-
     path = Path(home) / "catalog.yaml"
     try:
         table = product_table(path)
@@ -28,8 +30,6 @@ def products(home) -> pn.viewable.Viewable:
 
 
 def page(state) -> pn.viewable.Viewable:
-    from .. import store
-
     inv = state.inv
     prov = store.provisional(inv.home)
     rows = [

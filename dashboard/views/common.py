@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cartopy.feature as cf
+import geoviews as gv
 import holoviews as hv
 import numpy as np
 import panel as pn
+
+from model.figures import features, projection
 
 from .. import store
 
@@ -145,8 +149,6 @@ PROJECTION_OPTIONS = {"Lambert equal-area (TP)": "equal_area", "PlateCarree (lon
 
 def crs(name: str = "plate_carree"):
     """The cartopy CRS of a projection name (PlateCarree data; equal-area TP view)."""
-    from model.figures import projection
-
     return projection(name)
 
 
@@ -154,10 +156,6 @@ def crs(name: str = "plate_carree"):
 def _projected_features(proj: str) -> tuple:
     """(name, cartopy feature) of the basemap with its geometries projected ONCE to ``proj``
     (cartopy), so no session and no frame pays the projection of the lines again."""
-    import cartopy.feature as cf
-
-    from model.figures import features
-
     target = crs(proj)
     out = []
     for name, (feat, _style) in features().items():
@@ -175,8 +173,6 @@ def geo_basemap(backend: str = "bokeh", proj: str = "plate_carree") -> hv.Overla
     """Coastlines, borders, lakes, rivers (packaged Natural Earth 1:50m, clipped to the TP box
     once per process) and the TP outline, as GeoViews ``Feature`` elements, already in the
     plot's projection ``proj`` (projected once per process)."""
-    import geoviews as gv
-
     layers = []
     for name, feat in _projected_features(proj):
         el = gv.Feature(feat, group="Basemap", label=name)
@@ -191,8 +187,6 @@ def geo_station_points(table, proj: str = "plate_carree") -> hv.Points:
     """The station layer as GeoViews points, given in the plot's projection ``proj`` (the
     lon/lat of the table projected here with cartopy, once per render; GeoViews would otherwise
     reproject the layer's extent on every render), lon/lat kept for the hover."""
-    import geoviews as gv
-
     if proj == "plate_carree":
         return station_points(table, element=gv.Points, crs=crs("plate_carree"))
     xy = crs(proj).transform_points(crs("plate_carree"), table["lon"].to_numpy(float), table["lat"].to_numpy(float))

@@ -28,9 +28,11 @@ import panel as pn
 from bokeh.models import CustomJSHover, CustomJSTickFormatter
 from holoviews.operation.datashader import rasterize
 
+from model.figures import LAEA_CENTRE, SPHERE_RADIUS, map_figure
+
 from .. import export, store
 from ..store import EmptyState
-from .common import (FRAME_W, PROJECTION_OPTIONS, crs, extent, frame_size, geo_basemap, geo_station_points, linked_select,
+from .common import (FRAME_W, NETWORK_COLORS, PROJECTION_OPTIONS, crs, extent, frame_size, geo_basemap, geo_station_points, linked_select,
                      message, projected_box)
 
 VARIABLE_LABELS = {"product": "Product (model)", "smap_36km": "SMAP 36 km", "smap_9km": "SMAP 9 km",
@@ -123,8 +125,6 @@ def _projected(state, proj: str, **_) -> hv.Image:
 
 
 def _hover_hook(state, proj: str):
-    from model.figures import LAEA_CENTRE, SPHERE_RADIUS
-
     args = {"proj": proj, "clon": LAEA_CENTRE[0], "clat": LAEA_CENTRE[1], "R": SPHERE_RADIUS}
     fmt = {"$x": CustomJSHover(code=_CELL_JS, args=args), "$y": CustomJSHover(code=_CELL_JS, args=args)}
 
@@ -252,10 +252,6 @@ def figure(state):
     """The current map for export: a cartopy figure (``model.figures.map_figure``) in the page's
     projection, with the packaged Natural Earth, the TP outline, gridline labels, the stations
     and a colour bar with units (PNG, SVG, PDF)."""
-    from model.figures import map_figure
-
-    from .common import NETWORK_COLORS
-
     da = state.map_data()
     box = extent(state.home)
     kind = state.color_kind

@@ -10,7 +10,10 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
+import xarray as xr
 from holoviews.operation.datashader import rasterize
+
+from model.figures import metric_maps_figure
 
 from .. import export, store
 from ..state import METRICS
@@ -157,8 +160,6 @@ def intervals_table(state) -> pd.DataFrame:
 def figure(state):
     """The paper's metric-map figure for models A and B (cartopy, ``model.figures``): R, bias and
     ubRMSE maps in the page's projection with each map's histogram beneath."""
-    from model.figures import metric_maps_figure
-
     ds = store.metric_maps(state.home, state.reference)
     have = [str(m) for m in ds["model"].values]
     models = [m for m in dict.fromkeys((state.model, state.compare_to)) if m]
@@ -171,8 +172,6 @@ def figure(state):
 
 
 def data(state):
-    import xarray as xr
-
     das = {}
     for model in (state.model, state.compare_to):
         da = state.metric_map(model)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import shutil
 import threading
 import time as _time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 import holoviews as hv
 import numpy as np
 import panel as pn
+import xarray as xr
 from holoviews.operation.datashader import rasterize
+
+from model.errors import InputError
+from model.networks.registry import list_models
 
 from .. import export, store
 from ..store import EmptyState
@@ -34,9 +40,6 @@ _DEVICE_LOCK = threading.Lock()
 
 def gpu_hint() -> str:
     """A cheap look for an NVIDIA GPU without importing torch (the page's first message)."""
-    import os
-    import shutil
-
     if os.path.exists("/proc/driver/nvidia") or shutil.which("nvidia-smi"):
         return "An NVIDIA driver is present: the runner will use the GPU if torch sees it."
     return "No GPU found on this server: the runner will run on the CPU (slower, same results)."
@@ -47,7 +50,7 @@ def device_info() -> dict:
     with _DEVICE_LOCK:
         if not _DEVICE:
             try:
-                import torch
+                import torch  # lazy: torch costs 0.9 s at import; asked at the first regeneration only
 
                 if torch.cuda.is_available():
                     _DEVICE.update(device="cuda", text=f"GPU: {torch.cuda.get_device_name(0)}")
@@ -76,13 +79,13 @@ def warm_runner(home: str, model: str, time: str) -> dict:
         if not inv.ard or model not in inv.all_models:
             return out
         t, _ = store.check_time(inv, time)
-        from model.inference.inputs import shared_provider
+        from model.inference.inputs import shared_provider  # lazy: 1.7 s to import; loaded in the warm-up thread
 
         t0 = _time.perf_counter()
         shared_provider(inv.ard).cube_for(np.datetime64(t, "ns"))
         out["block_s"] = round(_time.perf_counter() - t0, 2)
         t0 = _time.perf_counter()
-        from model.inference.runner import get_runner
+        from model.inference.runner import get_runner  # lazy: 1.4 s to import; loaded in the warm-up thread
 
         get_runner(model, inv.ard, device_info()["device"])
         out["runner_s"] = round(_time.perf_counter() - t0, 2)
@@ -122,9 +125,6 @@ def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict
     be a model of the archive (complete or partial) and a registry name; the runner then
     resolves it by name through the run registry only (never as a folder path).
     """
-    from model.errors import InputError
-    from model.networks.registry import list_models
-
     job = job or Job()
     inv = store.inventory(home)
     if model not in inv.all_models or model not in {m.name for m in list_models()}:
@@ -137,7 +137,7 @@ def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict
     job.phase = f"{dev['text']}; loading {model} (first use reads the checkpoint and the inputs)"
     t0 = _time.perf_counter()
     try:
-        from model.inference.runner import get_runner
+        from model.inference.runner import get_runner  # lazy: 1.4 s to import; the first regeneration loads it
 
         runner = get_runner(model, inv.ard, dev["device"])
         job.phase = f"{dev['text']}; computing {model} at {store.fmt_time(t)} UTC on {runner.device}"
@@ -199,8 +199,6 @@ def figure_for(job: Job):
 
 def data_for(job: Job):
     def data(state):
-        import xarray as xr
-
         res = _require(job, state)
         ds = xr.Dataset({"regenerated": res["scene"].drop_attrs() if hasattr(res["scene"], "drop_attrs") else res["scene"]})
         ds["regenerated"].attrs = {k: str(v) for k, v in res["scene"].attrs.items()}

@@ -25,8 +25,13 @@ import logging
 import time as _time
 
 import numpy as np
+import xarray as xr
 
 from ..errors import InputError
+from ..features.channels import DERIVED, DYNAMIC, derive, transform
+from ..features.cube import PredictorCube, static_channels
+from ..grids import tp10
+from .skill import coarse_parent
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +41,9 @@ LABEL = "ceiling (fitted to the truth; not a product)"
 
 def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
     """A :class:`PredictorCube` whose grid is the listed cells as a 1 x N strip."""
-    from ..grids import tp10
-    from ..features.cube import PredictorCube, static_channels
-    from ..features.channels import DERIVED, DYNAMIC, derive, transform
 
     s = max(np.datetime64(start, "ns") - np.timedelta64(history_days, "D"), era5["time"].values[0])
     e = np.datetime64(end, "ns") + np.timedelta64(1, "D") - np.timedelta64(1, "s")
-    import xarray as xr
 
     sub = era5.sel(time=slice(s, e))
     ri = xr.DataArray(rows, dims="cell")
@@ -80,7 +81,6 @@ def _truth_parent(truth, times, rows, cols, chunk: int = 48, lags_days=PARENT_LA
     """(T, N) truth at the listed cells and times, and (T, N, 1 + len(lags)) parent features:
     the coarse parent and its change over each lag (parent(t) - parent(t - lag); NaN where the
     lagged step is not in the truth)."""
-    from .skill import coarse_parent
 
     times = np.asarray(times, "datetime64[ns]")
     ti = times.astype(np.int64)
@@ -124,9 +124,8 @@ def fit_ceilings(era5, static, truth, cells_rows, cells_cols, train_times, test_
         ``predictions[name]`` (len(test_times), 150, 320) float32, NaN off the cells;
         ``info[name]`` the learner's settings, samples and seconds.
     """
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: sklearn costs 1.1 s at import
 
-    from ..grids import tp10
 
     rows = np.asarray(cells_rows)
     cols = np.asarray(cells_cols)

@@ -26,10 +26,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import xarray as xr
+
+from ..config import validation_dir as vd
 from ..errors import InputError
-from .metrics import DEFAULT_SETTINGS, MetricSettings
+from ..features.ard import ard_info, default_ard, open_group
+from ..grids import get_grid, regridder, tp10, tp_mask
+from ..inference.archive import open_archive
+from ..io import atomic_path
+from .ceiling import LABEL, fit_ceilings
+from .matching import (extract_station_series, locate_stations, match_station, network_metrics,
+                       prepare_station, rank_models)
 from .metric_maps import map_summary, metric_map
-from .skill import pooled_metrics, relative_change
+from .metrics import DEFAULT_SETTINGS, MetricSettings
+from .report import make_report
+from .skill import (block_bootstrap_difference, pooled_metrics, relative_change, thawed_mask, to_celsius,
+                    truth_scores)
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +54,6 @@ BINS = np.round(np.arange(0.0, 0.6001, 0.01), 4)
 
 
 def validation_dir(path=None) -> Path:
-    from ..config import validation_dir as vd
 
     return Path(path) if path else vd()
 
@@ -51,8 +62,6 @@ class Inputs:
     """Lazy access to everything the experiments compare."""
 
     def __init__(self, ard, archive=None, models=None):
-        from ..inference.archive import open_archive
-        from ..features.ard import ard_info, open_group
 
         self.ard = Path(ard)
         self.info = ard_info(self.ard)
@@ -82,7 +91,6 @@ class Inputs:
         self.periods = {"train": tuple(per.get("train") or (t0, t1)), "test": tuple(per.get("test") or (t0, t1))}
 
     def _open_truth(self):
-        import xarray as xr
 
         self.truth_ds = None
         cat = Path(self.info.get("catalog", ""))
@@ -108,7 +116,6 @@ class Inputs:
 
     def product_tp10(self, name: str, times) -> np.ndarray:
         """(T, 150, 320) m3 m-3 of a model or reference at product steps."""
-        from ..grids import regridder
 
         if name == "era5land":
             return self.era5["swvl1"].sel(time=times).values.astype(np.float32)
@@ -120,7 +127,6 @@ class Inputs:
         return self.maps[name].sel(time=times).values
 
     def product_m09(self, name: str, times) -> np.ndarray:
-        from ..grids import regridder
 
         if name == "smap_l4":
             return self.l4.reindex(time=times).values.astype(np.float32)
@@ -132,9 +138,7 @@ class Inputs:
 
 
 def _da(values, times, grid_name):
-    import xarray as xr
 
-    from ..grids import get_grid
 
     g = get_grid(grid_name)
     return xr.DataArray(values, dims=("time",) + g.dims, coords={"time": times, **g.coords()})
@@ -145,7 +149,6 @@ def _exp_against(inp: Inputs, settings, periods, *, steps, reference, product, g
     """One reference against every product: per-period map summaries, the test-period metric
     maps (dim ``model``) and scatter-density counts. ``steps(period)`` gives the times,
     ``reference(steps)`` and ``product(name, steps)`` the (time, y, x) arrays on ``grid``."""
-    import xarray as xr
 
     maps, summaries, scatter = {}, [], {}
     for period in periods:
@@ -184,7 +187,6 @@ def exp_vs_smap(inp: Inputs, settings, periods=("train", "test")):
 
 def _truth_cells(inp: Inputs):
     """TP10 (rows, cols) of the cells the truth covers (simulated TP cells)."""
-    from ..grids import tp_mask
 
     ds = inp.truth_ds
     m = np.asarray(tp_mask("TP10"))
@@ -196,7 +198,6 @@ def _truth_cells(inp: Inputs):
 def truth_thawed(inp: Inputs, steps) -> tuple[np.ndarray, str]:
     """Thawed cell-steps (T, 150, 320) at ``steps``: the truth's soil temperature > 0 C where the
     truth file has it, else ERA5-Land stl1 (:func:`model.validation.skill.thawed_mask`)."""
-    from .skill import thawed_mask, to_celsius
 
     ds = inp.truth_ds
     tt = None
@@ -227,7 +228,6 @@ def intervals_table(fields: dict, truth, thawed, times, baseline: str, *, n_resa
                     seed: int = 0, min_n: int = 10, kinds: dict | None = None) -> pd.DataFrame:
     """Paired block-bootstrap (3-day blocks) 90 % intervals of every method minus ``baseline``
     in thawed cell-mean R and ubRMSE against the truth, on the same cells and steps."""
-    from .skill import block_bootstrap_difference
 
     rows = []
     for name, f in fields.items():
@@ -253,9 +253,7 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
     Returns (maps, summary, scatter, extras) with extras = {"intervals", "ceiling_info",
     "thawed_source", "fine_R_maps"}.
     """
-    import xarray as xr
 
-    from .skill import truth_scores
 
     extras = {"intervals": pd.DataFrame(), "ceiling_info": {}, "thawed_source": None}
     if inp.truth is None:
@@ -293,7 +291,6 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
                 fields[name] = v[:, rows_c, cols_c]
         if period == "test":
             if ceiling:
-                from .ceiling import LABEL, fit_ceilings
 
                 # the whole training period of the truth (not only the archived steps)
                 s0, e0 = inp.periods["train"]
@@ -301,7 +298,6 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
                 train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
                 train_st = train_st[np.isin(train_st, e5t)]
                 era5 = inp.era5
-                from ..features.ard import open_group
 
                 try:
                     preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
@@ -370,13 +366,9 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
     series at the stations from the archive), ``station_tables`` (matching, station and network
     metrics, ranks) and ``station_series`` (experiment 4's series table).
     """
-    import time as _t
 
     timings = {} if timings is None else timings
-    t0 = _t.perf_counter()
-    from ..grids import get_grid, tp10
-    from .matching import (extract_station_series, locate_stations, match_station, network_metrics,
-                           prepare_station, rank_models)
+    t0 = _time.perf_counter()
 
     stations, meta = load_stations(inp.ard)
     prepared = {sid: prepare_station(d, name=sid) for sid, d in stations.items()}   # cleaned once
@@ -398,8 +390,8 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
     if inp.l4 is not None:
         prod_series["smap_l4"] = extract_station_series(inp.l4.reindex(time=all_steps), loc9, dims=("y", "x"))
     prod_series["smap_l3_9km"] = smap_s
-    timings["station_extract"] = round(_t.perf_counter() - t0, 1)
-    t0 = _t.perf_counter()
+    timings["station_extract"] = round(_time.perf_counter() - t0, 1)
+    t0 = _time.perf_counter()
     for period in periods:
         s, e = inp.periods[period]
         s, e = pd.Timestamp(s), pd.Timestamp(e) + pd.Timedelta(days=1)
@@ -451,8 +443,8 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
             rk = rank_models(g.set_index("model")[rank_cols])
             parts.append(g.join(rk.add_prefix("rank_"), on="model"))
         nets = pd.concat(parts, ignore_index=True)
-    timings["station_tables"] = round(_t.perf_counter() - t0, 1)
-    t0 = _t.perf_counter()
+    timings["station_tables"] = round(_time.perf_counter() - t0, 1)
+    t0 = _time.perf_counter()
     # experiment 4: the series, at product steps
     for sid, insitu in stations.items():
         if sid not in era_tp:
@@ -474,7 +466,7 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
     if not ser.empty:
         ser = ser.dropna(subset=["value"])
         ser["value"] = ser["value"].astype("float32")
-    timings["station_series"] = round(_t.perf_counter() - t0, 1)
+    timings["station_series"] = round(_time.perf_counter() - t0, 1)
     return st, nets, ser
 
 
@@ -486,8 +478,6 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
     ``ceiling``: fit the ceiling learners on the truth (virtual TP only; ``ceiling_kw`` goes to
     :func:`model.validation.ceiling.fit_ceilings`); ``n_resamples``: block-bootstrap resamples.
     """
-    from ..io import atomic_path
-    from ..features.ard import default_ard
 
     t0 = _time.perf_counter()
     ard = Path(ard) if ard else default_ard()
@@ -564,7 +554,6 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
         (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
         if report:
             try:
-                from .report import make_report
 
                 make_report(tmp)
                 status["report"] = "ok"

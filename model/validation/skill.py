@@ -33,10 +33,13 @@ Definitions (also in ``docs/validation.md``):
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
+from ..grids import regridder
 from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics
 
 __all__ = ["FREEZING_K", "block_bootstrap_difference", "block_index", "cell_scores", "coarse_parent",
@@ -71,8 +74,6 @@ def thawed_mask(truth_soil_temperature=None, era5_stl1=None) -> tuple[np.ndarray
         thawed (no evidence of frost, as the stations' convention). ``source`` says which input
         decided: ``"truth soil_temperature"``, ``"ERA5-Land stl1"`` or both joined by ``" + "``.
     """
-    from ..errors import InputError
-
     if truth_soil_temperature is None and era5_stl1 is None:
         raise InputError("no soil temperature to tell frozen from thawed steps",
                          "give the truth's soil_temperature (degC) or ERA5-Land stl1 (K)")
@@ -108,8 +109,6 @@ def coarse_parent(field: np.ndarray, up: Callable | None = None, down: Callable 
     take part in the aggregation (the regridder's ``min_coverage`` rule applies).
     """
     if up is None or down is None:
-        from ..grids import regridder
-
         up = up or regridder("TP10", "M36")
         down = down or regridder("M36", "TP10")
     f = np.asarray(field)
@@ -267,11 +266,9 @@ def _block_sums(x, y, blocks, nb):
         cy = np.nanmean(np.where(m, y, np.nan), axis=0)
     x = np.where(m, x - cx, 0.0)
     y = np.where(m, y - cy, 0.0)
-    mf = m.astype(np.float64)
-    out = np.zeros((nb, 6, x.shape[1]))
-    for k, v in enumerate((mf, x, y, x * x, y * y, x * y)):
-        np.add.at(out[:, k], blocks, v)
-    return out
+    onehot = np.zeros((nb, x.shape[0]))           # (block, time): one BLAS product per moment
+    onehot[blocks, np.arange(x.shape[0])] = 1.0
+    return np.stack([onehot @ v for v in (m.astype(np.float64), x, y, x * x, y * y, x * y)], axis=1)
 
 
 def _scores_from_sums(S, min_n):
@@ -287,8 +284,6 @@ def _scores_from_sums(S, min_n):
     r = np.where(ok & (vx > 0) & (vy > 0), r, np.nan)
     ub = np.where(ok, ub, np.nan)
     with np.errstate(invalid="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmean(r, axis=-1), np.nanmean(ub, axis=-1)
@@ -317,8 +312,6 @@ def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
         ``d_<k>_high`` (the interval), ``p_<k>`` (paired two-sided test, see the module notes);
         ``n_blocks``, ``n_resamples``, ``block_days``, ``level``.
     """
-    from ..errors import InputError
-
     A = [np.asarray(v, np.float64) for v in (a if isinstance(a, (list, tuple)) else [a])]
     B = [np.asarray(v, np.float64) for v in (b if isinstance(b, (list, tuple)) else [b])]
     y = np.asarray(reference, np.float64)
@@ -353,7 +346,9 @@ def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
         for S in (SA, SB):
             rs, us = [], []
             for Sk in S:
-                tot = Sk.sum(0) if weights is None else np.einsum("rb,bkc->rkc", weights, Sk)
+                # one BLAS product (resamples x blocks) @ (blocks x moments*cells)
+                tot = Sk.sum(0) if weights is None else (weights @ Sk.reshape(nb, -1)).reshape(
+                    (len(weights),) + Sk.shape[1:])
                 r, u = _scores_from_sums(tot, min_n)
                 rs.append(r)
                 us.append(u)

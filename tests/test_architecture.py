@@ -232,7 +232,7 @@ def test_soil_moisture_cf_attributes_are_defined_once():
 #: inside a function; docs/architecture.md keeps the table
 LAZY_LIBS = {"torch", "sklearn", "dask", "distributed", "numba", "cfgrib", "eccodes", "matplotlib",
              "cartopy", "ismn", "playwright", "panel", "holoviews", "geoviews", "hvplot", "bokeh",
-             "psutil", "pyinstrument", "pytesmo", "shapely", "pyogrio", "geopandas", "rasterio"}
+             "psutil", "pyinstrument", "pytesmo", "shapely", "pyogrio", "geopandas", "rasterio", "scipy"}
 LAZY_MARK = "# lazy:"
 
 

@@ -50,7 +50,9 @@ Modules (issue 14: no module over 800 lines)
   flag bits, fill values and epochs, the quality policy, HDF5 access, identification, time
   conventions, file names and attributes;
 * :mod:`model.data.smap_write`: the writers (:func:`~model.data.smap_write.write_smap_l3`,
-  :func:`~model.data.smap_write.write_smap_l4`).
+  :func:`~model.data.smap_write.write_smap_l4`);
+* :mod:`model.data.smap_describe`: what :func:`describe` reports, from the Dataset a reader
+  returned.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ from .smap_format import (_GLOBAL_SHAPES, _L4_OUT_ATTRS, _QUAL_ATTRS, _SM_ATTRS,
                           QualityPolicy, _apply_policy, _attr_str, _dataset, _h5, _optional_dataset, _out_attrs,
                           _read_float, _report_empty, _seconds_to_time, _status, _sum_counts, _wrong_product,
                           identify, parse_smap_filename, parse_utc_strings)
+from .smap_describe import _description, _l2_parts, _l3_parts, _l4_parts
 
 __all__ = ["read_smap_l2", "grid_l2", "read_smap_l3", "check_smap_file", "read_smap_l4", "overpass_template",
            "describe"]
@@ -113,67 +116,86 @@ def read_smap_l2(path, policy: QualityPolicy | None = None, *, extra: Iterable[s
     """
     policy = policy or QualityPolicy()
     path = Path(path)
-    grp = "Soil_Moisture_Retrieval_Data"
     with _h5(path) as f:
         short, desc = identify(f)
         if short not in L2_PRODUCTS:
             raise _wrong_product(path, short, desc, "a SMAP L2 half-orbit file (SPL2SMP)")
-        d = {n: _dataset(f, grp, n, path, short) for n in
-             ("soil_moisture", "retrieval_qual_flag", "surface_flag", "EASE_row_index", "EASE_column_index")}
-        if d["soil_moisture"].ndim != 1:
-            raise UnreadableFileError(f"/{grp}/soil_moisture has shape {d['soil_moisture'].shape}, "
-                                      f"not the 1-D swath list of an L2 file", "download the granule again", path)
-        sm_raw = d["soil_moisture"][()]
-        qual = d["retrieval_qual_flag"][()].astype(np.uint16)
-        surf = d["surface_flag"][()].astype(np.uint16)
-        row = d["EASE_row_index"][()].astype(np.int32)
-        col = d["EASE_column_index"][()].astype(np.int32)
-        obs_time = _read_obs_time(f, grp, "", path, short, None)
-        lat = _read_float(f[f"{grp}/latitude"]) if f"{grp}/latitude" in f else np.full(sm_raw.shape, np.nan, np.float32)
-        lon = _read_float(f[f"{grp}/longitude"]) if f"{grp}/longitude" in f else np.full(sm_raw.shape, np.nan, np.float32)
-        extras = {}
-        for n in extra:
-            ds_ = _dataset(f, grp, n, path, short)
-            extras[n] = (_read_float(ds_) if ds_.dtype.kind == "f" else ds_[()], _out_attrs(ds_.attrs, n))
-        sm_fill = float(np.asarray(d["soil_moisture"].attrs.get("_FillValue", FILL)).ravel()[0])
-    gname = PRODUCTS[short].grid
-    row = np.where((row == FLAG_FILL) | (row < 0), -1, row).astype(np.int32)
-    col = np.where((col == FLAG_FILL) | (col < 0), -1, col).astype(np.int32)
-    sm, counts = _apply_policy(sm_raw, qual, surf, policy, sm_fill)
+        a = _read_l2_arrays(f, path, short, extra)
+    sm, counts = _apply_policy(a["sm_raw"], a["qual"], a["surf"], policy, a["sm_fill"])
     status = _status(counts)
     _report_empty(path, status, counts, "this half orbit", allow_empty)
-    # overpass from local solar time (6 am descending = AM, 6 pm ascending = PM)
+    return _l2_dataset(path, short, a, sm, policy, counts, status)
+
+
+def _l2_index(dset) -> np.ndarray:
+    """A global EASE row or column index as int32, -1 where fill or negative."""
+    v = dset[()].astype(np.int32)
+    return np.where((v == FLAG_FILL) | (v < 0), -1, v).astype(np.int32)
+
+
+def _read_l2_arrays(f, path: Path, short: str, extra: Iterable[str]) -> dict:
+    """The swath arrays of an open L2 file: raw soil moisture and its fill value, flags, EASE
+    indices, times, cell centres and the ``extra`` fields (``{name: (values, attrs)}``)."""
+    grp = "Soil_Moisture_Retrieval_Data"
+    d = {n: _dataset(f, grp, n, path, short) for n in
+         ("soil_moisture", "retrieval_qual_flag", "surface_flag", "EASE_row_index", "EASE_column_index")}
+    if d["soil_moisture"].ndim != 1:
+        raise UnreadableFileError(f"/{grp}/soil_moisture has shape {d['soil_moisture'].shape}, "
+                                  f"not the 1-D swath list of an L2 file", "download the granule again", path)
+    sm_raw = d["soil_moisture"][()]
+    a = {"sm_raw": sm_raw, "qual": d["retrieval_qual_flag"][()].astype(np.uint16),
+         "surf": d["surface_flag"][()].astype(np.uint16),
+         "row": _l2_index(d["EASE_row_index"]), "col": _l2_index(d["EASE_column_index"]),
+         "obs_time": _read_obs_time(f, grp, "", path, short, None)}
+    for k, n in (("lat", "latitude"), ("lon", "longitude")):
+        a[k] = _read_float(f[f"{grp}/{n}"]) if f"{grp}/{n}" in f else np.full(sm_raw.shape, np.nan, np.float32)
+    a["extras"] = {}
+    for n in extra:
+        ds_ = _dataset(f, grp, n, path, short)
+        a["extras"][n] = (_read_float(ds_) if ds_.dtype.kind == "f" else ds_[()], _out_attrs(ds_.attrs, n))
+    a["sm_fill"] = float(np.asarray(d["soil_moisture"].attrs.get("_FillValue", FILL)).ravel()[0])
+    return a
+
+
+def _l2_overpass(obs_time: np.ndarray, lon: np.ndarray) -> str | None:
+    """``AM`` (6 am descending) or ``PM`` (6 pm ascending) from the cells' mean local solar time."""
     ok = ~np.isnat(obs_time) & np.isfinite(lon)
-    overpass = None
-    if ok.any():
-        hours = (obs_time[ok] - obs_time[ok].astype("datetime64[D]")) / np.timedelta64(1, "h")
-        lst = np.mod(hours + lon[ok] / 15.0, 24.0)
-        ang = np.angle(np.mean(np.exp(1j * lst / 24 * 2 * np.pi)))
-        lst_mean = (ang / (2 * np.pi) * 24) % 24
-        overpass = "AM" if 0 <= lst_mean < 12 else "PM"
+    if not ok.any():
+        return None
+    hours = (obs_time[ok] - obs_time[ok].astype("datetime64[D]")) / np.timedelta64(1, "h")
+    lst = np.mod(hours + lon[ok] / 15.0, 24.0)
+    ang = np.angle(np.mean(np.exp(1j * lst / 24 * 2 * np.pi)))
+    lst_mean = (ang / (2 * np.pi) * 24) % 24
+    return "AM" if 0 <= lst_mean < 12 else "PM"
+
+
+def _l2_dataset(path: Path, short: str, a: dict, sm: np.ndarray, policy: QualityPolicy, counts: dict,
+                status: str) -> xr.Dataset:
+    """The swath Dataset of :func:`read_smap_l2` from its arrays ``a`` and the policy's outcome."""
+    gname = PRODUCTS[short].grid
+    overpass = _l2_overpass(a["obs_time"], a["lon"])
     info = parse_smap_filename(path) or {}
     data_vars = {
         "soil_moisture": ("obs", sm, dict(_SM_ATTRS)),
-        "obs_time": ("obs", obs_time, dict(_TIME_ATTRS)),
-        "retrieval_qual_flag": ("obs", qual, dict(_QUAL_ATTRS)),
-        "surface_flag": ("obs", surf, dict(_SURF_ATTRS)),
-        "row": ("obs", row, {"long_name": f"EASE-Grid 2.0 {gname} global row index (-1 = none)"}),
-        "col": ("obs", col, {"long_name": f"EASE-Grid 2.0 {gname} global column index (-1 = none)"}),
-        "lat": ("obs", lat.astype(np.float32), {"standard_name": "latitude", "units": "degrees_north",
-                                                "long_name": "latitude of the cell centre"}),
-        "lon": ("obs", lon.astype(np.float32), {"standard_name": "longitude", "units": "degrees_east",
-                                                "long_name": "longitude of the cell centre"}),
+        "obs_time": ("obs", a["obs_time"], dict(_TIME_ATTRS)),
+        "retrieval_qual_flag": ("obs", a["qual"], dict(_QUAL_ATTRS)),
+        "surface_flag": ("obs", a["surf"], dict(_SURF_ATTRS)),
+        "row": ("obs", a["row"], {"long_name": f"EASE-Grid 2.0 {gname} global row index (-1 = none)"}),
+        "col": ("obs", a["col"], {"long_name": f"EASE-Grid 2.0 {gname} global column index (-1 = none)"}),
+        "lat": ("obs", a["lat"].astype(np.float32), {"standard_name": "latitude", "units": "degrees_north",
+                                                     "long_name": "latitude of the cell centre"}),
+        "lon": ("obs", a["lon"].astype(np.float32), {"standard_name": "longitude", "units": "degrees_east",
+                                                     "long_name": "longitude of the cell centre"}),
     }
-    for n, (v, a) in extras.items():
-        data_vars[n] = ("obs", v, a)
-    ds = xr.Dataset(data_vars, attrs={
+    for n, (v, at) in a["extras"].items():
+        data_vars[n] = ("obs", v, at)
+    return xr.Dataset(data_vars, attrs={
         "product": short, "grid": gname, "source_file": str(path),
         "overpass": overpass or "unknown", "orbit": int(info.get("orbit", -1)),
         "direction": info.get("direction", "unknown"),
         "quality_policy": policy.to_json(), "policy_report": json.dumps(counts), "status": status,
         "Conventions": "CF-1.8",
     })
-    return ds
 
 
 def _read_obs_time(f, grp: str, sfx: str, path: Path, short: str, sl) -> np.ndarray:
@@ -393,106 +415,137 @@ def read_smap_l3(path, policy: QualityPolicy | None = None, bbox=TP_BBOX, *,
         short, desc = identify(f)
         if short not in L3_PRODUCTS:
             raise _wrong_product(path, short, desc, "a SMAP L3 daily soil-moisture file (SPL3SMP or SPL3SMP_E)")
-        gname = PRODUCTS[short].grid
-        grid = ease2_grid(gname, tuple(bbox) if bbox is not None else None)
+        grid = ease2_grid(PRODUCTS[short].grid, tuple(bbox) if bbox is not None else None)
         groups = _l3_groups(f)
-        ny, nx = grid.shape
-        arrays = {k: [] for k in ("sm", "ot", "q", "s")}
-        extra_arrays = {n: [] for n in extra}
-        extra_attrs = {}
-        counts = {}
-        covered = np.zeros(grid.shape, bool)
-        notes = []
-        missing: list[str] = []
+        read = _L3Read(f, path, short, grid, bbox, policy, extra)
         for ov in ("AM", "PM"):
-            sm = np.full(grid.shape, np.nan, np.float32)
-            ot = np.full(grid.shape, np.datetime64("NaT"), "datetime64[ns]")
-            q = np.full(grid.shape, FLAG_FILL, np.uint16)
-            s = np.full(grid.shape, FLAG_FILL, np.uint16)
-            ex = {n: None for n in extra}
-            gs = groups[ov]
-            if gs is None:
-                notes.append(f"{ov}: the file has no {ov} group (early single-group layout)")
-            elif gs[0] not in f:
-                raise MissingVariableError(f"group /{gs[0]} is missing (a standard {short} file has both "
-                                           f"AM and PM groups)", "download the full granule again", path)
-            else:
-                grp, sfx = gs
-                block = _file_block(f, grp, sfx, gname, path, short)
-                ov_sl = _overlap(block, grid)
-                if ov_sl is None:
-                    r0, c0, nr, nc = block
-                    la, lo = ease2.row_col_centres(gname)
-                    raise CoverageError(
-                        f"the file's {gname} arrays cover rows {r0}..{r0 + nr - 1}, columns {c0}..{c0 + nc - 1} "
-                        f"(lat {la[r0 + nr - 1]:.1f}..{la[r0]:.1f}, lon {lo[c0]:.1f}..{lo[c0 + nc - 1]:.1f}), "
-                        f"which do not overlap {_bbox_text(bbox)}",
-                        "use a file that covers the Tibetan Plateau (a global granule, or a subset "
-                        "including 25-40 N, 73-105 E)", path)
-                src, dst = ov_sl
-                covered[dst] = True
-                d_sm = _dataset(f, grp, f"soil_moisture{sfx}", path, short)
-                sm_fill = float(np.asarray(d_sm.attrs.get("_FillValue", FILL)).ravel()[0])
-                raw = d_sm[src]
-                # quality fields are optional: a subset or an older version may lack them;
-                # a missing one means "no information" (nothing rejected by that rule)
-                qd = _optional_dataset(f, grp, f"retrieval_qual_flag{sfx}")
-                sd = _optional_dataset(f, grp, f"surface_flag{sfx}")
-                for name, d in (("retrieval_qual_flag", qd), ("surface_flag", sd)):
-                    if d is None and name not in missing:
-                        missing.append(name)
-                sm_blk = np.full(grid.shape, sm_fill, raw.dtype)
-                sm_blk[dst] = raw
-                if qd is not None:
-                    q[dst] = qd[src]
-                if sd is not None:
-                    s[dst] = sd[src]
-                ot[dst] = _read_obs_time(f, grp, sfx, path, short, src)
-                sm, counts[ov] = _apply_policy(sm_blk, q, s, policy, sm_fill,
-                                               quality_known=qd is not None)
-                for n in extra:
-                    d = _dataset(f, grp, f"{n}{sfx}", path, short)
-                    v = _read_float(d, src) if d.dtype.kind == "f" else d[src]
-                    full = np.full(grid.shape, np.nan if d.dtype.kind == "f" else FLAG_FILL, v.dtype)
-                    full[dst] = v
-                    ex[n] = full
-                    extra_attrs.setdefault(n, _out_attrs(d.attrs, n))
-            if ov not in counts:
-                sm, counts[ov] = _apply_policy(sm, q, s, policy)
-            arrays["sm"].append(sm)
-            arrays["ot"].append(ot)
-            arrays["q"].append(q)
-            arrays["s"].append(s)
-            for n in extra:
-                extra_arrays[n].append(ex[n] if ex[n] is not None else np.full(grid.shape, np.nan, np.float32))
-        date = _l3_date(f, path, np.stack(arrays["ot"]))
-    total = _sum_counts(counts.values())
-    status = _status(total)
-    _report_empty(path, status, total, f"{_bbox_text(bbox)} (AM and PM)", allow_empty)
-    dims = ("overpass",) + grid.dims
-    data_vars = {
-        "soil_moisture": (dims, np.stack(arrays["sm"]), dict(_SM_ATTRS)),
-        "obs_time": (dims, np.stack(arrays["ot"]), dict(_TIME_ATTRS)),
-        "retrieval_qual_flag": (dims, np.stack(arrays["q"]), dict(_QUAL_ATTRS)),
-        "surface_flag": (dims, np.stack(arrays["s"]), dict(_SURF_ATTRS)),
-    }
-    for n in extra:
-        data_vars[n] = (dims, np.stack(extra_arrays[n]), extra_attrs.get(n, {}))
-    coords = grid.coords()
-    coords["overpass"] = ("overpass", np.array(["AM", "PM"]),
-                          {"long_name": "SMAP overpass: AM = 6 am descending, PM = 6 pm ascending (local solar time)"})
-    attrs = {
-        "product": short, "grid": gname, "date": date, "source_file": str(path),
-        "quality_policy": policy.to_json(),
-        "policy_report": json.dumps({"AM": counts["AM"], "PM": counts["PM"], "total": total}),
-        "status": status, "coverage_fraction": float(covered.mean()),
-        "Conventions": "CF-1.8",
-    }
-    if notes:
-        attrs["notes"] = "; ".join(notes)
-    if missing:
-        attrs["missing_quality_fields"] = ",".join(missing)
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+            read.overpass(ov, groups[ov])
+        date = _l3_date(f, path, np.stack(read.arrays["ot"]))
+    return read.dataset(date, allow_empty)
+
+
+class _L3Read:
+    """One L3 file read onto ``grid``, overpass by overpass, and what the read found on the way
+    (policy counts, covered cells, notes, missing quality fields)."""
+
+    def __init__(self, f, path: Path, short: str, grid: Grid, bbox, policy: QualityPolicy, extra: tuple):
+        self.f, self.path, self.short, self.grid, self.bbox = f, path, short, grid, bbox
+        self.policy, self.extra = policy, extra
+        self.gname = PRODUCTS[short].grid
+        self.arrays = {k: [] for k in ("sm", "ot", "q", "s")}
+        self.extra_arrays = {n: [] for n in extra}
+        self.extra_attrs: dict = {}
+        self.counts: dict = {}
+        self.covered = np.zeros(grid.shape, bool)
+        self.notes: list[str] = []
+        self.missing: list[str] = []
+
+    def overpass(self, ov: str, gs) -> None:
+        """Read overpass ``ov`` (``gs``: its (group, suffix), None where the file has none)."""
+        shape = self.grid.shape
+        sm = np.full(shape, np.nan, np.float32)
+        ot = np.full(shape, np.datetime64("NaT"), "datetime64[ns]")
+        q = np.full(shape, FLAG_FILL, np.uint16)
+        s = np.full(shape, FLAG_FILL, np.uint16)
+        ex = {n: None for n in self.extra}
+        if gs is None:
+            self.notes.append(f"{ov}: the file has no {ov} group (early single-group layout)")
+        elif gs[0] not in self.f:
+            raise MissingVariableError(f"group /{gs[0]} is missing (a standard {self.short} file has both "
+                                       f"AM and PM groups)", "download the full granule again", self.path)
+        else:
+            sm, ex = self._group(ov, gs[0], gs[1], ot, q, s)
+        if ov not in self.counts:
+            sm, self.counts[ov] = _apply_policy(sm, q, s, self.policy)
+        for k, v in (("sm", sm), ("ot", ot), ("q", q), ("s", s)):
+            self.arrays[k].append(v)
+        for n in self.extra:
+            self.extra_arrays[n].append(ex[n] if ex[n] is not None else np.full(shape, np.nan, np.float32))
+
+    def _place(self, grp: str, sfx: str):
+        """(src, dst) slices of the group's arrays and of the grid; CoverageError where they miss it."""
+        block = _file_block(self.f, grp, sfx, self.gname, self.path, self.short)
+        ov_sl = _overlap(block, self.grid)
+        if ov_sl is None:
+            gname = self.gname
+            r0, c0, nr, nc = block
+            la, lo = ease2.row_col_centres(gname)
+            raise CoverageError(
+                f"the file's {gname} arrays cover rows {r0}..{r0 + nr - 1}, columns {c0}..{c0 + nc - 1} "
+                f"(lat {la[r0 + nr - 1]:.1f}..{la[r0]:.1f}, lon {lo[c0]:.1f}..{lo[c0 + nc - 1]:.1f}), "
+                f"which do not overlap {_bbox_text(self.bbox)}",
+                "use a file that covers the Tibetan Plateau (a global granule, or a subset "
+                "including 25-40 N, 73-105 E)", self.path)
+        return ov_sl
+
+    def _group(self, ov: str, grp: str, sfx: str, ot, q, s):
+        """Soil moisture (policy applied) and the extras of one AM/PM group; fills ``ot``, ``q``
+        and ``s`` in place."""
+        f, path, short = self.f, self.path, self.short
+        src, dst = self._place(grp, sfx)
+        self.covered[dst] = True
+        d_sm = _dataset(f, grp, f"soil_moisture{sfx}", path, short)
+        sm_fill = float(np.asarray(d_sm.attrs.get("_FillValue", FILL)).ravel()[0])
+        raw = d_sm[src]
+        # quality fields are optional: a subset or an older version may lack them;
+        # a missing one means "no information" (nothing rejected by that rule)
+        qd = _optional_dataset(f, grp, f"retrieval_qual_flag{sfx}")
+        sd = _optional_dataset(f, grp, f"surface_flag{sfx}")
+        for name, d in (("retrieval_qual_flag", qd), ("surface_flag", sd)):
+            if d is None and name not in self.missing:
+                self.missing.append(name)
+        sm_blk = np.full(self.grid.shape, sm_fill, raw.dtype)
+        sm_blk[dst] = raw
+        if qd is not None:
+            q[dst] = qd[src]
+        if sd is not None:
+            s[dst] = sd[src]
+        ot[dst] = _read_obs_time(f, grp, sfx, path, short, src)
+        sm, self.counts[ov] = _apply_policy(sm_blk, q, s, self.policy, sm_fill, quality_known=qd is not None)
+        return sm, self._extras(grp, sfx, src, dst)
+
+    def _extras(self, grp: str, sfx: str, src, dst) -> dict:
+        """The ``extra`` fields of one group on the grid (fill -> NaN for floats, 65534 else)."""
+        ex = {}
+        for n in self.extra:
+            d = _dataset(self.f, grp, f"{n}{sfx}", self.path, self.short)
+            v = _read_float(d, src) if d.dtype.kind == "f" else d[src]
+            full = np.full(self.grid.shape, np.nan if d.dtype.kind == "f" else FLAG_FILL, v.dtype)
+            full[dst] = v
+            ex[n] = full
+            self.extra_attrs.setdefault(n, _out_attrs(d.attrs, n))
+        return ex
+
+    def dataset(self, date: str | None, allow_empty: bool) -> xr.Dataset:
+        """The Dataset of :func:`read_smap_l3` (reports or raises where nothing valid is left)."""
+        counts, grid = self.counts, self.grid
+        total = _sum_counts(counts.values())
+        status = _status(total)
+        _report_empty(self.path, status, total, f"{_bbox_text(self.bbox)} (AM and PM)", allow_empty)
+        dims = ("overpass",) + grid.dims
+        data_vars = {
+            "soil_moisture": (dims, np.stack(self.arrays["sm"]), dict(_SM_ATTRS)),
+            "obs_time": (dims, np.stack(self.arrays["ot"]), dict(_TIME_ATTRS)),
+            "retrieval_qual_flag": (dims, np.stack(self.arrays["q"]), dict(_QUAL_ATTRS)),
+            "surface_flag": (dims, np.stack(self.arrays["s"]), dict(_SURF_ATTRS)),
+        }
+        for n in self.extra:
+            data_vars[n] = (dims, np.stack(self.extra_arrays[n]), self.extra_attrs.get(n, {}))
+        coords = grid.coords()
+        coords["overpass"] = ("overpass", np.array(["AM", "PM"]), {
+            "long_name": "SMAP overpass: AM = 6 am descending, PM = 6 pm ascending (local solar time)"})
+        attrs = {
+            "product": self.short, "grid": self.gname, "date": date, "source_file": str(self.path),
+            "quality_policy": self.policy.to_json(),
+            "policy_report": json.dumps({"AM": counts["AM"], "PM": counts["PM"], "total": total}),
+            "status": status, "coverage_fraction": float(self.covered.mean()),
+            "Conventions": "CF-1.8",
+        }
+        if self.notes:
+            attrs["notes"] = "; ".join(self.notes)
+        if self.missing:
+            attrs["missing_quality_fields"] = ",".join(self.missing)
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def check_smap_file(path, wanted: Iterable[str] | None = None) -> dict:
@@ -586,46 +639,18 @@ def read_smap_l4(path, bbox=TP_BBOX, *, variables: Iterable[str] = ("sm_surface"
         if short != "SPL4SMGP":
             raise _wrong_product(path, short, desc, "a SMAP L4 3-hourly geophysical file (SPL4SMGP)")
         grid = ease2_grid("M09", tuple(bbox) if bbox is not None else None)
-        d0 = _dataset(f, "Geophysical_Data", "sm_surface", path, short)
-        if d0.ndim != 2 or tuple(d0.shape) != _GLOBAL_SHAPES["M09"]:
-            raise CoverageError(f"/Geophysical_Data/sm_surface is {d0.shape}, not the global M09 grid "
-                                f"(1624 x 3856)", "download the global granule (no spatial subsetting)", path)
-        tset = _dataset(f, "", "time", path, short)
-        tval = np.asarray(tset[()], dtype=np.float64).ravel()
-        if tval.size != 1 or not np.isfinite(tval[0]) or tval[0] == FILL:
-            raise UnreadableFileError(f"/time holds {tval.tolist()!r}, not one valid time stamp",
-                                      "download the granule again", path)
-        t = _seconds_to_time(tval, _l4_epoch(tset))
-        block = (0, 0) + _GLOBAL_SHAPES["M09"]
-        src, dst = _overlap(block, grid)
+        t = _l4_time(f, path, short)
+        src, dst = _overlap((0, 0) + _GLOBAL_SHAPES["M09"], grid)
         fields, counts = {}, {}
         for n in variables:
             if n != "sm_surface" and f"Geophysical_Data/{n}" not in f:
                 continue
-            d = _dataset(f, "Geophysical_Data", n, path, short)
-            v = np.full(grid.shape, np.nan, np.float32)
-            v[dst] = _read_float(d, src)
-            finite = np.isfinite(v)
-            bad = np.zeros(v.shape, bool)
-            lo, hi = d.attrs.get("valid_min"), d.attrs.get("valid_max")
-            with np.errstate(invalid="ignore"):
-                if lo is not None:
-                    bad |= finite & (v < float(np.asarray(lo).ravel()[0]))
-                if hi is not None:
-                    bad |= finite & (v > float(np.asarray(hi).ravel()[0]))
-            v[bad] = np.nan
-            counts[n] = {"n_cells": int(v.size), "n_fill": int((~finite).sum()), "n_retrieved": int(finite.sum()),
-                         "rejected": {"valid_range": int(bad.sum())}, "n_rejected": int(bad.sum()),
-                         "n_valid": int(np.isfinite(v).sum())}
-            attrs = dict(_L4_OUT_ATTRS.get(n) or _out_attrs(d.attrs, n))
-            attrs["cell_methods"] = "time: mean (interval: 3 hours)"
-            fields[n] = v
-            fields[n + "__attrs"] = attrs
+            fields[n], counts[n] = _l4_field(f, n, path, short, grid, src, dst)
     c = counts["sm_surface"]
     status = "ok" if c["n_valid"] else ("all_fill" if c["n_retrieved"] == 0 else "empty_after_policy")
     _report_empty(path, status, {**c, "rejected": c["rejected"]}, _bbox_text(bbox), allow_empty)
     dims = ("time",) + grid.dims
-    data_vars = {n: (dims, v[None], fields[n + "__attrs"]) for n, v in fields.items() if not n.endswith("__attrs")}
+    data_vars = {n: (dims, v[None], attrs) for n, (v, attrs) in fields.items()}
     coords = grid.coords()
     coords["time"] = ("time", t, {"long_name": "centre of the 3-hourly averaging window (UTC)"})
     half = np.timedelta64(90, "m")
@@ -637,33 +662,45 @@ def read_smap_l4(path, bbox=TP_BBOX, *, variables: Iterable[str] = ("sm_surface"
     })
 
 
+def _l4_time(f, path: Path, short: str) -> np.ndarray:
+    """The file's one time stamp (datetime64[ns], shape (1,)), once ``sm_surface`` is checked
+    to be on the global M09 grid."""
+    d0 = _dataset(f, "Geophysical_Data", "sm_surface", path, short)
+    if d0.ndim != 2 or tuple(d0.shape) != _GLOBAL_SHAPES["M09"]:
+        raise CoverageError(f"/Geophysical_Data/sm_surface is {d0.shape}, not the global M09 grid "
+                            f"(1624 x 3856)", "download the global granule (no spatial subsetting)", path)
+    tset = _dataset(f, "", "time", path, short)
+    tval = np.asarray(tset[()], dtype=np.float64).ravel()
+    if tval.size != 1 or not np.isfinite(tval[0]) or tval[0] == FILL:
+        raise UnreadableFileError(f"/time holds {tval.tolist()!r}, not one valid time stamp",
+                                  "download the granule again", path)
+    return _seconds_to_time(tval, _l4_epoch(tset))
+
+
+def _l4_field(f, n: str, path: Path, short: str, grid: Grid, src, dst) -> tuple[tuple[np.ndarray, dict], dict]:
+    """One ``Geophysical_Data`` field on ``grid`` (NaN where fill or outside its valid_min/max):
+    ((values, attrs), counts)."""
+    d = _dataset(f, "Geophysical_Data", n, path, short)
+    v = np.full(grid.shape, np.nan, np.float32)
+    v[dst] = _read_float(d, src)
+    finite = np.isfinite(v)
+    bad = np.zeros(v.shape, bool)
+    lo, hi = d.attrs.get("valid_min"), d.attrs.get("valid_max")
+    with np.errstate(invalid="ignore"):
+        if lo is not None:
+            bad |= finite & (v < float(np.asarray(lo).ravel()[0]))
+        if hi is not None:
+            bad |= finite & (v > float(np.asarray(hi).ravel()[0]))
+    v[bad] = np.nan
+    counts = {"n_cells": int(v.size), "n_fill": int((~finite).sum()), "n_retrieved": int(finite.sum()),
+              "rejected": {"valid_range": int(bad.sum())}, "n_rejected": int(bad.sum()),
+              "n_valid": int(np.isfinite(v).sum())}
+    attrs = dict(_L4_OUT_ATTRS.get(n) or _out_attrs(d.attrs, n))
+    attrs["cell_methods"] = "time: mean (interval: 3 hours)"
+    return (v, attrs), counts
+
+
 # --------------------------------------------------------------------------- describe
-
-
-def _iso(t) -> str | None:
-    if t is None or np.isnat(t):
-        return None
-    return str(np.datetime64(t, "ms")) + "Z"
-
-
-def _sm_stats(v: np.ndarray) -> dict | None:
-    ok = np.isfinite(v)
-    n = int(ok.sum())
-    if n == 0:
-        return {"valid_count": 0, "mean": None, "min": None, "max": None}
-    x = v[ok].astype(np.float64)
-    return {"valid_count": n, "mean": round(float(x.mean()), 5), "min": round(float(x.min()), 5),
-            "max": round(float(x.max()), 5)}
-
-
-def _var_units(ds: xr.Dataset) -> dict:
-    out = {}
-    for n, v in ds.data_vars.items():
-        if v.dtype.kind == "M":
-            out[n] = "UTC (datetime64)"
-        else:
-            out[n] = v.attrs.get("units", "1")
-    return out
 
 
 def describe(path, policy: QualityPolicy | None = None, bbox=TP_BBOX) -> dict:
@@ -694,74 +731,19 @@ def describe(path, policy: QualityPolicy | None = None, bbox=TP_BBOX) -> dict:
     short, desc = identify(path)
     if short is None:
         raise WrongProductError(f"this is {desc}", "pass a SMAP L2/L3/L4 soil-moisture granule", path)
-    level = PRODUCTS[short].level if short in PRODUCTS else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyDataWarning)
         if short in L2_PRODUCTS:
             ds = read_smap_l2(path, policy)
-            rep = json.loads(ds.attrs["policy_report"])
-            lat, lon = ds["lat"].values, ds["lon"].values
-            has = np.isfinite(lat) & np.isfinite(lon)
-            if (has & np.isfinite(ds["soil_moisture"].values)).any():
-                has &= np.isfinite(ds["soil_moisture"].values)
-            nrows, ncols = _GLOBAL_SHAPES[ds.attrs["grid"]]
-            grid = {"name": ds.attrs["grid"], "shape": [nrows, ncols], "swath_cells": int(ds.sizes["obs"]),
-                    "bbox": [round(float(lon[has].min()), 3), round(float(lat[has].min()), 3),
-                             round(float(lon[has].max()), 3), round(float(lat[has].max()), 3)] if has.any() else None}
-            times = ds["obs_time"].values
-            sm = ds["soil_moisture"].values
-            extra = {"overpass": ds.attrs["overpass"], "orbit": ds.attrs["orbit"], "direction": ds.attrs["direction"]}
             in_tp = grid_l2(ds, ease2_grid(ds.attrs["grid"]), allow_empty=True).attrs["n_cells_in_grid"]
-            extra["cells_in_tp"] = int(in_tp)
+            parts = _l2_parts(ds, in_tp)
         elif short in L3_PRODUCTS:
             ds = read_smap_l3(path, policy, bbox)
-            rep = json.loads(ds.attrs["policy_report"])
-            g = ease2_grid(ds.attrs["grid"], tuple(bbox) if bbox is not None else None)
-            grid = {"name": ds.attrs["grid"], "shape": list(g.shape),
-                    "bbox": [round(float(g.lon_bounds[0]), 3), round(float(g.lat_bounds[-1]), 3),
-                             round(float(g.lon_bounds[-1]), 3), round(float(g.lat_bounds[0]), 3)],
-                    "row_offset": g.row_offset, "col_offset": g.col_offset,
-                    "file_shape": list(_GLOBAL_SHAPES[ds.attrs["grid"]])}
-            times = ds["obs_time"].values
-            sm = ds["soil_moisture"].values
-            per = {ov: _sm_stats(ds["soil_moisture"].sel(overpass=ov).values) for ov in ("AM", "PM")}
-            extra = {"date": ds.attrs["date"], "per_overpass": per,
-                     "coverage_fraction": ds.attrs["coverage_fraction"]}
-            rep = rep["total"] | {"per_overpass": {k: rep[k] for k in ("AM", "PM")}}
+            parts = _l3_parts(ds, bbox)
         elif short == "SPL4SMGP":
             ds = read_smap_l4(path, bbox)
-            rep = json.loads(ds.attrs["policy_report"])["sm_surface"]
-            g = ease2_grid("M09", tuple(bbox) if bbox is not None else None)
-            grid = {"name": "M09", "shape": list(g.shape),
-                    "bbox": [round(float(g.lon_bounds[0]), 3), round(float(g.lat_bounds[-1]), 3),
-                             round(float(g.lon_bounds[-1]), 3), round(float(g.lat_bounds[0]), 3)],
-                    "row_offset": g.row_offset, "col_offset": g.col_offset,
-                    "file_shape": list(_GLOBAL_SHAPES["M09"])}
-            sm = ds["sm_surface"].values
-            times = np.array([np.datetime64(ds.attrs["time_window_start"], "ns"),
-                              np.datetime64(ds.attrs["time_window_end"], "ns")])
-            extra = {"time": _iso(ds["time"].values[0]), "time_meaning": "3-hourly mean; time = window centre"}
+            parts = _l4_parts(ds, bbox)
         else:
             raise WrongProductError(f"this is {desc}; only SMAP L2/L3 soil moisture and SPL4SMGP are read",
                                     "pass an SPL2SMP, SPL3SMP, SPL3SMP_E or SPL4SMGP granule", path)
-    ok = times[~np.isnat(times)]
-    out = {
-        "product": short,
-        "product_long_name": PRODUCTS[short].long_name,
-        "level": level,
-        "source_file": str(path),
-        "variables": _var_units(ds),
-        "time_start": _iso(ok.min()) if ok.size else None,
-        "time_end": _iso(ok.max()) if ok.size else None,
-        "grid": grid,
-        "soil_moisture": _sm_stats(sm),
-        "policy": policy.to_dict() if level != "L4" else {"fill": FILL, "valid_range": "the field's valid_min/valid_max"},
-        "rejected": {"fill": rep["n_fill"], **rep["rejected"], "total_rejected": rep["n_rejected"]},
-        "counts": {"cells": rep["n_cells"], "retrieved": rep["n_retrieved"], "valid": rep["n_valid"]},
-        "status": ds.attrs["status"],
-    }
-    if short in L3_PRODUCTS:
-        out["rejected_per_overpass"] = {ov: {"fill": r["n_fill"], **r["rejected"]}
-                                        for ov, r in rep["per_overpass"].items()}
-    out.update(extra)
-    return out
+    return _description(path, short, ds, policy, parts)

@@ -291,19 +291,16 @@ def snap_time(inv: Inventory, time) -> str | None:
 # ------------------------------------------------------------------ lazy datasets
 @versioned_cache
 def maps_ds(home: str):
-
     return open_archive("maps", Path(home) / "archive")
 
 
 @versioned_cache
 def series_ds(home: str):
-
     return open_archive("series", Path(home) / "archive")
 
 
 @versioned_cache
 def ard_group(home: str, group: str):
-
     inv = inventory(home)
     if not inv.ard:
         raise EmptyState("No analysis-ready store (SMAP, ERA5-Land inputs): run `sm-downscale ingest`.")
@@ -315,7 +312,6 @@ def ard_group(home: str, group: str):
 
 @versioned_cache
 def truth_ds(home: str):
-
     inv = inventory(home)
     if not inv.truth:
         raise EmptyState("No hidden truth: it exists only for the virtual TP (`sm-downscale demo`).")
@@ -324,13 +320,11 @@ def truth_ds(home: str):
 
 @lru_cache(maxsize=1)
 def tp10_mask() -> np.ndarray:
-
     return np.asarray(tp_mask("TP10"))
 
 
 @lru_cache(maxsize=1)
 def tp10_coords() -> tuple[np.ndarray, np.ndarray]:
-
     g = tp10()
     return g.lat.copy(), g.lon.copy()
 
@@ -578,7 +572,6 @@ def metric_maps(home: str, reference: str):
 
 @versioned_cache
 def scatter(home: str):
-
     try:
         with results.scatter(Path(home) / "validation") as ds:
             return ds.load()
@@ -588,7 +581,6 @@ def scatter(home: str):
 
 # ------------------------------------------------------------------ basemap
 def naturalearth_dir() -> Path:
-
     return RESOURCES / "naturalearth"
 
 
@@ -606,7 +598,6 @@ def basemap_lines() -> dict:
     """Natural Earth lines clipped to the TP box, read directly with pyshp + shapely (no
     cartopy at render time): ``{layer: (N, 2) lon/lat array, lines separated by NaN rows}``,
     for coastline, borders, lakes, rivers and ``tp_outline`` (simplified to 0.01 degree)."""
-
 
     clip = box(BBOX[0] - 1, BBOX[1] - 1, BBOX[2] + 1, BBOX[3] + 1)
     root = naturalearth_dir() / "shapefiles" / "natural_earth"

@@ -54,7 +54,6 @@ BINS = np.round(np.arange(0.0, 0.6001, 0.01), 4)
 
 
 def validation_dir(path=None) -> Path:
-
     return Path(path) if path else vd()
 
 
@@ -62,7 +61,6 @@ class Inputs:
     """Lazy access to everything the experiments compare."""
 
     def __init__(self, ard, archive=None, models=None):
-
         self.ard = Path(ard)
         self.info = ard_info(self.ard)
         self.maps = open_archive("maps", archive)
@@ -91,7 +89,6 @@ class Inputs:
         self.periods = {"train": tuple(per.get("train") or (t0, t1)), "test": tuple(per.get("test") or (t0, t1))}
 
     def _open_truth(self):
-
         self.truth_ds = None
         cat = Path(self.info.get("catalog", ""))
         p = cat.parent / "truth" / "truth.zarr"
@@ -127,7 +124,6 @@ class Inputs:
         return self.maps[name].sel(time=times).values
 
     def product_m09(self, name: str, times) -> np.ndarray:
-
         if name == "smap_l4":
             return self.l4.reindex(time=times).values.astype(np.float32)
         return regridder("TP10", "M09")(self.product_tp10(name, times))
@@ -138,8 +134,6 @@ class Inputs:
 
 
 def _da(values, times, grid_name):
-
-
     g = get_grid(grid_name)
     return xr.DataArray(values, dims=("time",) + g.dims, coords={"time": times, **g.coords()})
 
@@ -253,81 +247,84 @@ def exp_vs_truth(inp: Inputs, settings, periods=("train", "test"), *, ceiling: b
     Returns (maps, summary, scatter, extras) with extras = {"intervals", "ceiling_info",
     "thawed_source", "fine_R_maps"}.
     """
-
-
     extras = {"intervals": pd.DataFrame(), "ceiling_info": {}, "thawed_source": None}
     if inp.truth is None:
         return None, pd.DataFrame(), None, extras
     tt = inp.truth["time"].values
     rows_c, cols_c = _truth_cells(inp)
-
-    def steps(period):
-        st = inp.steps(period)
-        return st[np.isin(st, tt)]
-
     maps, summaries, scatter = {}, [], {}
     for period in periods:
-        st = steps(period)
+        st = inp.steps(period)
+        st = st[np.isin(st, tt)]
         if st.size == 0:
             continue
         truth = inp.truth.sel(time=st).values.astype(np.float32)
-        thawed, src = truth_thawed(inp, st)
-        extras["thawed_source"] = src
+        thawed, extras["thawed_source"] = truth_thawed(inp, st)
         ref = _da(np.where(thawed, truth, np.nan), st, "TP10")
-        fields = {}
-        kinds = {}
+        fields, kinds = {}, {}
         for name in inp.products:
             v = inp.product_tp10(name, st)
             kinds[name] = "reference" if name in REFERENCES else "product"
-            m = metric_map(_da(v, st, "TP10"), ref, metrics=TRUTH_METRICS, settings=settings).compute()
-            extra = truth_scores(v, truth, thawed, min_n=settings.min_n, settings=settings)
-            summaries.append({"model": name, "reference": "truth_10km", "period": period, "kind": kinds[name],
-                              **map_summary(m), **{k: extra[k] for k in extra if k not in ("R", "bias", "ubRMSE", "N", "n_cells")}})
+            m, row = _truth_row(name, v, truth, thawed, ref, st, settings, period, kinds[name])
+            summaries.append(row)
             if period == "test":
                 maps[name] = m
                 p, r = v[thawed], truth[thawed]
                 ok = np.isfinite(p) & np.isfinite(r)
                 scatter[name] = np.histogram2d(p[ok], r[ok], bins=[BINS, BINS])[0]
                 fields[name] = v[:, rows_c, cols_c]
-        if period == "test":
-            if ceiling:
+        if period != "test":
+            continue
+        if ceiling:
+            preds, extras["ceiling_info"] = _ceiling_fields(inp, tt, st, rows_c, cols_c, seed, ceiling_kw)
+            for name, v in preds.items():
+                kinds[name] = "ceiling"
+                maps[name], row = _truth_row(name, v, truth, thawed, ref, st, settings, period, "ceiling")
+                summaries.append(row)
+                fields[name] = v[:, rows_c, cols_c]
+        summ = pd.DataFrame(summaries)
+        base = _baseline(list(fields), summ[summ["period"] == "test"])
+        if base is not None:
+            extras["intervals"] = intervals_table(fields, truth[:, rows_c, cols_c], thawed[:, rows_c, cols_c], st,
+                                                  base, n_resamples=n_resamples, seed=seed,
+                                                  min_n=settings.min_n, kinds=kinds)
+    ds, sc = _truth_datasets(maps, scatter)
+    return ds, pd.DataFrame(summaries), sc, extras
 
-                # the whole training period of the truth (not only the archived steps)
-                s0, e0 = inp.periods["train"]
-                e5t = inp.era5["time"].values
-                train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
-                train_st = train_st[np.isin(train_st, e5t)]
-                era5 = inp.era5
 
-                try:
-                    preds, info = fit_ceilings(era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
-                                               train_st, st, seed=seed, **(ceiling_kw or {}))
-                except Exception as exc:  # noqa: BLE001 - the products' scores stand without the ceilings
-                    log.error("ceiling rows failed: %s", exc)
-                    preds, info = {}, {"error": str(exc)}
-                extras["ceiling_info"] = info
-                for name, v in preds.items():
-                    kinds[name] = "ceiling"
-                    m = metric_map(_da(v, st, "TP10"), ref, metrics=TRUTH_METRICS, settings=settings).compute()
-                    extra = truth_scores(v, truth, thawed, min_n=settings.min_n, settings=settings)
-                    summaries.append({"model": name, "reference": "truth_10km", "period": period, "kind": "ceiling",
-                                      "note": LABEL, **map_summary(m),
-                                      **{k: extra[k] for k in extra if k not in ("R", "bias", "ubRMSE", "N", "n_cells")}})
-                    maps[name] = m
-                    fields[name] = v[:, rows_c, cols_c]
-            summ = pd.DataFrame(summaries)
-            base = _baseline(list(fields), summ[summ["period"] == "test"])
-            if base is not None:
-                extras["intervals"] = intervals_table(fields, truth[:, rows_c, cols_c], thawed[:, rows_c, cols_c], st,
-                                                      base, n_resamples=n_resamples, seed=seed,
-                                                      min_n=settings.min_n, kinds=kinds)
+def _truth_row(name, v, truth, thawed, ref, st, settings, period, kind):
+    """The metric maps of one field against the thawed truth, and its summary-table row."""
+    m = metric_map(_da(v, st, "TP10"), ref, metrics=TRUTH_METRICS, settings=settings).compute()
+    extra = truth_scores(v, truth, thawed, min_n=settings.min_n, settings=settings)
+    row = {"model": name, "reference": "truth_10km", "period": period, "kind": kind,
+           **({"note": LABEL} if kind == "ceiling" else {}), **map_summary(m),
+           **{k: extra[k] for k in extra if k not in ("R", "bias", "ubRMSE", "N", "n_cells")}}
+    return m, row
+
+
+def _ceiling_fields(inp: Inputs, tt, st, rows_c, cols_c, seed, ceiling_kw):
+    """The ceiling learners fitted on the whole training period of the truth (not only the
+    archived steps) and predicted at the test steps ``st``; ({}, {"error"}) if they fail."""
+    s0, e0 = inp.periods["train"]
+    train_st = tt[(tt >= np.datetime64(s0, "ns")) & (tt < np.datetime64(e0, "ns") + np.timedelta64(1, "D"))]
+    train_st = train_st[np.isin(train_st, inp.era5["time"].values)]
+    try:
+        return fit_ceilings(inp.era5, open_group(inp.ard, "static"), inp.truth, rows_c, cols_c,
+                            train_st, st, seed=seed, **(ceiling_kw or {}))
+    except Exception as exc:  # noqa: BLE001 - the products' scores stand without the ceilings
+        log.error("ceiling rows failed: %s", exc)
+        return {}, {"error": str(exc)}
+
+
+def _truth_datasets(maps: dict, scatter: dict):
+    """The test period's metric maps stacked along ``model``, and the scatter densities."""
     ds = xr.concat([maps[n] for n in maps], dim=xr.DataArray(list(maps), dims="model", name="model")) if maps else None
     sc = None
     if scatter:
         sc = xr.Dataset({"truth_count": (("model", "product_bin", "reference_bin"), np.stack([scatter[n] for n in scatter]))},
                         coords={"model": list(scatter), "product_bin": BINS[:-1] + 0.005,
                                 "reference_bin": BINS[:-1] + 0.005})
-    return ds, pd.DataFrame(summaries), sc, extras
+    return ds, sc
 
 
 def temporal_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -366,108 +363,126 @@ def exp_stations(inp: Inputs, settings, periods=("train", "test"), timings: dict
     series at the stations from the archive), ``station_tables`` (matching, station and network
     metrics, ranks) and ``station_series`` (experiment 4's series table).
     """
-
     timings = {} if timings is None else timings
     t0 = _time.perf_counter()
-
     stations, meta = load_stations(inp.ard)
     prepared = {sid: prepare_station(d, name=sid) for sid, d in stations.items()}   # cleaned once
-    net_of, sta_of = meta["network"].to_dict(), meta["station"].to_dict()
-    located = locate_stations(meta, tp10())
-    rows, net_rows, series_rows = [], [], []
-    all_steps = inp.times
-    # product series at the stations: archive series layout (one chunk per station tile)
-    prod_series = {}
-    for name in inp.models:
-        prod_series[name] = extract_station_series(inp.series[name], located)
-    era = inp.era5[["swvl1", "tp"]].sel(time=all_steps)
-    era_sw = extract_station_series(era["swvl1"], located)
-    era_tp = extract_station_series(era["tp"], located)
-    prod_series["era5land"] = era_sw
-    g9 = get_grid("M09")
-    loc9 = locate_stations(meta, g9)
-    smap_s = extract_station_series(inp.smap, loc9, dims=("y", "x"))
-    if inp.l4 is not None:
-        prod_series["smap_l4"] = extract_station_series(inp.l4.reindex(time=all_steps), loc9, dims=("y", "x"))
-    prod_series["smap_l3_9km"] = smap_s
+    prod_series, era_tp = _station_product_series(inp, meta)
     timings["station_extract"] = round(_time.perf_counter() - t0, 1)
     t0 = _time.perf_counter()
+    rows, net_rows = [], []
     for period in periods:
-        s, e = inp.periods[period]
-        s, e = pd.Timestamp(s), pd.Timestamp(e) + pd.Timedelta(days=1)
-        results: dict = {}
-        for name, ser in prod_series.items():
-            for sid, insitu in stations.items():
-                if sid not in ser:
-                    continue
-                ps = ser[sid]
-                ps = ps[(ps.index >= s) & (ps.index < e)]
-                r = match_station(ps, prepared[sid], name=sid, settings=settings)
-                results.setdefault(name, {})[sid] = r
-                rows.append({"model": name, "period": period, "network": net_of[sid],
-                             "station": sta_of[sid], "id": sid, "status": r.status,
-                             "N": r.counts.get("n_pairs", 0), "n_frozen": r.counts.get("n_frozen", 0),
-                             **{k: r.metrics.get(k, np.nan) for k in ("R", "R_p", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")},
-                             "metric_status": r.metrics.get("status")})
-        for name, per in results.items():
-            for net in sorted(meta["network"].unique()) + ["all"]:
-                sub = [r for sid, r in per.items() if net in ("all", net_of[sid]) and len(r.pairs)]
-                if not sub:
-                    continue
-                pp = pd.concat([r.pairs[["product", "insitu"]] for r in sub])
-                po = pooled_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(), settings=settings)
-                net_rows.append({"model": name, "period": period, "network": net, "form": "pooled",
-                                 **{k: po[k] for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "N")}})
-            for net in sorted(meta["network"].unique()):
-                sub = {sid: r for sid, r in per.items() if net_of[sid] == net}
-                if not sub:
-                    continue
-                nm = network_metrics(sub, settings=settings)
-                net_rows.append({"model": name, "period": period, "network": net, "form": "mean_of_stations",
-                                 **{k: v for k, v in nm["mean_of_stations"].items() if not isinstance(v, dict)}})
-                net_rows.append({"model": name, "period": period, "network": net, "form": "network_mean_series",
-                                 **{k: nm["network_mean"].get(k, np.nan) for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R", "N")}})
-    st = pd.DataFrame(rows)
-    nets = pd.DataFrame(net_rows)
-    # ranks per (period, station) and per (period, network, form)
-    rank_cols = ["R", "bias", "ubRMSE"]
-    if not st.empty:
-        parts = []
-        for _, g in st.groupby(["period", "id"]):
-            rk = rank_models(g.set_index("model")[rank_cols])
-            parts.append(g.join(rk.add_prefix("rank_"), on="model"))
-        st = pd.concat(parts, ignore_index=True)
-    if not nets.empty:
-        parts = []
-        for _, g in nets.groupby(["period", "network", "form"]):
-            rk = rank_models(g.set_index("model")[rank_cols])
-            parts.append(g.join(rk.add_prefix("rank_"), on="model"))
-        nets = pd.concat(parts, ignore_index=True)
+        results = _match_period(inp, period, prod_series, stations, prepared, meta, settings, rows)
+        net_rows += _network_rows(results, meta, period, settings)
+    st, nets = _ranked(pd.DataFrame(rows), ["period", "id"]), _ranked(pd.DataFrame(net_rows), ["period", "network", "form"])
     timings["station_tables"] = round(_time.perf_counter() - t0, 1)
     t0 = _time.perf_counter()
-    # experiment 4: the series, at product steps
+    ser = _station_series(stations, prod_series, era_tp, inp.times)
+    timings["station_series"] = round(_time.perf_counter() - t0, 1)
+    return st, nets, ser
+
+
+def _station_product_series(inp: Inputs, meta: pd.DataFrame) -> tuple[dict, dict]:
+    """Every product's series at the stations (archive series layout: one chunk per station
+    tile; ERA5-Land, SMAP L3 and L4 from the inputs), and ERA5-Land's precipitation there."""
+    located = locate_stations(meta, tp10())
+    prod_series = {name: extract_station_series(inp.series[name], located) for name in inp.models}
+    era = inp.era5[["swvl1", "tp"]].sel(time=inp.times)
+    prod_series["era5land"] = extract_station_series(era["swvl1"], located)
+    era_tp = extract_station_series(era["tp"], located)
+    loc9 = locate_stations(meta, get_grid("M09"))
+    smap_s = extract_station_series(inp.smap, loc9, dims=("y", "x"))
+    if inp.l4 is not None:
+        prod_series["smap_l4"] = extract_station_series(inp.l4.reindex(time=inp.times), loc9, dims=("y", "x"))
+    prod_series["smap_l3_9km"] = smap_s
+    return prod_series, era_tp
+
+
+def _match_period(inp, period, prod_series, stations, prepared, meta, settings, rows: list) -> dict:
+    """Match every product with every station over ``period``; appends one row per
+    (product, station) to ``rows`` and returns the matches by product and station."""
+    net_of, sta_of = meta["network"].to_dict(), meta["station"].to_dict()
+    s, e = inp.periods[period]
+    s, e = pd.Timestamp(s), pd.Timestamp(e) + pd.Timedelta(days=1)
+    results: dict = {}
+    for name, ser in prod_series.items():
+        for sid in stations:
+            if sid not in ser:
+                continue
+            ps = ser[sid]
+            ps = ps[(ps.index >= s) & (ps.index < e)]
+            r = match_station(ps, prepared[sid], name=sid, settings=settings)
+            results.setdefault(name, {})[sid] = r
+            rows.append({"model": name, "period": period, "network": net_of[sid],
+                         "station": sta_of[sid], "id": sid, "status": r.status,
+                         "N": r.counts.get("n_pairs", 0), "n_frozen": r.counts.get("n_frozen", 0),
+                         **{k: r.metrics.get(k, np.nan) for k in ("R", "R_p", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R")},
+                         "metric_status": r.metrics.get("status")})
+    return results
+
+
+def _network_rows(results: dict, meta: pd.DataFrame, period: str, settings) -> list[dict]:
+    """Per product and network: pooled over the stations, mean of the station metrics, and the
+    metrics of the network-mean series."""
+    net_of = meta["network"].to_dict()
+    nets = sorted(meta["network"].unique())
+    out = []
+    for name, per in results.items():
+        for net in nets + ["all"]:
+            sub = [r for sid, r in per.items() if net in ("all", net_of[sid]) and len(r.pairs)]
+            if not sub:
+                continue
+            pp = pd.concat([r.pairs[["product", "insitu"]] for r in sub])
+            po = pooled_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(), settings=settings)
+            out.append({"model": name, "period": period, "network": net, "form": "pooled",
+                        **{k: po[k] for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "N")}})
+        for net in nets:
+            sub = {sid: r for sid, r in per.items() if net_of[sid] == net}
+            if not sub:
+                continue
+            nm = network_metrics(sub, settings=settings)
+            out.append({"model": name, "period": period, "network": net, "form": "mean_of_stations",
+                        **{k: v for k, v in nm["mean_of_stations"].items() if not isinstance(v, dict)}})
+            out.append({"model": name, "period": period, "network": net, "form": "network_mean_series",
+                        **{k: nm["network_mean"].get(k, np.nan) for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "anomaly_R", "N")}})
+    return out
+
+
+def _ranked(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``rank_R``, ``rank_bias``, ``rank_ubRMSE`` of the models within each group of ``by``."""
+    if table.empty:
+        return table
+    parts = []
+    for _, g in table.groupby(by):
+        rk = rank_models(g.set_index("model")[["R", "bias", "ubRMSE"]])
+        parts.append(g.join(rk.add_prefix("rank_"), on="model"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _station_series(stations: dict, prod_series: dict, era_tp: dict, steps) -> pd.DataFrame:
+    """Experiment 4: in situ (nearest within 1.5 h), every product and the precipitation (mm)
+    at each station, at the product steps (long table: network, station, time, source, value)."""
+    idx = pd.DatetimeIndex(steps)
+    parts = []
     for sid, insitu in stations.items():
         if sid not in era_tp:
             continue
         net, sta = sid.split("/", 1)
         base = {"network": net, "station": sta}
-        idx = pd.DatetimeIndex(all_steps)
         ins = insitu["soil_moisture"].dropna().sort_index()
         if len(ins):
             near = ins.reindex(idx, method="nearest", tolerance=pd.Timedelta("1.5h"))
-            series_rows.append(pd.DataFrame({**base, "time": idx, "source": "insitu", "value": near.to_numpy()}))
+            parts.append(pd.DataFrame({**base, "time": idx, "source": "insitu", "value": near.to_numpy()}))
         for name, ser in prod_series.items():
             if sid in ser:
-                v = ser[sid].reindex(idx)
-                series_rows.append(pd.DataFrame({**base, "time": idx, "source": name, "value": v.to_numpy()}))
-        series_rows.append(pd.DataFrame({**base, "time": idx, "source": "precipitation_mm",
-                                         "value": era_tp[sid].reindex(idx).to_numpy() * 1000.0}))
-    ser = pd.concat(series_rows, ignore_index=True) if series_rows else pd.DataFrame()
+                parts.append(pd.DataFrame({**base, "time": idx, "source": name, "value": ser[sid].reindex(idx).to_numpy()}))
+        parts.append(pd.DataFrame({**base, "time": idx, "source": "precipitation_mm",
+                                   "value": era_tp[sid].reindex(idx).to_numpy() * 1000.0}))
+    ser = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if not ser.empty:
         ser = ser.dropna(subset=["value"])
         ser["value"] = ser["value"].astype("float32")
-    timings["station_series"] = round(_time.perf_counter() - t0, 1)
-    return st, nets, ser
+    return ser
 
 
 def run_validation(ard=None, archive=None, out=None, models=None, settings: MetricSettings = DEFAULT_SETTINGS,
@@ -483,8 +498,40 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
     ard = Path(ard) if ard else default_ard()
     inp = Inputs(ard, archive, models)
     out = validation_dir(out)
-    status, timings = {}, {}
-    results = {}
+    ceiling_kw = {**CEILING_DEFAULTS, **(ceiling_kw or {})}
+    results, status, timings = _run_experiments(inp, settings, ceiling, ceiling_kw, n_resamples)
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        allsum, truth_extras = _write_map_experiments(tmp, results)
+        temporal = temporal_table(allsum) if not allsum.empty else pd.DataFrame()
+        temporal.to_parquet(tmp / "temporal.parquet")
+        allsum.to_parquet(tmp / "period_summary.parquet")
+        nets = pd.DataFrame()
+        if results.get("stations"):
+            st, nets, ser = results["stations"]
+            st.to_parquet(tmp / "stations.parquet")
+            nets.to_parquet(tmp / "networks.parquet")
+            ser.to_parquet(tmp / "station_series.parquet")
+        main = main_table(allsum, nets)
+        main.to_parquet(tmp / "summary.parquet")
+        settings_doc = _settings_doc(inp, settings, truth_extras, n_resamples, status, timings, ard)
+        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
+        if report:
+            try:
+                make_report(tmp)
+                status["report"] = "ok"
+            except Exception as exc:  # noqa: BLE001
+                status["report"] = f"failed: {exc}"
+                log.error("report failed: %s", exc)
+            (tmp / "settings.json").write_text(json.dumps({**settings_doc, "status": status}, indent=1, default=str))
+    return {"outputs": str(out), "status": status, "seconds": round(_time.perf_counter() - t0, 1),
+            "timings": timings, "main_table": main}
+
+
+def _run_experiments(inp: Inputs, settings, ceiling: bool, ceiling_kw: dict, n_resamples: int):
+    """The experiments, each on its own: one that fails is logged and leaves the others.
+    Returns (results, status, seconds) by experiment name."""
+    status, timings, results = {}, {}, {}
 
     def step(name, fn):
         t = _time.perf_counter()
@@ -499,70 +546,54 @@ def run_validation(ard=None, archive=None, out=None, models=None, settings: Metr
         timings[name] = round(_time.perf_counter() - t, 1)
 
     step("vs_smap", lambda: exp_vs_smap(inp, settings))
-    ceiling_kw = {**CEILING_DEFAULTS, **(ceiling_kw or {})}
     step("vs_truth", lambda: exp_vs_truth(inp, settings, ceiling=ceiling, ceiling_kw=ceiling_kw,
                                           n_resamples=n_resamples))
     parts: dict = {}
     step("stations", lambda: exp_stations(inp, settings, timings=parts))
     timings.update(parts)
-    with atomic_path(out) as tmp:
-        tmp.mkdir(parents=True)
-        summary_parts = []
-        if results.get("vs_smap"):
-            maps, summ, sc = results["vs_smap"]
-            if maps is not None:
-                maps.to_netcdf(tmp / "vs_smap_maps.nc")
-            summary_parts.append(summ)
-            if sc is not None:
-                sc.to_netcdf(tmp / "scatter_density.nc")
-        truth_extras = {}
-        if results.get("vs_truth"):
-            maps, summ, sc, truth_extras = results["vs_truth"]
-            if truth_extras.get("intervals") is not None:
-                truth_extras["intervals"].to_parquet(tmp / "intervals.parquet")
-            if maps is not None:
-                maps.to_netcdf(tmp / "vs_truth_maps.nc")
-                if sc is not None:
-                    sc.to_netcdf(tmp / "scatter_density.nc", mode="a" if (tmp / "scatter_density.nc").exists() else "w")
-            summary_parts.append(summ)
-        allsum = pd.concat(summary_parts, ignore_index=True) if summary_parts else pd.DataFrame()
-        temporal = temporal_table(allsum) if not allsum.empty else pd.DataFrame()
-        temporal.to_parquet(tmp / "temporal.parquet")
-        allsum.to_parquet(tmp / "period_summary.parquet")
-        st = nets = ser = pd.DataFrame()
-        if results.get("stations"):
-            st, nets, ser = results["stations"]
-            st.to_parquet(tmp / "stations.parquet")
-            nets.to_parquet(tmp / "networks.parquet")
-            ser.to_parquet(tmp / "station_series.parquet")
-        main = main_table(allsum, nets)
-        main.to_parquet(tmp / "summary.parquet")
-        settings_doc = {"settings": asdict(settings), "periods": inp.periods, "models": inp.models,
-                        "references": [r for r in REFERENCES if r in inp.products],
-                        "matching": {"stations": "TP10 cell holding the station, nearest in-situ value within 1.5 h "
-                                                 "of each 3-hourly step, frozen soil (T <= 0 C or ISMN D01/D03) excluded",
-                                     "smap": "product aggregated to SMAP L3 9 km cells by area overlap at SMAP's "
-                                             "overpass steps"},
-                        "truth": {"thawed": "truth soil temperature > 0 C where the truth has it, else ERA5-Land "
-                                            "stl1 > 273.15 K; headline scores on thawed steps, frozen_* apart",
-                                  "thawed_source": truth_extras.get("thawed_source"),
-                                  "fine_scale": "R of (10 km value minus its 36 km area-overlap parent), product vs "
-                                                "truth, masked jointly; per cell (fine_R) and pooled (fine_R_pooled)",
-                                  "ceilings": truth_extras.get("ceiling_info", {}),
-                                  "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0}},
-                        "status": status, "seconds": timings, "ard": str(ard)}
-        (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
-        if report:
-            try:
+    return results, status, timings
 
-                make_report(tmp)
-                status["report"] = "ok"
-            except Exception as exc:  # noqa: BLE001
-                status["report"] = f"failed: {exc}"
-                log.error("report failed: %s", exc)
-            (tmp / "settings.json").write_text(json.dumps({**settings_doc, "status": status}, indent=1, default=str))
-    return {"outputs": str(out), "status": status, "seconds": round(_time.perf_counter() - t0, 1),
-            "timings": timings, "main_table": main}
+
+def _write_map_experiments(tmp: Path, results: dict) -> tuple[pd.DataFrame, dict]:
+    """Write the maps, scatter densities and intervals of the SMAP and truth experiments into
+    ``tmp``; return their joined period summary and the truth experiment's extras."""
+    summary_parts, truth_extras = [], {}
+    if results.get("vs_smap"):
+        maps, summ, sc = results["vs_smap"]
+        if maps is not None:
+            maps.to_netcdf(tmp / "vs_smap_maps.nc")
+        summary_parts.append(summ)
+        if sc is not None:
+            sc.to_netcdf(tmp / "scatter_density.nc")
+    if results.get("vs_truth"):
+        maps, summ, sc, truth_extras = results["vs_truth"]
+        if truth_extras.get("intervals") is not None:
+            truth_extras["intervals"].to_parquet(tmp / "intervals.parquet")
+        if maps is not None:
+            maps.to_netcdf(tmp / "vs_truth_maps.nc")
+            if sc is not None:
+                sc.to_netcdf(tmp / "scatter_density.nc", mode="a" if (tmp / "scatter_density.nc").exists() else "w")
+        summary_parts.append(summ)
+    return (pd.concat(summary_parts, ignore_index=True) if summary_parts else pd.DataFrame()), truth_extras
+
+
+def _settings_doc(inp: Inputs, settings, truth_extras: dict, n_resamples: int, status: dict, timings: dict,
+                  ard) -> dict:
+    """settings.json: the metric settings, periods, models, matching and truth rules, status."""
+    return {"settings": asdict(settings), "periods": inp.periods, "models": inp.models,
+            "references": [r for r in REFERENCES if r in inp.products],
+            "matching": {"stations": "TP10 cell holding the station, nearest in-situ value within 1.5 h "
+                                     "of each 3-hourly step, frozen soil (T <= 0 C or ISMN D01/D03) excluded",
+                         "smap": "product aggregated to SMAP L3 9 km cells by area overlap at SMAP's "
+                                 "overpass steps"},
+            "truth": {"thawed": "truth soil temperature > 0 C where the truth has it, else ERA5-Land "
+                                "stl1 > 273.15 K; headline scores on thawed steps, frozen_* apart",
+                      "thawed_source": truth_extras.get("thawed_source"),
+                      "fine_scale": "R of (10 km value minus its 36 km area-overlap parent), product vs "
+                                    "truth, masked jointly; per cell (fine_R) and pooled (fine_R_pooled)",
+                      "ceilings": truth_extras.get("ceiling_info", {}),
+                      "bootstrap": {"block_days": 3, "n_resamples": n_resamples, "level": 0.9, "seed": 0}},
+            "status": status, "seconds": timings, "ard": str(ard)}
 
 
 def main_table(summary: pd.DataFrame, nets: pd.DataFrame) -> pd.DataFrame:

@@ -312,26 +312,8 @@ def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
         ``d_<k>_high`` (the interval), ``p_<k>`` (paired two-sided test, see the module notes);
         ``n_blocks``, ``n_resamples``, ``block_days``, ``level``.
     """
-    A = [np.asarray(v, np.float64) for v in (a if isinstance(a, (list, tuple)) else [a])]
-    B = [np.asarray(v, np.float64) for v in (b if isinstance(b, (list, tuple)) else [b])]
-    y = np.asarray(reference, np.float64)
-    if any(v.shape != y.shape for v in A + B):
-        raise InputError(f"shapes differ: a {[v.shape for v in A]}, b {[v.shape for v in B]}, reference {y.shape}",
-                         "compare both methods on the same cells and steps")
+    A, B, y = _paired_cells(a, b, reference, valid)
     T = y.shape[0]
-    A = [v.reshape(T, -1) for v in A]
-    B = [v.reshape(T, -1) for v in B]
-    y = y.reshape(T, -1)
-    m = np.isfinite(y)
-    for v in A + B:
-        m &= np.isfinite(v)
-    if valid is not None:
-        m &= np.asarray(valid, bool).reshape(T, -1)
-    keep = m.any(0)
-    m = m[:, keep]
-    y = np.where(m, y[:, keep], np.nan)
-    A = [np.where(m, v[:, keep], np.nan) for v in A]
-    B = [np.where(m, v[:, keep], np.nan) for v in B]
     blocks = block_index(times, block_days)
     if blocks.size != T:
         raise InputError(f"{blocks.size} times for {T} steps", "give one time per step")
@@ -368,16 +350,43 @@ def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
         r_, u_ = stat(W)
         dR.append(r_)
         dU.append(u_)
-    q = (0.5 - level / 2) * 100, (0.5 + level / 2) * 100
     for key, d in (("R", np.concatenate(dR)), ("ubRMSE", np.concatenate(dU))):
-        d = d[np.isfinite(d)]
-        if d.size == 0:
-            out.update({f"d_{key}_low": np.nan, f"d_{key}_high": np.nan, f"p_{key}": np.nan})
-            continue
-        lo, hi = np.percentile(d, q)
-        p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
-        out.update({f"d_{key}_low": float(lo), f"d_{key}_high": float(hi), f"p_{key}": float(p)})
+        out.update(_interval(key, d, level))
     return out
+
+
+def _paired_cells(a, b, reference, valid):
+    """Runs of a and b and the reference as (time, cell) float64, NaN outside the cell-steps
+    where all are finite (and ``valid``), cells without any such step dropped."""
+    A = [np.asarray(v, np.float64) for v in (a if isinstance(a, (list, tuple)) else [a])]
+    B = [np.asarray(v, np.float64) for v in (b if isinstance(b, (list, tuple)) else [b])]
+    y = np.asarray(reference, np.float64)
+    if any(v.shape != y.shape for v in A + B):
+        raise InputError(f"shapes differ: a {[v.shape for v in A]}, b {[v.shape for v in B]}, reference {y.shape}",
+                         "compare both methods on the same cells and steps")
+    T = y.shape[0]
+    A = [v.reshape(T, -1) for v in A]
+    B = [v.reshape(T, -1) for v in B]
+    y = y.reshape(T, -1)
+    m = np.isfinite(y)
+    for v in A + B:
+        m &= np.isfinite(v)
+    if valid is not None:
+        m &= np.asarray(valid, bool).reshape(T, -1)
+    keep = m.any(0)
+    m = m[:, keep]
+    return ([np.where(m, v[:, keep], np.nan) for v in A], [np.where(m, v[:, keep], np.nan) for v in B],
+            np.where(m, y[:, keep], np.nan))
+
+
+def _interval(key: str, d: np.ndarray, level: float) -> dict:
+    """Percentile interval at ``level`` and the paired two-sided p of resampled differences."""
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {f"d_{key}_low": np.nan, f"d_{key}_high": np.nan, f"p_{key}": np.nan}
+    lo, hi = np.percentile(d, ((0.5 - level / 2) * 100, (0.5 + level / 2) * 100))
+    p = min(1.0, 2 * min(np.mean(d <= 0), np.mean(d >= 0)))
+    return {f"d_{key}_low": float(lo), f"d_{key}_high": float(hi), f"p_{key}": float(p)}
 
 
 def truth_scores(product: np.ndarray, truth: np.ndarray, thawed: np.ndarray, *, up=None, down=None,

@@ -85,6 +85,125 @@ def stations_with_data(home: str, network: str, n: int) -> list[str]:
     return list(sub["id"])[:n]
 
 
+def new_page(ctx):
+    """A new session's page, waiting up to 2 minutes for anything."""
+    pg = ctx.new_page()
+    pg.set_default_timeout(120_000)
+    return pg
+
+
+def first_render(ctx, url: str, screenshots: Path | None, out: dict):
+    """1. first render after the server is up (cold), map page; returns the page."""
+    pg = new_page(ctx)
+    t0 = time.perf_counter()
+    pg.goto(url + "?page=map")
+    pg.wait_for_selector(".map-plot canvas")
+    pg.evaluate(INSTALL_SNAP)
+    pg.wait_for_function("() => window.__snap('image').length > 0")
+    out["first_render_s"] = round(time.perf_counter() - t0, 3)
+    if screenshots:
+        pg.wait_for_timeout(800)
+        pg.screenshot(path=str(screenshots / "dashboard_map.png"), full_page=True)
+    return pg
+
+
+def time_steps(pg, repeat: int, out: dict) -> None:
+    """2. time steps: a click on "+3 h" to the new raster, ``repeat`` times."""
+    steps = []
+    for _ in range(repeat):
+        pg.evaluate("() => { window.__before = window.__snap('image'); }")
+        t0 = time.perf_counter()
+        pg.locator(".time-next button").click()
+        pg.wait_for_function(CHANGED, arg="image")
+        steps.append(time.perf_counter() - t0)
+        pg.wait_for_timeout(150)
+    out["time_step_s"] = stats(steps)
+
+
+def png_exports(pg, repeat: int, out: dict) -> None:
+    """3. PNG export: a click on "Export PNG" to the finished download (at least 3 times)."""
+    exports = []
+    for _ in range(max(3, repeat // 3)):
+        t0 = time.perf_counter()
+        with pg.expect_download() as dl:
+            pg.locator(".export-png button").click()
+        path = dl.value.path()
+        exports.append(time.perf_counter() - t0)
+        assert open(path, "rb").read(4) == b"\x89PNG"
+        pg.locator(".time-next button").click()  # a new view: the next export renders again
+        pg.wait_for_timeout(500)
+    out["png_export_s"] = stats(exports)
+    out["png_name"] = dl.value.suggested_filename
+
+
+def station_clicks(ctx, url: str, home: str, repeat: int, screenshots: Path | None, out: dict) -> dict:
+    """4. station clicks, in a new session (warm server): page render, then clicks; returns the
+    warm page renders so far."""
+    ids = stations_with_data(home, "CTP_SMTMN", repeat + 1)
+    pg2 = new_page(ctx)
+    t0 = time.perf_counter()
+    pg2.goto(url + "?page=stations&network=CTP_SMTMN")
+    pg2.wait_for_selector(".series-plot canvas")
+    pg2.evaluate(INSTALL_SNAP)
+    pg2.wait_for_function("() => window.__snap('soil_moisture').length > 0")
+    warm_pages = {"stations": round(time.perf_counter() - t0, 3)}
+    clicks = []
+    for sid in ids[1:]:
+        xy = pg2.evaluate(STATION_XY, sid)
+        pg2.evaluate("() => { window.__before = window.__snap('soil_moisture'); }")
+        t0 = time.perf_counter()
+        pg2.mouse.click(*xy)
+        pg2.locator(".series-title h3", has_text=sid.split("/", 1)[1]).wait_for()
+        pg2.wait_for_function(CHANGED, arg="soil_moisture")
+        pg2.locator(".metrics-table .tabulator-row").first.wait_for()
+        clicks.append(time.perf_counter() - t0)
+        pg2.wait_for_timeout(150)
+    out["station_click_s"] = stats(clicks) if clicks else None
+    if screenshots:
+        pg2.wait_for_timeout(800)
+        pg2.screenshot(path=str(screenshots / "dashboard_stations.png"), full_page=True)
+    return warm_pages
+
+
+def regenerate(pgn, out: dict) -> None:
+    """The regenerate page's button, to its panel drawn (or its failure shown)."""
+    t0 = time.perf_counter()
+    pgn.locator(".regenerate-button button").click()
+    pgn.locator(".regen-status", has_text=re.compile("Done|Failed")).wait_for(timeout=600_000)
+    if "Done" in pgn.locator(".regen-status").evaluate("(e) => e.shadowRoot ? e.shadowRoot.textContent : e.textContent"):
+        pgn.wait_for_selector(".regen-panel canvas")
+        out["regenerate_s"] = round(time.perf_counter() - t0, 2)
+    else:
+        out["regenerate_s"] = "failed (see the page)"
+
+
+def other_pages(ctx, url: str, screenshots: Path | None, out: dict, warm_pages: dict) -> None:
+    """5. the other pages, each in a new session"""
+    for name, ready in (("metrics", ".metric-map canvas"), ("regenerate", ".regenerate-button button"),
+                        ("about", ".page-nav")):
+        pgn = new_page(ctx)
+        t0 = time.perf_counter()
+        pgn.goto(f"{url}?page={name}")
+        pgn.wait_for_selector(ready)
+        warm_pages[name] = round(time.perf_counter() - t0, 3)
+        if name == "regenerate":
+            regenerate(pgn, out)
+        if screenshots:
+            pgn.wait_for_timeout(1200)
+            pgn.screenshot(path=str(screenshots / f"dashboard_{name}.png"), full_page=True)
+        pgn.close()
+    out["page_render_warm_s"] = warm_pages
+
+
+def stop_server(proc) -> None:
+    """Terminate ``panel serve`` (kill it after 15 s)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -97,96 +216,14 @@ def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             ctx = b.new_context(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-            pg = ctx.new_page()
-            pg.set_default_timeout(120_000)
-            # 1. first render after the server is up (cold), map page
-            t0 = time.perf_counter()
-            pg.goto(url + "?page=map")
-            pg.wait_for_selector(".map-plot canvas")
-            pg.evaluate(INSTALL_SNAP)
-            pg.wait_for_function("() => window.__snap('image').length > 0")
-            out["first_render_s"] = round(time.perf_counter() - t0, 3)
-            if screenshots:
-                pg.wait_for_timeout(800)
-                pg.screenshot(path=str(screenshots / "dashboard_map.png"), full_page=True)
-            # 2. time steps
-            steps = []
-            for _ in range(repeat):
-                pg.evaluate("() => { window.__before = window.__snap('image'); }")
-                t0 = time.perf_counter()
-                pg.locator(".time-next button").click()
-                pg.wait_for_function(CHANGED, arg="image")
-                steps.append(time.perf_counter() - t0)
-                pg.wait_for_timeout(150)
-            out["time_step_s"] = stats(steps)
-            # 3. PNG export
-            exports = []
-            for _ in range(max(3, repeat // 3)):
-                t0 = time.perf_counter()
-                with pg.expect_download() as dl:
-                    pg.locator(".export-png button").click()
-                path = dl.value.path()
-                exports.append(time.perf_counter() - t0)
-                assert open(path, "rb").read(4) == b"\x89PNG"
-                pg.locator(".time-next button").click()  # a new view: the next export renders again
-                pg.wait_for_timeout(500)
-            out["png_export_s"] = stats(exports)
-            out["png_name"] = dl.value.suggested_filename
-            # 4. station clicks, in a new session (warm server): page render, then clicks
-            ids = stations_with_data(home, "CTP_SMTMN", repeat + 1)
-            pg2 = ctx.new_page()
-            pg2.set_default_timeout(120_000)
-            t0 = time.perf_counter()
-            pg2.goto(url + "?page=stations&network=CTP_SMTMN")
-            pg2.wait_for_selector(".series-plot canvas")
-            pg2.evaluate(INSTALL_SNAP)
-            pg2.wait_for_function("() => window.__snap('soil_moisture').length > 0")
-            warm_pages = {"stations": round(time.perf_counter() - t0, 3)}
-            clicks = []
-            for sid in ids[1:]:
-                xy = pg2.evaluate(STATION_XY, sid)
-                pg2.evaluate("() => { window.__before = window.__snap('soil_moisture'); }")
-                t0 = time.perf_counter()
-                pg2.mouse.click(*xy)
-                pg2.locator(".series-title h3", has_text=sid.split("/", 1)[1]).wait_for()
-                pg2.wait_for_function(CHANGED, arg="soil_moisture")
-                pg2.locator(".metrics-table .tabulator-row").first.wait_for()
-                clicks.append(time.perf_counter() - t0)
-                pg2.wait_for_timeout(150)
-            out["station_click_s"] = stats(clicks) if clicks else None
-            if screenshots:
-                pg2.wait_for_timeout(800)
-                pg2.screenshot(path=str(screenshots / "dashboard_stations.png"), full_page=True)
-            # 5. the other pages, each in a new session
-            for name, ready in (("metrics", ".metric-map canvas"), ("regenerate", ".regenerate-button button"),
-                                ("about", ".page-nav")):
-                pgn = ctx.new_page()
-                pgn.set_default_timeout(120_000)
-                t0 = time.perf_counter()
-                pgn.goto(f"{url}?page={name}")
-                pgn.wait_for_selector(ready)
-                warm_pages[name] = round(time.perf_counter() - t0, 3)
-                if name == "regenerate":
-                    t0 = time.perf_counter()
-                    pgn.locator(".regenerate-button button").click()
-                    pgn.locator(".regen-status", has_text=re.compile("Done|Failed")).wait_for(timeout=600_000)
-                    if "Done" in pgn.locator(".regen-status").evaluate("(e) => e.shadowRoot ? e.shadowRoot.textContent : e.textContent"):
-                        pgn.wait_for_selector(".regen-panel canvas")
-                        out["regenerate_s"] = round(time.perf_counter() - t0, 2)
-                    else:
-                        out["regenerate_s"] = "failed (see the page)"
-                if screenshots:
-                    pgn.wait_for_timeout(1200)
-                    pgn.screenshot(path=str(screenshots / f"dashboard_{name}.png"), full_page=True)
-                pgn.close()
-            out["page_render_warm_s"] = warm_pages
+            pg = first_render(ctx, url, screenshots, out)
+            time_steps(pg, repeat, out)
+            png_exports(pg, repeat, out)
+            warm_pages = station_clicks(ctx, url, home, repeat, screenshots, out)
+            other_pages(ctx, url, screenshots, out, warm_pages)
             b.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return out
 
 

@@ -266,7 +266,7 @@ def archive(run_name, ard, cfg, dev, days, block_days, batch, home, res: Results
     res.put("archive", out)
 
 
-def main(argv=None):
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     ap.add_argument("--size", default="gpubench", help="world size (default gpubench; tiny for a quick CPU check)")
@@ -283,12 +283,11 @@ def main(argv=None):
     ap.add_argument("--budget-s", type=float, default=420,
                     help="seconds the whole run should take; training is shortened to fit (default 420)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["training", "scenes", "archive"])
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    home = a.home or Path(tempfile.mkdtemp(prefix="bench_gpu_"))
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["SMDS_HOME"] = str(home)
-    res = Results(a.out)
+
+def machine(a, res: Results):
+    """The device to use and the machine's line (printed; the machine kept in the results)."""
     import torch
 
     from model.inference.runner import _pick
@@ -297,61 +296,101 @@ def main(argv=None):
     dev = _pick(a.device)
     gpu = torch.cuda.get_device_name(0) if dev.startswith("cuda") else "none"
     info = machine_info(torch=torch.__version__, torch_threads=torch.get_num_threads(), device=dev, gpu=gpu)
-    say("machine:", machine_line(info))
+    line = machine_line(info)
+    say("machine:", line)
     res.put("machine", info)
     res.put("args", {k: str(v) for k, v in vars(a).items()})
+    return dev, line
+
+
+def gpu_sampler(dev: str) -> GpuSampler:
+    """A running sampler on a GPU; on the CPU an idle one with no samples."""
     sampler = GpuSampler() if dev.startswith("cuda") else GpuSampler.__new__(GpuSampler)
     if not dev.startswith("cuda"):
         sampler.samples, sampler.proc = [], None
+    return sampler
+
+
+def training_minutes(a) -> tuple[float, float]:
+    """The resident and today's training minutes, shortened to fit what is left of ``--budget-s``."""
+    left = a.budget_s - (time.perf_counter() - T_START)
+    minutes, compare = a.train_minutes, a.compare_minutes
+    if left < 60 * (minutes + compare) + 150:  # keep time for the scenes and the archive
+        minutes = max(0.2, min(minutes, (left - 150) / 60 * 0.7))
+        compare = min(compare, max(0.1, (left - 150) / 60 * 0.2))
+        say(f"{left:.0f} s of the budget left: training {minutes:.2f} + {compare:.2f} min")
+    return minutes, compare
+
+
+def placeholder_run(ard, cfg, dev, home: Path):
+    """A PSCNet run of two steps, for the scenes and the archive when training was skipped or failed."""
+    from model.training.trainer import TrainConfig, train
+
+    run = train("pscnet", TrainConfig(model="pscnet", train_start=cfg.train[0], train_end=cfg.train[1],
+                                      device=dev, max_epochs=1, steps_per_epoch=2), ard=ard,
+                out=home / "runs" / "pscnet" / "bench", progress=False)
+    (run.parent / "LATEST").write_text(run.name + "\n")
+    return run
+
+
+def stages(a, home: Path, dev, res: Results, sampler: GpuSampler, errors: dict) -> None:
+    """Inputs, training, scenes and archive; a failed training, scenes or archive stage is kept in
+    ``errors`` and the next stage runs."""
+    ard, cfg = build_inputs(a.size, home, res)
+    batch = a.train_batch or (64 if dev.startswith("cuda") else 16)
+    run = None
+    minutes, compare = training_minutes(a)
+    if "training" not in a.skip:
+        try:
+            run = train_pscnet(ard, cfg, dev, minutes, batch, compare, home, res)
+        except Exception as exc:  # noqa: BLE001 - report and go on with what can be measured
+            errors["training"] = repr(exc)
+            say("training FAILED:", repr(exc))
+    if run is None:
+        run = placeholder_run(ard, cfg, dev, home)
+    for stage, fn in (("scenes", lambda: scenes(run, ard, dev, max(a.repeat, 10), res, a.scene_steps)),
+                      ("archive", lambda: archive("pscnet", ard, cfg, dev, a.archive_days, a.block_days,
+                                                  a.batch, home, res, sampler))):
+        if stage in a.skip:
+            continue
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            errors[stage] = repr(exc)
+            say(f"{stage} FAILED:", repr(exc))
+
+
+def summary(a, res: Results, line: str, errors: dict) -> None:
+    """The errors and the total into the results, ``bench_gpu.txt`` written and printed."""
+    res.put("errors", errors)
+    res.put("total_s", round(time.perf_counter() - T_START, 1))
+    lines = [f"bench_gpu ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}), total {res.d['total_s']} s",
+             "machine: " + line]
+    for k in ("inputs", "training", "scenes", "archive", "errors"):
+        if k in res.d:
+            lines.append(f"{k}: {json.dumps(res.d[k], default=str)}")
+    (a.out / "bench_gpu.txt").write_text("\n".join(lines) + "\n")
+    say("results in", a.out)
+    print("\n".join(lines), flush=True)
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    home = a.home or Path(tempfile.mkdtemp(prefix="bench_gpu_"))
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["SMDS_HOME"] = str(home)
+    res = Results(a.out)
+    dev, line = machine(a, res)
+    sampler = gpu_sampler(dev)
     errors = {}
     try:
-        ard, cfg = build_inputs(a.size, home, res)
-        batch = a.train_batch or (64 if dev.startswith("cuda") else 16)
-        run = None
-        left = a.budget_s - (time.perf_counter() - T_START)
-        minutes, compare = a.train_minutes, a.compare_minutes
-        if left < 60 * (minutes + compare) + 150:  # keep time for the scenes and the archive
-            minutes = max(0.2, min(minutes, (left - 150) / 60 * 0.7))
-            compare = min(compare, max(0.1, (left - 150) / 60 * 0.2))
-            say(f"{left:.0f} s of the budget left: training {minutes:.2f} + {compare:.2f} min")
-        if "training" not in a.skip:
-            try:
-                run = train_pscnet(ard, cfg, dev, minutes, batch, compare, home, res)
-            except Exception as exc:  # noqa: BLE001 - report and go on with what can be measured
-                errors["training"] = repr(exc)
-                say("training FAILED:", repr(exc))
-        if run is None:
-            from model.training.trainer import TrainConfig, train
-
-            run = train("pscnet", TrainConfig(model="pscnet", train_start=cfg.train[0], train_end=cfg.train[1],
-                                              device=dev, max_epochs=1, steps_per_epoch=2), ard=ard,
-                        out=home / "runs" / "pscnet" / "bench", progress=False)
-            (run.parent / "LATEST").write_text(run.name + "\n")
-        for stage, fn in (("scenes", lambda: scenes(run, ard, dev, max(a.repeat, 10), res, a.scene_steps)),
-                          ("archive", lambda: archive("pscnet", ard, cfg, dev, a.archive_days, a.block_days,
-                                                      a.batch, home, res, sampler))):
-            if stage in a.skip:
-                continue
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001
-                import traceback
-
-                traceback.print_exc()
-                errors[stage] = repr(exc)
-                say(f"{stage} FAILED:", repr(exc))
+        stages(a, home, dev, res, sampler, errors)
     finally:
         sampler.stop()
-        res.put("errors", errors)
-        res.put("total_s", round(time.perf_counter() - T_START, 1))
-        lines = [f"bench_gpu ({time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}), total {res.d['total_s']} s",
-                 "machine: " + machine_line(info)]
-        for k in ("inputs", "training", "scenes", "archive", "errors"):
-            if k in res.d:
-                lines.append(f"{k}: {json.dumps(res.d[k], default=str)}")
-        (a.out / "bench_gpu.txt").write_text("\n".join(lines) + "\n")
-        say("results in", a.out)
-        print("\n".join(lines), flush=True)
+        summary(a, res, line, errors)
     return 1 if errors else 0
 
 

@@ -98,7 +98,7 @@ def time_cuda_graph(model, batch, warmup: int, repeat: int) -> float:
     return statistics.median(ts)
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     torch_names = [m.name for m in list_models("torch")]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
@@ -118,20 +118,19 @@ def main(argv=None) -> int:
     p.add_argument("--nchw", action="store_true",
                    help="convert the models to NCHW (default: their own, NHWC for conv models)")
     p.add_argument("--json", type=Path, help="also write the results to this JSON file")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+
+def pick_devices(args) -> list[str]:
     devices = []
     if args.device in ("cpu", "all"):
         devices.append("cpu")
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append("cuda")
-    if args.device == "cuda" and "cuda" not in devices:
-        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
-        return 2
+    return devices
 
-    info = machine(args.device)
+
+def print_header(args, info: dict) -> None:
     print("machine:", machine_line({k: v for k, v in info.items() if k != "cuda"}))
     if info["cuda"]:
         c = info["cuda"]
@@ -143,9 +142,8 @@ def main(argv=None) -> int:
           "(cuda fp32 = eager, TF32 convolutions as torch's default; bf16/fp16 = autocast; "
           "graph = fp32 replayed from a CUDA graph)")
 
-    dims = InputDims(args.n_dynamic, args.n_static)
-    results = []
-    header = f"{'model':<10} {'params':>9}"
+
+def columns(args, devices: list[str]) -> list[str]:
     cols = []
     if "cpu" in devices:
         cols.append("cpu fp32")
@@ -157,39 +155,70 @@ def main(argv=None) -> int:
             cols.append("cuda graph")
         if args.compile:
             cols.append("cuda compiled")
+    return cols
+
+
+def time_on_cuda(m, batch, args, row: dict) -> None:
+    """The CUDA columns of one model into ``row`` (a variant that fails is reported, not raised)."""
+    warm, rep = args.warmup or 10, args.repeat or 50
+    row["cuda fp32"] = time_cuda(m, batch, warm, rep, None)
+    if not args.no_amp:
+        for label, dt in (("cuda bf16", torch.bfloat16), ("cuda fp16", torch.float16)):
+            try:
+                row[label] = time_cuda(m, batch, warm, rep, dt)
+            except Exception as exc:  # noqa: BLE001 - report, keep going
+                row[label] = f"failed: {type(exc).__name__}"
+    if not args.no_graph:
+        try:
+            row["cuda graph"] = time_cuda_graph(m, batch, warm, rep)
+        except Exception as exc:  # noqa: BLE001
+            row["cuda graph"] = f"failed: {type(exc).__name__}"
+    if args.compile:
+        try:
+            cm = torch.compile(m)
+            row["cuda compiled"] = time_cuda(cm, batch, warm, rep, None)
+        except Exception as exc:  # noqa: BLE001
+            row["cuda compiled"] = f"failed: {type(exc).__name__}"
+
+
+def time_model(name: str, args, dims: InputDims, devices: list[str]) -> dict:
+    """One network (seeded random weights) timed on every device: its row of the table."""
+    torch.manual_seed(0)
+    model = get_model(name, n_dynamic=args.n_dynamic, n_static=args.n_static).eval()
+    if args.nchw:
+        model = model.to(memory_format=torch.contiguous_format)
+    row = {"model": name, "params": sum(q.numel() for q in model.parameters())}
+    for dev in devices:
+        batch = example_batch(dims, args.batch, args.height, args.width, device=dev)
+        m = model.to(dev)
+        if dev == "cpu":
+            row["cpu fp32"] = time_cpu(m, batch, args.warmup or 2, args.repeat or 5)
+            continue
+        time_on_cuda(m, batch, args, row)
+        m.to("cpu")
+    return row
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = pick_devices(args)
+    if args.device == "cuda" and "cuda" not in devices:
+        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+
+    info = machine(args.device)
+    print_header(args, info)
+
+    dims = InputDims(args.n_dynamic, args.n_static)
+    results = []
+    header = f"{'model':<10} {'params':>9}"
+    cols = columns(args, devices)
     print(header + "".join(f" {c:>14}" for c in cols))
     for name in args.models:
-        torch.manual_seed(0)
-        model = get_model(name, n_dynamic=args.n_dynamic, n_static=args.n_static).eval()
-        if args.nchw:
-            model = model.to(memory_format=torch.contiguous_format)
-        row = {"model": name, "params": sum(q.numel() for q in model.parameters())}
-        for dev in devices:
-            batch = example_batch(dims, args.batch, args.height, args.width, device=dev)
-            m = model.to(dev)
-            if dev == "cpu":
-                row["cpu fp32"] = time_cpu(m, batch, args.warmup or 2, args.repeat or 5)
-                continue
-            warm, rep = args.warmup or 10, args.repeat or 50
-            row["cuda fp32"] = time_cuda(m, batch, warm, rep, None)
-            if not args.no_amp:
-                for label, dt in (("cuda bf16", torch.bfloat16), ("cuda fp16", torch.float16)):
-                    try:
-                        row[label] = time_cuda(m, batch, warm, rep, dt)
-                    except Exception as exc:  # noqa: BLE001 - report, keep going
-                        row[label] = f"failed: {type(exc).__name__}"
-            if not args.no_graph:
-                try:
-                    row["cuda graph"] = time_cuda_graph(m, batch, warm, rep)
-                except Exception as exc:  # noqa: BLE001
-                    row["cuda graph"] = f"failed: {type(exc).__name__}"
-            if args.compile:
-                try:
-                    cm = torch.compile(m)
-                    row["cuda compiled"] = time_cuda(cm, batch, warm, rep, None)
-                except Exception as exc:  # noqa: BLE001
-                    row["cuda compiled"] = f"failed: {type(exc).__name__}"
-            m.to("cpu")
+        row = time_model(name, args, dims, devices)
         results.append(row)
         cells = "".join(f" {row[c]:>14.2f}" if isinstance(row.get(c), float)
                         else f" {str(row.get(c, '-'))[:14]:>14}" for c in cols)

@@ -31,6 +31,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from model.data.ismn import read_ismn  # noqa: E402
+from model.grids import tp10  # noqa: E402
+from model.world.signal import (  # noqa: E402
+    _parent_index,
+    format_report,
+    load_world_arrays,
+    parent36,
+    signal_report,
+)
+
 DOCS = Path(__file__).resolve().parent
 FIG = DOCS / "figures"
 BEGIN, END = "<!-- signal:begin -->", "<!-- signal:end -->"
@@ -100,28 +110,18 @@ def smap_vs_stations(world: Path, series) -> dict:
             "r_median": float(np.median(rr)) if rr else float("nan")}
 
 
-def main(argv=None):
-    from model.world.signal import (
-        _parent_index,
-        format_report,
-        load_world_arrays,
-        parent36,
-        signal_report,
-    )
-
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", required=True)
     ap.add_argument("--signal-json", default=None, help="numbers of python -m model.world.signal --json")
     ap.add_argument("--shared", default=str(Path("..") / "shared" / "data"))
     ap.add_argument("--facts", default=None, help="also write the numbers as JSON to this file")
-    a = ap.parse_args(argv)
-    world = Path(a.world)
-    shared = Path(a.shared)
-    FIG.mkdir(exist_ok=True)
-    rep = json.loads(Path(a.signal_json).read_text()) if a.signal_json else signal_report(world)
-    print(format_report(rep))
-    w = load_world_arrays(world)
-    man = json.loads((world / "world.json").read_text())
+    return ap.parse_args(argv)
+
+
+def fine_detail(w: dict):
+    """The simulated window, the truth, its thawed mask and the time-mean of its thawed 10 km
+    detail (value - 36 km parent)."""
     sim = w["sim"]
     rows, cols = np.flatnonzero(sim.any(1)), np.flatnonzero(sim.any(0))
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
@@ -131,14 +131,32 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fmean = np.nanmean(f, 0)
-    twi = w["static"].get("topographic_wetness_index")
-    org = w["static"].get("organic_fraction")
+    return win, sm, thawed, fmean
 
-    # --- figure 1: fine-scale signal ----------------------------------------------------------
+
+def fine_r_bars(ax, rep: dict) -> None:
+    """The oracle's fine-scale R per cell and pooled, as bars."""
+    labels = ["ceiling\n(perfect 36 km)", "ceiling\n+ true rain", "ERA5-Land-like\nown detail"]
+    vals = [rep["ceiling_perfect36"]["fine_r_cell_median"],
+            rep.get("ceiling_perfect36_true_rain", {}).get("fine_r_cell_median", np.nan),
+            rep["era5_own_detail"]["fine_r_cell_median"]]
+    pooled = [rep["ceiling_perfect36"]["fine_r_pooled"],
+              rep.get("ceiling_perfect36_true_rain", {}).get("fine_r_pooled", np.nan),
+              rep["era5_own_detail"]["fine_r_pooled"]]
+    xx = np.arange(3)
+    ax.bar(xx - 0.18, vals, 0.36, label="per cell over time (median)")
+    ax.bar(xx + 0.18, pooled, 0.36, label="pooled cell-steps")
+    ax.axhline(0.5, color="k", lw=0.8, ls="--")
+    ax.set_xticks(xx, labels, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_title("fine-scale R, thawed test steps", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+
+
+def fine_signal_figure(twi, org, fmean, win, rep: dict, man: dict) -> None:
+    """Figure 1: the fine-scale signal (user layers, the truth's mean detail, the oracle's R)."""
     fig, ax = plt.subplots(1, 4, figsize=(15, 3.6))
     ext = None
-    from model.grids import tp10
-
     g = tp10()
     lat, lon = g.lat[win[0]], g.lon[win[1]]
     ext = (lon[0] - 0.05, lon[-1] + 0.05, lat[0] - 0.05, lat[-1] + 0.05)
@@ -151,40 +169,18 @@ def main(argv=None):
         im = axi.imshow(a2, origin="lower" if lat[0] < lat[-1] else "upper", extent=ext, cmap=cmap, **kw)
         axi.set_title(title, fontsize=9)
         plt.colorbar(im, ax=axi, shrink=0.8)
-    labels = ["ceiling\n(perfect 36 km)", "ceiling\n+ true rain", "ERA5-Land-like\nown detail"]
-    vals = [rep["ceiling_perfect36"]["fine_r_cell_median"],
-            rep.get("ceiling_perfect36_true_rain", {}).get("fine_r_cell_median", np.nan),
-            rep["era5_own_detail"]["fine_r_cell_median"]]
-    pooled = [rep["ceiling_perfect36"]["fine_r_pooled"],
-              rep.get("ceiling_perfect36_true_rain", {}).get("fine_r_pooled", np.nan),
-              rep["era5_own_detail"]["fine_r_pooled"]]
-    xx = np.arange(3)
-    ax[3].bar(xx - 0.18, vals, 0.36, label="per cell over time (median)")
-    ax[3].bar(xx + 0.18, pooled, 0.36, label="pooled cell-steps")
-    ax[3].axhline(0.5, color="k", lw=0.8, ls="--")
-    ax[3].set_xticks(xx, labels, fontsize=8)
-    ax[3].set_ylim(0, 1)
-    ax[3].set_title("fine-scale R, thawed test steps", fontsize=9)
-    ax[3].legend(fontsize=7, loc="upper left")
+    fine_r_bars(ax[3], rep)
     fig.suptitle(f"virtual TP '{man['size']}' (seed {man['seed']}): 10 km detail = value - 36 km parent", fontsize=10)
     fig.tight_layout()
     fig.savefig(FIG / "world_fine_signal.png", dpi=110)
     plt.close(fig)
 
-    # --- figure 2: station variability vs the real Maqu CST-01 --------------------------------
-    from model.data.ismn import read_ismn
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        series = read_ismn(world / "inputs" / "ISMN")
-    months = sorted(set(w["times"].month))
-    real = real_cst01(shared, months)
-    v_real = variability(real)
-    from model.grids import tp10 as _tp10
-
-    g = _tp10()
+def station_variabilities(series, months, times, sm, thawed) -> tuple[list, list]:
+    """Variability of each ISMN-like station (>= 10 days of data in ``months``) and of its 10 km
+    truth cell on thawed steps."""
+    g = tp10()
     v_pt, v_cell = [], []
-    times = w["times"]
     for s in series:
         x = s.data["soil_moisture"]
         x.index = x.index.tz_convert("UTC").tz_localize(None) if x.index.tz is not None else x.index
@@ -195,6 +191,11 @@ def main(argv=None):
         cell = pd.Series(np.where(thawed[:, r[0], c[0]], sm[:, r[0], c[0]], np.nan), index=times)
         v_pt.append(variability(x))
         v_cell.append(variability(cell))
+    return v_pt, v_cell
+
+
+def variability_figure(v_pt: list, v_cell: list, v_real: dict) -> None:
+    """Figure 2: station variability against the real Maqu CST-01."""
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, key, title in ((0, "sd", "temporal sd (thawed months of the world)"),
                           (1, "abs_daily_change_median", "median |day-to-day change| of daily means")):
@@ -207,6 +208,45 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(FIG / "world_station_variability.png", dpi=110)
     plt.close(fig)
+
+
+def write_section(text: str) -> Path:
+    """Replace the signal section of ``docs/realism.md`` (append it the first time)."""
+    p = DOCS / "realism.md"
+    old = p.read_text()
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    p.write_text(new)
+    return p
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    world = Path(a.world)
+    shared = Path(a.shared)
+    FIG.mkdir(exist_ok=True)
+    rep = json.loads(Path(a.signal_json).read_text()) if a.signal_json else signal_report(world)
+    print(format_report(rep))
+    w = load_world_arrays(world)
+    man = json.loads((world / "world.json").read_text())
+    win, sm, thawed, fmean = fine_detail(w)
+    twi = w["static"].get("topographic_wetness_index")
+    org = w["static"].get("organic_fraction")
+
+    # --- figure 1: fine-scale signal ----------------------------------------------------------
+    fine_signal_figure(twi, org, fmean, win, rep, man)
+
+    # --- figure 2: station variability vs the real Maqu CST-01 --------------------------------
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        series = read_ismn(world / "inputs" / "ISMN")
+    months = sorted(set(w["times"].month))
+    real = real_cst01(shared, months)
+    v_real = variability(real)
+    v_pt, v_cell = station_variabilities(series, months, w["times"], sm, thawed)
+    variability_figure(v_pt, v_cell, v_real)
     smap = smap_vs_stations(world, series)
     med = lambda vs, k: float(np.median([v[k] for v in vs])) if vs else float("nan")  # noqa: E731
     F = {"signal": rep, "real_cst01": v_real,
@@ -216,13 +256,7 @@ def main(argv=None):
     if a.facts:
         Path(a.facts).write_text(json.dumps(F, indent=1))
     text = render(F, man)
-    p = DOCS / "realism.md"
-    old = p.read_text()
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    p.write_text(new)
+    p = write_section(text)
     print(f"wrote {p} and figures in {FIG}")
 
 

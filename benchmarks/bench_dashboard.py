@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from dashboard.browser import CHANGED, CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY, free_port  # noqa: E402
+from dashboard.browser import (CHANGED, CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY, free_port,  # noqa: E402
+                               stop_server)
 
 TARGETS = {"first_render_s": 5.0, "time_step_s": 0.5, "station_click_s": 1.0, "png_export_s": 5.0}
 
@@ -92,15 +93,21 @@ def new_page(ctx):
     return pg
 
 
-def first_render(ctx, url: str, screenshots: Path | None, out: dict):
-    """1. first render after the server is up (cold), map page; returns the page."""
+def open_drawn(ctx, url: str, selector: str, column: str):
+    """A new session's page at ``url``, waited for until ``selector`` is drawn and a Bokeh source
+    has ``column``; (page, seconds)."""
     pg = new_page(ctx)
     t0 = time.perf_counter()
-    pg.goto(url + "?page=map")
-    pg.wait_for_selector(".map-plot canvas")
+    pg.goto(url)
+    pg.wait_for_selector(selector)
     pg.evaluate(INSTALL_SNAP)
-    pg.wait_for_function("() => window.__snap('image').length > 0")
-    out["first_render_s"] = round(time.perf_counter() - t0, 3)
+    pg.wait_for_function(f"() => window.__snap('{column}').length > 0")
+    return pg, round(time.perf_counter() - t0, 3)
+
+
+def first_render(ctx, url: str, screenshots: Path | None, out: dict):
+    """1. first render after the server is up (cold), map page; returns the page."""
+    pg, out["first_render_s"] = open_drawn(ctx, url + "?page=map", ".map-plot canvas", "image")
     if screenshots:
         pg.wait_for_timeout(800)
         pg.screenshot(path=str(screenshots / "dashboard_map.png"), full_page=True)
@@ -140,13 +147,8 @@ def station_clicks(ctx, url: str, home: str, repeat: int, screenshots: Path | No
     """4. station clicks, in a new session (warm server): page render, then clicks; returns the
     warm page renders so far."""
     ids = stations_with_data(home, "CTP_SMTMN", repeat + 1)
-    pg2 = new_page(ctx)
-    t0 = time.perf_counter()
-    pg2.goto(url + "?page=stations&network=CTP_SMTMN")
-    pg2.wait_for_selector(".series-plot canvas")
-    pg2.evaluate(INSTALL_SNAP)
-    pg2.wait_for_function("() => window.__snap('soil_moisture').length > 0")
-    warm_pages = {"stations": round(time.perf_counter() - t0, 3)}
+    pg2, seconds = open_drawn(ctx, url + "?page=stations&network=CTP_SMTMN", ".series-plot canvas", "soil_moisture")
+    warm_pages = {"stations": seconds}
     clicks = []
     for sid in ids[1:]:
         xy = pg2.evaluate(STATION_XY, sid)
@@ -193,15 +195,6 @@ def other_pages(ctx, url: str, screenshots: Path | None, out: dict, warm_pages: 
             pgn.screenshot(path=str(screenshots / f"dashboard_{name}.png"), full_page=True)
         pgn.close()
     out["page_render_warm_s"] = warm_pages
-
-
-def stop_server(proc) -> None:
-    """Terminate ``panel serve`` (kill it after 15 s)."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def run(home: str, repeat: int, screenshots: Path | None, warm: bool) -> dict:

@@ -45,14 +45,6 @@ def start_server(home: Path, port: int | None = None, extra_args=(), log_path: P
     return proc, url
 
 
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def live_copy(home: Path, dest: Path, model: str = "unet") -> Path:
     """A home that is still being made, for the "appears while the page is open" tests: the
     archive and validation copied from ``home`` (worlds and runs linked, read only), ``model``

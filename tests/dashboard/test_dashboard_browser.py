@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import pytest
 
-from _dash_helpers import ARTIFACTS, finish_model, live_copy, start_server, stop_server
-from dashboard.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY
+from _dash_helpers import ARTIFACTS, finish_model, live_copy, start_server
+from dashboard.browser import CHROMIUM, CHROMIUM_ARGS, INSTALL_SNAP, STATION_XY, stop_server
 
 pytestmark = pytest.mark.browser
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from model.errors import InputError
 from model.networks.checkpoint import load_checkpoint, save_checkpoint
-from model.networks.reference import ERA5CDFMatching, SMAPBilinear
+from model.networks.reference import ERA5CDFMatching, SMAPBilinear, nanquantile_columns
 
 
 def linear(lat, lon):
@@ -112,3 +114,24 @@ def test_cdf_fallbacks_and_cell_index(tmp_path):
         ERA5CDFMatching().apply(era5)
     with pytest.raises(InputError, match="valid pairs"):
         ERA5CDFMatching().fit(era5, np.full_like(era5, np.nan))
+
+
+def test_nanquantile_columns_equals_numpy_bit_for_bit():
+    """The CDF fit's one-sort quantiles are numpy's nanquantile ("linear"), exactly: NaN gaps,
+    all-NaN columns, one value, ties and infinities included."""
+    rng = np.random.default_rng(3)
+    a = rng.gamma(2.0, 0.1, (400, 60))
+    a[rng.random(a.shape) < 0.45] = np.nan
+    a[:, 0] = np.nan                     # all missing
+    a[:, 1] = np.nan
+    a[7, 1] = 0.25                       # one value
+    a[:, 2] = 0.3                        # ties only
+    a[3, 3], a[9, 3] = np.inf, -np.inf   # infinities count as values, as in numpy
+    levels = np.linspace(0.0, 1.0, 101)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanquantile(a, levels, axis=0)
+    got = nanquantile_columns(a, levels)
+    assert got.shape == ref.shape == (101, 60)
+    assert np.array_equal(got, ref, equal_nan=True)
+    assert np.isnan(got[:, 0]).all() and (got[:, 1] == 0.25).all()

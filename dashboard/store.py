@@ -43,7 +43,7 @@ from model.data.stations import station_table as read_station_table
 from model.errors import InputError, nearest_names
 from model.features.ard import open_group
 from model.grids import regridder, tp10, tp_mask, tp_polygon
-from model.inference.archive import open_archive
+from model.inference.archive import open_archive, product_variables
 from model.progress import progress_line, read_progress
 from model.progress import provisional as provisional_models
 from model.schema import SM_UNITS, sm_attrs
@@ -205,7 +205,7 @@ def inventory(home: str) -> Inventory:
     hp = Path(home)
     try:
         ds = open_archive("maps", hp / "archive")
-        names = [v for v in ds.data_vars if v not in ("tp_mask", "crs")]
+        names = product_variables(ds)
         comp = ds.attrs.get("complete_models", {}) or {}
         models = tuple(m for m in names if comp.get(m, False)) if comp else tuple(names)
         partial = tuple(m for m in names if m not in models)

@@ -41,6 +41,7 @@ from intake.readers.entry import Catalog
 
 from .config import home
 from .errors import InputError
+from .inference.archive import NEXT
 from .io import atomic_path
 
 #: products catalog entries: name prefix -> what it holds
@@ -97,7 +98,7 @@ def _archive_entries(root: Path, layout: str) -> tuple[dict, str | None]:
     chunks = {"maps": "(8, 150, 320): one map frame = one chunk",
               "series": "(all steps, 10, 10): one cell's series = one chunk"}[layout]
     variables = sorted(k[:-len("/.zarray")] for k in zmeta if k.endswith("/.zarray")
-                       and k[:-len("/.zarray")] not in _COORDS)
+                       and k[:-len("/.zarray")] not in _COORDS and not k[:-len("/.zarray")].endswith(NEXT))
     entries = {}
     ard = None
     entries[f"archive_{layout}"] = _zarr_reader(url, {

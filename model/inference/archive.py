@@ -22,9 +22,13 @@ after both layouts hold all its blocks.
 
 Keyed to the checkpoint: a block counts as done only when its marker names the SHA-256 of the
 checkpoint of the model's current run. After a retrain, ``archive`` therefore recomputes every
-block of that model (it logs both hashes, marks the model incomplete until the last block is
-rewritten, then refreshes the provenance), so archived values always equal the current
-runner's output. A torn marker is treated as absent (warning) and its block recomputed.
+block of that model (it logs both hashes), so archived values always equal the current
+runner's output. A model that was complete stays on show, whole, while that happens: its new
+blocks go to a shadow variable (``<model>__next``, never listed as a product) that replaces
+the old values in one swap of folders once its last block is written (a provisional model
+replaced by its full-budget run, issue 16). A model that was not complete is marked
+incomplete until its last block is rewritten. A torn marker is treated as absent (warning)
+and its block recomputed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import contextlib
 import errno
 import json
 import logging
+import os
 import shutil
 import time as _time
 import uuid
@@ -59,6 +64,16 @@ log = logging.getLogger(__name__)
 
 MAP_CHUNK_T = 8
 SERIES_CHUNK_XY = 10
+
+#: suffix of the shadow variable a complete model's re-archive is written to (then swapped in)
+NEXT = "__next"
+#: variables of the stores that are not products
+NOT_PRODUCTS = ("tp_mask", "crs")
+
+
+def product_variables(ds) -> list[str]:
+    """The products (models) of an archive dataset: no grid variables, no shadow variables."""
+    return [v for v in ds.data_vars if v not in NOT_PRODUCTS and not str(v).endswith(NEXT)]
 
 
 def archive_dir(path=None) -> Path:
@@ -129,7 +144,7 @@ def _init_store(path: Path, times, models_prov: dict):
         ds[new].to_zarr(path, mode="a", compute=False, zarr_format=2, consolidated=True)
         if comp is not None:
             g = zarr.open_group(path, mode="r+", zarr_format=2)
-            g.attrs["complete_models"] = {**comp, **{m: False for m in new}}
+            g.attrs["complete_models"] = {**comp, **{m: False for m in new if not m.endswith(NEXT)}}
             zarr.consolidate_metadata(path)
     old = [m for m in models_prov if m not in new]
     if exists and old:  # refresh the provenance of re-run models (even when others are new)
@@ -160,10 +175,11 @@ def block_sha(ledger, model: str, t0: int) -> str | None:
 
 
 def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, t0: int,
-                times: list, shas: dict | None = None) -> dict:
+                times: list, shas: dict | None = None, targets: dict | None = None) -> dict:
     """Compute one block of days for every model still missing it (or holding it from another
     checkpoint than ``shas[model]``), assembling the inputs once, and write each model's
-    aligned chunk region (then its marker, naming the checkpoint)."""
+    aligned chunk region (of variable ``targets[model]``, default the model's name; then its
+    marker, naming the checkpoint)."""
     # lazy: dask costs 0.26 s at import; the dashboard imports this module at start-up
     import dask
 
@@ -185,8 +201,9 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
             if cube is None:
                 cube = runner.provider.cube_between(tt[0], tt[-1])
             vals = runner.scenes(tt, batch=8, cube=cube)
-            ds = xr.Dataset({model: (("time", "lat", "lon"), vals)})
-            ds[model].encoding = {}
+            var = (targets or {}).get(model, model)
+            ds = xr.Dataset({var: (("time", "lat", "lon"), vals)})
+            ds[var].encoding = {}
             ds.to_zarr(maps_path, region={"time": slice(t0, t0 + len(times)), "lat": slice(0, 150),
                                           "lon": slice(0, 320)}, zarr_format=2, consolidated=False)
             write_json_atomic(block_marker(ledger, model, t0),
@@ -265,10 +282,13 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
                "blocks_total": int(np.ceil(times.size / block))}
     need = _bytes_needed(len(tasks) * block, len(runs))
     check_writable(out, need_bytes=need)      # before anything is written
+    shadow = _shadowed(maps, runs, stale)
+    targets = {m: m + NEXT if m in shadow else m for m in runs}
     with _disk_full_is_clear(out, need):
-        _init_store(maps, times, prov)
+        _init_store(maps, times, {targets[m]: prov[m] for m in runs})
+    summary["shadowed"] = shadow
     if stale:  # never show a model complete while its blocks come from two checkpoints
-        _mark_incomplete(maps, series, list(stale))
+        _mark_incomplete(maps, series, [m for m in stale if m not in shadow])
         _write_version(out, shas, building=True)
     host: dict = {}
     summary["resident"] = bool(resident)
@@ -276,12 +296,16 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     if tasks and resident:
         with _disk_full_is_clear(out, need):
             host = _resident_maps(runs, ard, device, maps, ledger, times, tasks, block, provider, batch,
-                                  progress, summary, shas)
+                                  progress, summary, shas, targets)
     elif tasks:
         _dask_maps(runs, ard, device, maps, ledger, times, tasks, block, shas, scheduler=scheduler,
-                   workers=workers, out=out, need=need, block_days=block_days, progress=progress)
+                   workers=workers, out=out, need=need, block_days=block_days, progress=progress,
+                   targets=targets)
     summary["maps_seconds"] = round(_time.perf_counter() - t_start, 1)
     summary["maps_window"][1] = _time.time()
+    for m in shadow:   # every block of the new checkpoint written: it replaces the old values
+        if all(block_done(ledger, m, t0, shas[m]) for t0 in range(0, times.size, block)):
+            _swap_in(maps, m)
     zarr.consolidate_metadata(maps)
     # series layout, per model, from the finished maps
     t1 = _time.perf_counter()
@@ -335,9 +359,35 @@ def _blocks_todo(runs: dict, shas: dict, ledger: Path, n_steps: int, block: int)
     return tasks, stale
 
 
+def _shadowed(maps: Path, runs: dict, stale: dict) -> list[str]:
+    """The models whose re-archive goes to a shadow variable: complete in the store and
+    recomputed after a retrain, or with a shadow variable left by an interrupted build."""
+    if not (maps / ".zmetadata").exists():
+        return []
+    comp = zarr.open_group(maps, mode="r", zarr_format=2).attrs.get("complete_models", {}) or {}
+    return sorted(m for m in runs if (maps / f"{m}{NEXT}").is_dir() or (m in stale and comp.get(m)))
+
+
+def _swap_in(maps: Path, model: str) -> None:
+    """Replace ``model``'s values by its shadow variable's (same shape and chunks; the
+    shadow's attributes carry the new provenance): two folder renames, then the old folder
+    goes. A build stopped between the renames is completed by the next one."""
+    nxt, cur, old = maps / f"{model}{NEXT}", maps / model, maps / f".{model}.replaced"
+    if nxt.is_dir():
+        if old.exists():
+            shutil.rmtree(old)
+        if cur.exists():
+            os.rename(cur, old)
+        os.rename(nxt, cur)
+    if old.exists():
+        shutil.rmtree(old)
+    zarr.consolidate_metadata(maps)
+    log.info("archive: %s's new values are swapped in", model)
+
+
 def _dask_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, times, tasks, block: int,
                shas: dict, *, scheduler, workers: int, out: Path, need: int, block_days: int,
-               progress: bool) -> None:
+               progress: bool, targets: dict) -> None:
     """The map phase on Dask: one task per block of days, on the scheduler at ``scheduler`` or
     on a local cluster of ``workers`` processes."""
     # lazy: the Dask client (distributed, 0.26 s at import); the dashboard imports this module at start-up
@@ -357,8 +407,8 @@ def _dask_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, tim
     try:
         runs_s = {m: str(r) for m, r in runs.items()}
         futs = [client.submit(_block_task, runs_s, str(ard), device, str(maps), str(ledger), t0,
-                              [str(t) for t in times[t0:t0 + block]], shas, key=f"block-{t0}",
-                              pure=False)
+                              [str(t) for t in times[t0:t0 + block]], shas, targets,
+                              key=f"block-{t0}", pure=False)
                 for t0 in tasks]
         bar = tqdm(total=len(futs), desc=f"archive (maps, {block_days}-day blocks x {len(runs)} models)",
                    disable=not progress, unit="block")
@@ -448,7 +498,7 @@ def archive_version(path=None) -> str:
 
 
 def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, times, tasks, block: int,
-                   provider, batch: int, progress: bool, summary: dict, shas: dict) -> dict:
+                   provider, batch: int, progress: bool, summary: dict, shas: dict, targets: dict) -> dict:
     """The map phase in this process: per block of days, the inputs are loaded once (the next
     block's load runs in a thread meanwhile), made resident on the device, and every model runs
     on them in batches; each model's block is written by a writer thread, then its marker.
@@ -472,8 +522,9 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
         return provider.cube_between(tt[0], tt[-1])
 
     def write(model, t0, n, seconds):
-        ds = xr.Dataset({model: (("time", "lat", "lon"), host[model][t0:t0 + n])})
-        ds[model].encoding = {}
+        var = targets[model]
+        ds = xr.Dataset({var: (("time", "lat", "lon"), host[model][t0:t0 + n])})
+        ds[var].encoding = {}
         ds.to_zarr(maps, region={"time": slice(t0, t0 + n), "lat": slice(0, 150), "lon": slice(0, 320)},
                    zarr_format=2, consolidated=False)
         write_json_atomic(block_marker(ledger, model, t0),

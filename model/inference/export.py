@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import CoverageError, InputError
 from ..io import atomic_path
 from ..schema import SM_STANDARD_NAME, SM_UNITS
-from .archive import open_archive
+from .archive import open_archive, product_variables
 
 
 def select(models, start=None, end=None, bbox=None, archive=None):
@@ -18,9 +18,9 @@ def select(models, start=None, end=None, bbox=None, archive=None):
     layout = "maps"
     ds = open_archive(layout, archive)
     models = [models] if isinstance(models, str) else list(models)
-    missing = [m for m in models if m not in ds.data_vars]
+    avail = product_variables(ds)
+    missing = [m for m in models if m not in avail]
     if missing:
-        avail = [v for v in ds.data_vars if v not in ("tp_mask", "crs")]
         raise InputError(f"models {missing} are not in the archive (it holds {avail})",
                          "build them with `sm-downscale archive --model NAME`")
     sub = ds[models + ["tp_mask", "crs"]]

@@ -32,7 +32,7 @@ from ..config import validation_dir as vd
 from ..errors import InputError
 from ..features.ard import ard_info, default_ard, open_group
 from ..grids import get_grid, regridder, tp10, tp_mask
-from ..inference.archive import open_archive
+from ..inference.archive import open_archive, product_variables
 from ..io import atomic_path
 from .ceiling import LABEL, fit_ceilings
 from .matching import (extract_station_series, locate_stations, match_station, network_metrics,
@@ -65,7 +65,7 @@ class Inputs:
         self.info = ard_info(self.ard)
         self.maps = open_archive("maps", archive)
         self.series = open_archive("series", archive)
-        avail = [v for v in self.maps.data_vars if v not in ("tp_mask", "crs")]
+        avail = product_variables(self.maps)
         complete = self.maps.attrs.get("complete_models", {})
         avail = [m for m in avail if complete.get(m, False)] or avail
         if models:

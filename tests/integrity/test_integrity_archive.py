@@ -70,6 +70,60 @@ def test_archive_after_a_retrain_equals_the_new_runner_and_the_dashboard_follows
                                equal_nan=True)
 
 
+def test_a_complete_model_stays_whole_on_show_while_its_retrain_is_archived(tiny, tmp_path, monkeypatch):
+    """Issue 16 (a provisional PSCNet replaced by its full-budget run behind an open page): the
+    re-archive of a complete model goes to a shadow variable, so the page keeps the old values,
+    whole and complete, until the new ones replace them in one swap; a build stopped before the
+    swap is finished by the next one."""
+    from dashboard import store
+    from model.inference import archive as A
+    from model.inference.runner import Runner, sha256
+    from model.products import refresh_products
+
+    home, ard = _scratch_home(tiny, tmp_path, monkeypatch)
+    s, e = "2017-07-06", "2017-07-07"
+    kw = dict(ard=ard, device="cpu", block_days=1, progress=False)
+    _train("mlp", ard, seed=0)
+    A.build_archive(["mlp"], s, e, workers=1, **kw)
+    old = A.open_archive("maps")["mlp"].values
+    times = A.open_archive("maps")["time"].values
+    run2 = _train("mlp", ard, seed=1)
+
+    def stopped(maps, model):   # the build is killed after its last block, before the swap
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(A, "_swap_in", stopped)
+    try:
+        A.build_archive(["mlp"], s, e, resident=True, **kw)
+    except KeyboardInterrupt:
+        pass
+    maps = home / "archive" / "maps.zarr"
+    assert (maps / f"mlp{A.NEXT}").is_dir()
+    ds = A.open_archive("maps")
+    assert ds.attrs["complete_models"] == {"mlp": True} and A.product_variables(ds) == ["mlp"]
+    np.testing.assert_array_equal(ds["mlp"].values, old)           # the old run, whole
+    inv = store.inventory(str(home))
+    assert inv.models == ("mlp",) and inv.partial == ()
+    np.testing.assert_array_equal(store.frame(str(home), "product", "mlp", store.time_key(times[3])), old[3])
+    refresh_products(home / "archive", ard)
+    assert A.NEXT not in (home / "catalog.yaml").read_text()
+
+    monkeypatch.undo()
+    monkeypatch.setenv("SMDS_HOME", str(home))
+    monkeypatch.setenv("SMDS_CATALOG", str(home / "worlds" / "tiny" / "catalog.yaml"))
+    res = A.build_archive(["mlp"], s, e, workers=1, **kw)
+    assert res["blocks_todo"] == 0 and res["shadowed"] == ["mlp"] and res["complete"] == {"mlp": True}
+    assert not (maps / f"mlp{A.NEXT}").exists() and not list(maps.glob(".mlp*"))
+    want = Runner("mlp", ard, "cpu").scenes(times, batch=8)
+    for layout in ("maps", "series"):
+        ds = A.open_archive(layout)
+        assert A.product_variables(ds) == ["mlp"]
+        np.testing.assert_allclose(ds["mlp"].values, want, rtol=0, atol=1e-5, equal_nan=True)
+        assert ds["mlp"].attrs["provenance_checkpoint_sha256"] == sha256(run2 / "checkpoint.pt")
+    np.testing.assert_allclose(store.frame(str(home), "product", "mlp", store.time_key(times[3])), want[3],
+                               atol=1e-5, equal_nan=True)
+
+
 def test_torn_markers_are_redone_with_a_warning(tiny, tmp_path, caplog, monkeypatch):
     from model.inference.archive import build_archive, open_archive
 

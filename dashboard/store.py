@@ -44,8 +44,10 @@ from model.errors import InputError, nearest_names
 from model.features.ard import open_group
 from model.grids import regridder, tp10, tp_mask, tp_polygon
 from model.inference.archive import open_archive, product_variables
+from model.io import read_json_marker
 from model.progress import progress_line, read_progress
 from model.progress import provisional as provisional_models
+from model.runs.folders import PROVISIONAL_MARK
 from model.schema import SM_UNITS, sm_attrs
 from model.validation import results
 
@@ -139,6 +141,22 @@ def progress_text(home: str) -> str:
 def provisional(home: str) -> list[str]:
     """What a running job is still making (models, ``validation``): their figures are provisional."""
     return provisional_models(read_progress(home))
+
+
+def provisional_runs(home: str) -> dict[str, float | str]:
+    """Models whose archived maps come from a provisional run (the first page's short PSCNet
+    run, replaced by its full-budget run behind the page): model -> that run's minutes."""
+    try:
+        ds = maps_ds(home)
+    except InputError:
+        return {}
+    out = {}
+    for m in inventory(home).models:
+        run = ds[m].attrs.get("provenance_run")
+        mark = read_json_marker(Path(run) / PROVISIONAL_MARK, "provisional-run marker") if run else None
+        if mark is not None:
+            out[m] = mark.get("max_minutes", "?")
+    return out
 
 
 def validate_hint(home: str) -> str:

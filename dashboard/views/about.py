@@ -43,6 +43,10 @@ def page(state) -> pn.viewable.Viewable:
         ("validation periods", ", ".join(f"{k}: {v[0]} .. {v[1]}" for k, v in inv.periods.items()) or "none"),
         ("still being made (provisional)", ", ".join(prov) or "nothing: every figure is final"),
     ]
+    short = store.provisional_runs(inv.home)
+    if short:
+        rows.append(("maps from a provisional run", "; ".join(
+            f"{m}: a {v}-minute run, shown until its full-budget run replaces it" for m, v in short.items())))
     md = "\n".join(["| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]])
     probs = "\n".join(f"* {p}" for p in inv.problems) or "* nothing missing"
     return pn.Column(

@@ -22,6 +22,11 @@ from ..io import write_text_atomic
 LATEST = "LATEST"
 
 
+#: a run folder holding this file (JSON: its ``max_minutes``) is a provisional run, the first
+#: page's short run of the demo: never reused for the final products (:mod:`model.demo`)
+PROVISIONAL_MARK = "PROVISIONAL"
+
+
 def new_run_dir(model: str, config: dict) -> Path:
     """A new run folder's path (not created): UTC time stamp and the configuration's hash."""
     h = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]

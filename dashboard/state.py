@@ -30,7 +30,7 @@ URL_PARAMS = {"page": "page", "model": "model", "compare_to": "compare", "variab
               "diff_a": "a", "diff_b": "b", "time": "time", "station": "station", "network": "network",
               "network_mean": "netmean", "series_models": "models", "metric": "metric",
               "reference": "reference", "period": "period", "projection": "proj"}
-PREFERRED = ("pscnet", "unet", "resnet", "convlstm", "lstm", "vit", "mlp", "gbm", "rf")
+PREFERRED = store.PREFERRED
 NETWORK_CHOICES = ["ALL", *store.NETWORKS]
 METRICS = ["R", "bias", "ubRMSE"]
 
@@ -91,7 +91,7 @@ class DashboardState(param.Parameterized):
 
     def _fill_defaults(self) -> None:
         inv = self.inv
-        models = list(inv.models)
+        models = list(inv.shown)     # the map page also shows models computed on demand
         upd = {}
         if not self.model and models:
             upd["model"] = next((m for m in PREFERRED if m in models), models[0])
@@ -101,9 +101,9 @@ class DashboardState(param.Parameterized):
                                      next((m for m in models if m != first), first))
         if not self.time and inv.has_archive:
             upd["time"] = self.default_time()
-        if not self.series_models and models:
+        if not self.series_models and inv.models:
             upd["series_models"] = [m for m in (upd.get("model", self.model), upd.get("compare_to", self.compare_to))
-                                    if m in models][:2]
+                                    if m in inv.models][:2]
         if not self.station:
             sid = self.default_station()
             if sid:
@@ -199,10 +199,11 @@ class DashboardState(param.Parameterized):
 
     # ------------------------------------------------------------------ map page
     def source_label(self, source: str) -> str:
-        if source == "product":
-            return f"{self.model} (10 km)"
-        if source == "compare":
-            return f"{self.compare_to} (10 km)"
+        if source in ("product", "compare"):
+            m = self.model if source == "product" else self.compare_to
+            if m not in self.inv.models and m in self.inv.on_demand:
+                return f"{m} (10 km, computed on demand: not archived yet)"
+            return f"{m} (10 km)"
         return store.SOURCES[source][0]
 
     @property

@@ -47,7 +47,8 @@ from model.inference.archive import open_archive, product_variables
 from model.io import read_json_marker
 from model.progress import progress_line, read_progress
 from model.progress import provisional as provisional_models
-from model.runs.folders import PROVISIONAL_MARK
+from model.networks.registry import model_names
+from model.runs.folders import LATEST, PROVISIONAL_MARK
 from model.schema import SM_UNITS, sm_attrs
 from model.validation import results
 
@@ -71,6 +72,9 @@ CLIM = {"sm": (0.0, 0.5), "difference": (-0.15, 0.15), "R": (-1.0, 1.0), "bias":
 CMAP = {"sm": "YlGnBu", "difference": "RdBu", "R": "RdBu", "bias": "RdBu", "ubRMSE": "YlOrRd",
         "RMSE": "YlOrRd"}
 METRIC_UNITS = {"R": "1", "bias": SM_UNITS, "ubRMSE": SM_UNITS, "RMSE": SM_UNITS}
+
+#: The model a page shows first, in this order of preference (the paper's method first).
+PREFERRED = ("pscnet", "unet", "resnet", "convlstm", "lstm", "vit", "mlp", "gbm", "rf")
 
 #: Sources in station_series.parquet that are not models.
 SERIES_REFERENCES = ("insitu", "smap_l3_9km", "smap_l4", "era5land")
@@ -144,15 +148,18 @@ def provisional(home: str) -> list[str]:
 
 
 def provisional_runs(home: str) -> dict[str, float | str]:
-    """Models whose archived maps come from a provisional run (the first page's short PSCNet
-    run, replaced by its full-budget run behind the page): model -> that run's minutes."""
+    """Models whose maps on show come from a provisional run (the first page's short PSCNet
+    run, replaced by its full-budget run behind the page): model -> that run's minutes. The
+    run is the one the archive names (archived models) or the latest (computed on demand)."""
+    inv = inventory(home)
     try:
         ds = maps_ds(home)
     except InputError:
         return {}
+    runs = {m: ds[m].attrs.get("provenance_run") for m in inv.models}
+    runs.update({m: str(Path(home) / "runs" / m / latest_run_id(home, m)) for m in inv.on_demand})
     out = {}
-    for m in inventory(home).models:
-        run = ds[m].attrs.get("provenance_run")
+    for m, run in runs.items():
         mark = read_json_marker(Path(run) / PROVISIONAL_MARK, "provisional-run marker") if run else None
         if mark is not None:
             out[m] = mark.get("max_minutes", "?")
@@ -174,6 +181,7 @@ class Inventory:
     home: str
     models: tuple = ()            # complete models in the archive, registry names
     partial: tuple = ()           # in the archive but not (yet) complete
+    on_demand: tuple = ()         # trained (run registry) but not archived yet: maps computed on demand
     times: np.ndarray = field(default_factory=lambda: np.array([], "datetime64[ns]"))
     ard: str | None = None
     truth: str | None = None
@@ -183,7 +191,12 @@ class Inventory:
 
     @property
     def all_models(self) -> tuple:
-        return self.models + self.partial
+        return self.models + self.partial + self.on_demand
+
+    @property
+    def shown(self) -> tuple:
+        """The models the map page offers: archived ones, then those computed on demand."""
+        return self.models + self.on_demand
 
     @property
     def has_archive(self) -> bool:
@@ -257,8 +270,51 @@ def inventory(home: str) -> Inventory:
                        if k in ("train", "test")}
     else:
         problems.append(f"No analysis-ready store under {hp / 'worlds'}: run `sm-downscale ingest`.")
-    return Inventory(home=home, models=models, partial=partial, times=times, ard=ard, truth=truth,
-                     validation=bool(settings), periods=periods, problems=tuple(problems))
+    on_demand = _on_demand_models(hp, models) if ard and times.size else ()
+    return Inventory(home=home, models=models, partial=partial, on_demand=on_demand, times=times, ard=ard,
+                     truth=truth, validation=bool(settings), periods=periods, problems=tuple(problems))
+
+
+def _on_demand_models(hp: Path, archived) -> tuple:
+    """Registry models with a trained run in the home (``runs/<model>/LATEST``) that are not
+    complete in the archive: the map page computes their maps on demand (issue 16: the first
+    page shows PSCNet while its archive is still being made)."""
+    names = set(model_names())
+    have = {p.parent.name for p in (hp / "runs").glob(f"*/{LATEST}")}
+    return tuple(m for m in sorted(have & names, key=_preferred_order) if m not in archived)
+
+
+def _preferred_order(m: str) -> tuple:
+    return (PREFERRED.index(m) if m in PREFERRED else len(PREFERRED), m)
+
+
+def latest_run_id(home: str, model: str) -> str:
+    """The run folder name ``runs/<model>/LATEST`` names ('' when none): a new training
+    changes it."""
+    try:
+        return (Path(home) / "runs" / model / LATEST).read_text().strip()
+    except OSError:
+        return ""
+
+
+def on_demand_frame(home: str, model: str, time: str) -> np.ndarray:
+    """``model``'s frame at archive step ``time`` computed by the runner from its latest run
+    (for a model not archived yet); cached per run, so a retrain is never served stale."""
+    return _on_demand_frame(home, model, latest_run_id(home, model), time)
+
+
+@pn.cache(max_items=48)
+def _on_demand_frame(home: str, model: str, run_id: str, time: str) -> np.ndarray:
+    # lazy: the runner imports torch (0.9 s) and the input assembly (1.4 s); the dashboard must start without them
+    from model.inference.runner import get_runner
+
+    inv = inventory(home)
+    t, _ = check_time(inv, time)
+    try:
+        return get_runner(model, inv.ard, "auto").scenes([t])[0]
+    except InputError as exc:
+        raise EmptyState(f"{model!r} is not archived yet and its run cannot compute the map "
+                         f"({exc.what}); wait for the archive (see the progress line).") from exc
 
 
 def check_model(inv: Inventory, model: str) -> None:
@@ -366,6 +422,8 @@ def frame(home: str, source: str, model: str, time: str) -> np.ndarray:
     inv = inventory(home)
     t, i = check_time(inv, time)
     if source in ("product", "compare"):
+        if model not in inv.models and model in inv.on_demand:
+            return on_demand_frame(home, model, time_key(t))
         check_model(inv, model)
         vals = np.asarray(maps_ds(home)[model].isel(time=i).values, dtype=np.float32)
         if not np.isfinite(vals).any():

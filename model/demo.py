@@ -33,7 +33,7 @@ from .config import home, worlds_dir
 from .data.ingest import ingest as run_ingest
 from .errors import InputError
 from .features.ard import ard_info
-from .inference.archive import build_archive
+from .inference.archive import build_archive, lay_out_archive
 from .inference.cli import default_period
 from .inference.runner import resolve_run
 from .io import read_json_marker, write_json_atomic
@@ -198,9 +198,13 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     Without it every model is made before the function returns, in one wave.
 
     ``provisional_minutes``: with ``on_first_page``, the first page's PSCNet is trained on
-    this budget (default :data:`PROVISIONAL_MINUTES`, none in a ``quick`` run); right after
-    the first page PSCNet is retrained on its full budget and re-archived (the page keeps the
-    provisional maps until the new ones are swapped in whole), then the other models follow.
+    this budget (default :data:`PROVISIONAL_MINUTES`, none in a ``quick`` run), and the
+    first wave only lays the archive out (stage ``lay_out``): the first page computes the maps
+    of PSCNet and the references on demand (the dashboard does so for any trained model not
+    archived yet, and says so on the map). Right after the first page PSCNet is retrained on
+    its full budget and archived with the references (stages ``train_full`` and
+    ``archive_full``), then the other models follow. (Alone in the first wave, the
+    provisional PSCNet is archived, and its full run is swapped in whole when archived.)
 
     Returns the summary (every stage's status "ok" or "skipped (--skip)"; with two waves the
     second wave's stages are ``train_rest`` and ``archive_rest``); a failing
@@ -231,16 +235,28 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     prov = bool(provisional_minutes)
     plan = waves(names, on_first_page is not None, prov)
     items = _train_items(plan, configs, provisional_minutes)
+    # what each wave archives: all it trains; with a provisional PSCNet, the first wave only lays
+    # the archive out (the page computes the maps of trained models on demand) and the next wave
+    # archives it with PSCNet's full-budget run (one pass over the inputs for all three)
+    early = prov and len(plan[0]) > 1
+    archived = [list(wave) for wave in plan]
+    if early:
+        archived[1] = list(dict.fromkeys(plan[1] + plan[0]))
+        archived[0] = []
     # the progress step of each wave's archive; one validation of every product, last
-    labels = [f"archive {', '.join(wave)}" for wave in plan]
+    labels = [f"archive {', '.join(wave)}" if wave else "" for wave in archived]
     progress = _progress_plan(items, labels, "quick" if quick else "demo")
     step = partial(_progress_step, progress)
     for k, (wave, lab) in enumerate(zip(plan, labels)):
         suffix = _wave_suffix(k, wave, prov)
         _stage("train" + suffix, summary, partial(_train_wave, items[k], step, ard))
+        if k == 0 and early:
+            _stage("lay_out", summary, partial(_lay_out, plan[0], ard, quick))
+            on_first_page(summary)
+            continue
         if "archive" in skip:
             progress.done(lab, "skipped", "--skip archive")
-        _stage("archive" + suffix, summary, partial(_archive_wave, wave, lab, step, ard, quick, device), skip)
+        _stage("archive" + suffix, summary, partial(_archive_wave, archived[k], lab, step, ard, quick, device), skip)
         if k == 0 and on_first_page is not None:
             on_first_page(summary)
     if "validate" in skip:
@@ -274,7 +290,9 @@ def _progress_plan(items: list, labels: list, kind: str) -> Progress:
     steps = []
     for row, lab in zip(items, labels):
         steps += [Step(label, cfg.max_minutes * 60, n) for n, label, cfg, _ in row]
-        steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(row), ", ".join(n for n, *_ in row)))
+        if lab:
+            names = lab[len("archive "):].split(", ")
+            steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(names), ", ".join(names)))
     steps.append(Step("validate", VALIDATE_S[kind], "validation"))
     return Progress(home(), steps)
 
@@ -314,14 +332,29 @@ def _train_wave(row: list, step, ard: Path) -> dict:
     return {"models": done, **({"retrained": retrained} if retrained else {})}
 
 
-def _archive_wave(wave: list, label: str, step, ard: Path, quick: bool, device: str) -> dict:
-    """Stage ``archive``: the models of ``wave`` archived (progress step ``label``), then the
-    products catalog refreshed."""
+def _archive_period(ard: Path, quick: bool) -> tuple[str, str]:
+    """The demo's archive period: :func:`default_period`, or in a quick run the test period
+    with the last :data:`QUICK_TRAIN_DAYS` training days before it."""
     s, e = default_period(ard)
     if quick:
         test = ard_info(ard)["world"]["periods"]["test"]
         s = str(np.datetime64(test[0], "D") - np.timedelta64(QUICK_TRAIN_DAYS, "D"))
-        e = test[1]  # the whole test period, with the last training days before it
+        e = test[1]
+    return s, e
+
+
+def _lay_out(models: list, ard: Path, quick: bool) -> dict:
+    """Stage ``lay_out`` (the first page's wave with a provisional PSCNet): the archive laid
+    out for ``models`` (time axis, NaN values); the page computes their maps on demand."""
+    s, e = _archive_period(ard, quick)
+    res = lay_out_archive(models, s, e, ard=ard)
+    return {"models": res["models"], "steps": res["steps"]}
+
+
+def _archive_wave(wave: list, label: str, step, ard: Path, quick: bool, device: str) -> dict:
+    """Stage ``archive``: the models of ``wave`` archived (progress step ``label``), then the
+    products catalog refreshed."""
+    s, e = _archive_period(ard, quick)
     # one block per worker: each block reads its days plus 28 days of history once
     # (5-day blocks read the history 8 times over for a 40-day archive)
     days = int((np.datetime64(e, "D") - np.datetime64(s, "D")).astype(int)) + 1

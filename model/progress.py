@@ -126,8 +126,8 @@ def provisional(record: dict | None) -> list[str]:
         return []
     out = []
     for s in record.get("steps", []):
-        if s["state"] in ("queued", "running") and s["makes"] and s["makes"] not in out:
-            out.append(s["makes"])
+        if s["state"] in ("queued", "running") and s["makes"]:
+            out += [m for m in s["makes"].split(", ") if m not in out]   # an archive step makes several
     return out
 
 

@@ -60,3 +60,10 @@ def test_torn_record_reads_as_absent_and_stale_run_is_flagged(tmp_path):
     rec = json.loads((tmp_path / PROGRESS_FILE).read_text())
     assert "the run may have stopped" in progress_line(rec, now=rec["updated"] + 7200)
     assert "the run may have stopped" not in progress_line(rec, now=rec["updated"] + 60)
+
+
+def test_an_archive_step_of_several_models_makes_each_of_them_provisional(tmp_path):
+    Progress(tmp_path, [Step("train pscnet", 60, "pscnet"),
+                        Step("archive pscnet, smap_bilinear", 60, "pscnet, smap_bilinear"),
+                        Step("validate", 30, "validation")])
+    assert provisional(read_progress(tmp_path)) == ["pscnet", "smap_bilinear", "validation"]

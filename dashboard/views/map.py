@@ -235,10 +235,10 @@ def time_controls(state, interval_ms: int = 1000) -> pn.Column:
 def controls(state) -> pn.Column:
     projection = pn.widgets.Select.from_param(state.param.projection, name="projection", width=190,
                                               options=PROJECTION_OPTIONS, css_classes=["projection-select"])
-    model = linked_select(state, "model", lambda: state.inv.models, "model", width=160, css_classes=["model-select"])
+    model = linked_select(state, "model", lambda: state.inv.shown, "model", width=160, css_classes=["model-select"])
     variable = pn.widgets.Select.from_param(state.param.variable, name="variable", width=180,
                                             options={VARIABLE_LABELS[v]: v for v in store.VARIABLES})
-    compare = linked_select(state, "compare_to", lambda: state.inv.models, "second model", width=160)
+    compare = linked_select(state, "compare_to", lambda: state.inv.shown, "second model", width=160)
     a = pn.widgets.Select.from_param(state.param.diff_a, name="A", width=140,
                                      options={SOURCE_LABELS[k]: k for k in store.SOURCES})
     b = pn.widgets.Select.from_param(state.param.diff_b, name="B", width=140,

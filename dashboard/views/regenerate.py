@@ -144,8 +144,8 @@ def regenerate(home: str, model: str, time: str, job: Job | None = None) -> dict
         scene = runner.scene(t)
     except InputError as exc:
         raise EmptyState(f"Cannot regenerate {model!r}: {exc}") from exc
-    try:
-        archived = store.frame_da(home, "product", model, time)
+    try:   # a model computed on demand has no archived values to compare with
+        archived = None if model in inv.on_demand else store.frame_da(home, "product", model, time)
     except EmptyState:
         archived = None
     return {"model": model, "time": time, "scene": scene, "archived": archived, "device": runner.device,

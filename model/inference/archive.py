@@ -322,6 +322,28 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     return summary
 
 
+def lay_out_archive(models: list[str], start, end, out=None, ard=None) -> dict:
+    """Lay out the archive for ``models`` over [start, end] without computing anything: the
+    full time axis and one variable per model, values NaN, none complete (a later
+    :func:`build_archive` of the same period fills them). A server started on it shows the
+    period and computes the maps of trained models on demand (the demo's first page)."""
+    out = archive_dir(out)
+    ard = Path(ard) if ard else default_ard()
+    check_writable(out.parent, need_bytes=50 * 2**20)
+    out.mkdir(parents=True, exist_ok=True)
+    provider = InputProvider(ard)
+    times = _time_axis(provider, start, end)
+    runs = {m: resolve_run(m) for m in models}
+    prov = _provenance(runs, ard, provider)
+    maps = out / "maps.zarr"
+    fresh = not (maps / ".zmetadata").exists()
+    _init_store(maps, times, prov)
+    if fresh:
+        _mark_incomplete(maps, out / "series.zarr", list(models))
+    version = _write_version(out, {m: prov[m]["checkpoint_sha256"] for m in runs}, building=True)
+    return {"models": list(models), "steps": int(times.size), "version": version, "path": str(out)}
+
+
 def _provenance(runs: dict, ard: Path, provider) -> dict:
     """The provenance of every model's latest run; a run trained on other inputs than ``ard``
     is refused (or, when it recorded no input identity, archived with a warning)."""

@@ -48,16 +48,20 @@ def start_server(home: Path, port: int | None = None, extra_args=(), log_path: P
 def live_copy(home: Path, dest: Path, model: str = "unet") -> Path:
     """A home that is still being made, for the "appears while the page is open" tests: the
     archive and validation copied from ``home`` (worlds and runs linked, read only), ``model``
-    marked incomplete as the archive marks a model whose build has started, and a running
-    ``progress.json`` whose plan ends with archiving it. Finish it with :func:`finish_model`."""
+    marked incomplete as the archive marks a model whose build has started and its trained run
+    not there yet (a trained model is shown on demand), and a running ``progress.json`` whose
+    plan ends with archiving it. Finish it with :func:`finish_model`."""
     import shutil
 
     from model.inference.archive import _mark_incomplete, _write_version
     from model.progress import Progress, Step
 
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("worlds", "runs"):
-        (dest / name).symlink_to(home / name)
+    (dest / "worlds").symlink_to(home / "worlds")
+    (dest / "runs").mkdir()
+    for run in (home / "runs").iterdir():   # a registry of its own: the runner resolves runs in it
+        if run.name != model:
+            _link_tree(run, dest / "runs" / run.name)
     for name in ("archive", "validation"):
         shutil.copytree(home / name, dest / name)
     if (home / "catalog.yaml").exists():
@@ -72,16 +76,31 @@ def live_copy(home: Path, dest: Path, model: str = "unet") -> Path:
     return dest
 
 
+def _link_tree(src: Path, dst: Path) -> None:
+    """A copy of a run folder tree made of hard links (instant; a plain copy across disks)."""
+    import os
+    import shutil
+
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
 def finish_model(dest: Path, model: str = "unet") -> dict:
-    """The real archive build of ``model`` over the copied archive's period (its blocks are
-    there with the same checkpoint, so it finishes them and marks the model complete), then
-    the progress record is closed."""
+    """Its trained run linked in, then the real archive build of ``model`` over the copied
+    archive's period (its blocks are there with the same checkpoint, so it finishes them and
+    marks the model complete), then the progress record is closed."""
     import numpy as np
 
     from dashboard import store
     from model.inference.archive import build_archive
     from model.progress import Progress
 
+    _link_tree((dest / "worlds").resolve().parent / "runs" / model, dest / "runs" / model)  # trained
     inv = store.inventory(str(dest))
     day = lambda t: str(np.datetime64(t, "D"))  # noqa: E731
     res = build_archive([model], day(inv.times[0]), day(inv.times[-1]), out=dest / "archive",

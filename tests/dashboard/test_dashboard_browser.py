@@ -381,12 +381,21 @@ def test_ten_concurrent_sessions(server, demo_home):
 
 
 def test_still_being_made_and_a_model_appearing_while_open(demo_home, tab, tmp_path):
-    """Issue 16: a page served while a run goes on shows its progress line; the model that run
-    archives appears among the choices and the line goes away, without a reload."""
+    """Issue 16: a page served while a run goes on shows its progress line; a trained model not
+    archived yet (PSCNet here) is drawn from maps computed on demand, and says so; the model
+    that run trains and archives appears among the choices and the line goes away, without a
+    reload."""
+    from model.inference.archive import _mark_incomplete, _write_version
+
     home = live_copy(demo_home, tmp_path / "home", "unet")
+    _mark_incomplete(home / "archive" / "maps.zarr", home / "archive" / "series.zarr", ["pscnet"])
+    _write_version(home / "archive", {}, building=True)
     proc, url = start_server(home, log_path=ARTIFACTS / "server_live.log")
     try:
-        open_page(tab, url, "page=map", ".map-plot canvas")
+        open_page(tab, url, "page=map&model=pscnet", ".map-plot canvas")
+        assert "pscnet (10 km, computed on demand: not archived yet)" in text(tab, ".map-title")
+        assert not tab.locator(".empty-state").first.is_visible(), text(tab, ".empty-state")
+        shot(tab, "map_computed_on_demand")
         tab.wait_for_selector(".smds-progress", state="visible")
         assert "Still being made: 1 of 3 steps done" in text(tab, ".smds-progress")
         assert "now archive unet" in text(tab, ".smds-progress")

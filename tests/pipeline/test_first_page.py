@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.progress import progress_line, provisional, read_progress
@@ -42,10 +43,12 @@ def test_waves_put_pscnet_and_the_references_first():
 @pytest.mark.slow  # trains PSCNet twice, archives three times and validates: about 3 min on 2 cores
 def test_first_page_is_served_before_the_other_models_are_made(fresh_home):
     """The first page shows a provisional PSCNet (a run of a few seconds here, 2 minutes in the
-    demo); its full-budget run replaces it behind the page, then the other models come."""
+    demo), its maps computed on demand; its full-budget run is archived behind the page, then
+    the other models come."""
     from dashboard import store
     from model.demo import run_pipeline
     from model.inference.archive import NEXT, open_archive
+    from model.inference.runner import Runner
     from model.runs.folders import PROVISIONAL_MARK
 
     shutil.rmtree(fresh_home / "runs" / "pscnet")      # PSCNet is made by this run, twice
@@ -54,21 +57,29 @@ def test_first_page_is_served_before_the_other_models_are_made(fresh_home):
     def first_page(summary):
         inv = store.inventory(str(fresh_home))
         rec = read_progress(fresh_home)
-        seen.update(models=list(inv.models), line=progress_line(rec), provisional=provisional(rec),
+        key = store.time_key(inv.times[-5])
+        want = Runner("pscnet", inv.ard, "cpu").scenes([inv.times[-5]])[0]
+        seen.update(models=list(inv.models), on_demand=list(inv.on_demand),
+                    frame_ok=np.allclose(store.frame(str(fresh_home), "product", "pscnet", key), want,
+                                         atol=1e-6, equal_nan=True),
+                    line=progress_line(rec), provisional=provisional(rec),
                     short=store.provisional_runs(str(fresh_home)),
                     summary=json.loads(json.dumps(summary, default=str)),
                     validated=(fresh_home / "validation").exists())
 
     summary = run_pipeline("tiny", ["pscnet", "smap_bilinear", "rf"], device="cpu", quick=True,
                            on_first_page=first_page, provisional_minutes=0.01)
-    # at the first page: PSCNet (provisional) and the reference archived; PSCNet's full run,
-    # rf and the validation still to come
+    # at the first page: the archive laid out, the maps of the provisional PSCNet and the
+    # reference computed on demand; PSCNet's full run, the archive, rf and the validation
+    # still to come
     assert seen, "the first-page hook was not called"
-    assert set(seen["models"]) == {"pscnet", "smap_bilinear"}, seen["models"]
+    assert seen["models"] == [], seen["models"]
+    assert seen["on_demand"][0] == "pscnet" and "smap_bilinear" in seen["on_demand"], seen["on_demand"]
+    assert seen["frame_ok"]
     assert seen["short"] == {"pscnet": 0.01}, seen["short"]
     assert not seen["validated"]
-    assert seen["line"].startswith("Still being made: 3 of 8 steps done"), seen["line"]
-    assert seen["provisional"] == ["pscnet", "rf", "validation"], seen["provisional"]
+    assert seen["line"].startswith("Still being made: 2 of 7 steps done"), seen["line"]
+    assert seen["provisional"] == ["pscnet", "smap_bilinear", "rf", "validation"], seen["provisional"]
     assert "train_full" not in seen["summary"] and "train_rest" not in seen["summary"]
     # at the end: PSCNet's full run archived in place of the provisional one, every model
     # archived and validated, nothing pending
@@ -77,16 +88,18 @@ def test_first_page_is_served_before_the_other_models_are_made(fresh_home):
     assert store.provisional_runs(str(fresh_home)) == {}
     ds = open_archive("maps", fresh_home / "archive")
     run = ds["pscnet"].attrs["provenance_run"]
+    assert "pscnet" not in inv.on_demand
     assert not (fresh_home / "archive" / "maps.zarr" / f"pscnet{NEXT}").exists()
     assert not (Path(run) / PROVISIONAL_MARK).exists()
     assert len([d for d in (fresh_home / "runs" / "pscnet").iterdir() if d.is_dir()]) == 2
     assert summary["archive_full"]["status"] == "ok"
-    for stage in ("train", "archive", "train_full", "archive_full", "train_rest", "archive_rest", "validate"):
+    assert "archive" not in summary and summary["lay_out"]["steps"] > 0
+    for stage in ("train", "lay_out", "train_full", "archive_full", "train_rest", "archive_rest", "validate"):
         assert summary[stage]["status"] == "ok", (stage, summary[stage])
     rec = read_progress(fresh_home)
     assert rec["finished"] and progress_line(rec) == "" and provisional(rec) == []
     states = {s["name"]: s["state"] for s in rec["steps"]}
     assert states == {"train pscnet (provisional, 0.01 min)": "done", "train smap_bilinear": "skipped",
-                      "archive pscnet, smap_bilinear": "done", "train pscnet": "done",
-                      "archive pscnet": "done", "train rf": "skipped", "archive rf": "done",
+                      "train pscnet": "done", "archive pscnet, smap_bilinear": "done",
+                      "train rf": "skipped", "archive rf": "done",
                       "validate": "done"}, states

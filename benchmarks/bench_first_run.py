@@ -66,8 +66,8 @@ def _first_page(url: str, timeout_s: float) -> None:
     """Wait for the page to answer, then for the map to be drawn in chromium."""
     deadline = time.perf_counter() + timeout_s
     while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
+        try:   # a page is built per request (a session): wait for it as a browser would, once
+            with urllib.request.urlopen(url, timeout=max(5.0, min(300.0, deadline - time.perf_counter()))) as r:
                 if r.status == 200:
                     break
         except OSError:

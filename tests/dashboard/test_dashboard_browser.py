@@ -324,6 +324,18 @@ def test_ten_concurrent_sessions(server, demo_home):
     async def session(browser, k):
         ctx = await browser.new_context(viewport={"width": 1300, "height": 1000})
         pg = await ctx.new_page()
+        # the browser's side of each session (console, websocket open/close), for a session
+        # that loses its connection (seen twice on 2 cores: code 1001 right after the load)
+        trace = ARTIFACTS / f"load_test_browser_{k}.txt"
+        trace.write_text("")
+
+        def note(text, trace=trace):
+            with open(trace, "a") as fh:
+                fh.write(f"{time.time():.2f} {text}\n")
+
+        pg.on("console", lambda m: note(f"{m.type}: {m.text}"))
+        pg.on("websocket", lambda ws: (note(f"websocket open {ws.url}"),
+                                       ws.on("close", lambda _: note("websocket closed"))))
         pg.set_default_timeout(120_000)
         t0 = time.perf_counter()
         log = progress.setdefault(k, [])

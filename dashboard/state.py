@@ -201,7 +201,7 @@ class DashboardState(param.Parameterized):
     def source_label(self, source: str) -> str:
         if source in ("product", "compare"):
             m = self.model if source == "product" else self.compare_to
-            if m not in self.inv.models and m in self.inv.on_demand:
+            if m in self.inv.on_demand:
                 return f"{m} (10 km, computed on demand: not archived yet)"
             return f"{m} (10 km)"
         return store.SOURCES[source][0]

@@ -44,11 +44,10 @@ from model.errors import InputError, nearest_names
 from model.features.ard import open_group
 from model.grids import regridder, tp10, tp_mask, tp_polygon
 from model.inference.archive import open_archive, product_variables
-from model.io import read_json_marker
 from model.progress import progress_line, read_progress
 from model.progress import provisional as provisional_models
 from model.networks.registry import model_names
-from model.runs.folders import LATEST, PROVISIONAL_MARK
+from model.runs.folders import LATEST, provisional_minutes
 from model.schema import SM_UNITS, sm_attrs
 from model.validation import results
 
@@ -158,12 +157,8 @@ def provisional_runs(home: str) -> dict[str, float | str]:
         return {}
     runs = {m: ds[m].attrs.get("provenance_run") for m in inv.models}
     runs.update({m: str(Path(home) / "runs" / m / latest_run_id(home, m)) for m in inv.on_demand})
-    out = {}
-    for m, run in runs.items():
-        mark = read_json_marker(Path(run) / PROVISIONAL_MARK, "provisional-run marker") if run else None
-        if mark is not None:
-            out[m] = mark.get("max_minutes", "?")
-    return out
+    minutes = {m: provisional_minutes(run) if run else None for m, run in runs.items()}
+    return {m: v for m, v in minutes.items() if v is not None}
 
 
 def validate_hint(home: str) -> str:
@@ -422,7 +417,7 @@ def frame(home: str, source: str, model: str, time: str) -> np.ndarray:
     inv = inventory(home)
     t, i = check_time(inv, time)
     if source in ("product", "compare"):
-        if model not in inv.models and model in inv.on_demand:
+        if model in inv.on_demand:
             return on_demand_frame(home, model, time_key(t))
         check_model(inv, model)
         vals = np.asarray(maps_ds(home)[model].isel(time=i).values, dtype=np.float32)

@@ -36,11 +36,11 @@ from .features.ard import ard_info
 from .inference.archive import build_archive, lay_out_archive
 from .inference.cli import default_period
 from .inference.runner import resolve_run
-from .io import read_json_marker, write_json_atomic
+from .io import write_json_atomic
 from .networks.registry import list_models, model_names
 from .products import refresh_products
 from .progress import Progress, Step
-from .runs.folders import PROVISIONAL_MARK, has_run, run_input_mismatch
+from .runs.folders import PROVISIONAL_MARK, has_run, provisional_minutes, run_input_mismatch
 from .training.cli import train_config
 from .training.trainer import train
 from .validation.experiments import run_validation
@@ -245,7 +245,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
         archived[0] = []
     # the progress step of each wave's archive; one validation of every product, last
     labels = [f"archive {', '.join(wave)}" if wave else "" for wave in archived]
-    progress = _progress_plan(items, labels, "quick" if quick else "demo")
+    progress = _progress_plan(items, archived, labels, "quick" if quick else "demo")
     step = partial(_progress_step, progress)
     for k, (wave, lab) in enumerate(zip(plan, labels)):
         suffix = _wave_suffix(k, wave, prov)
@@ -284,15 +284,15 @@ def _ingest(world_dir: Path, ard: Path) -> dict:
     return {"reused": False, "skipped": len(report.skipped)}
 
 
-def _progress_plan(items: list, labels: list, kind: str) -> Progress:
+def _progress_plan(items: list, archived: list, labels: list, kind: str) -> Progress:
     """The progress record of the pipeline's steps: per wave its trainings (``items`` of
-    :func:`_train_items`) and its archive, then one validation."""
+    :func:`_train_items`) and the archive of its ``archived`` models (step ``labels[k]``; none
+    when empty), then one validation."""
     steps = []
-    for row, lab in zip(items, labels):
+    for row, wave, lab in zip(items, archived, labels):
         steps += [Step(label, cfg.max_minutes * 60, n) for n, label, cfg, _ in row]
-        if lab:
-            names = lab[len("archive "):].split(", ")
-            steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(names), ", ".join(names)))
+        if wave:
+            steps.append(Step(lab, ARCHIVE_S_PER_MODEL[kind] * len(wave), ", ".join(wave)))
     steps.append(Step("validate", VALIDATE_S[kind], "validation"))
     return Progress(home(), steps)
 
@@ -387,9 +387,8 @@ def _reuse_problem(name: str, ard: Path, allow_provisional: bool = False) -> str
         extra = read_checkpoint(run / "checkpoint.pt").get("extra", {})
     except InputError as exc:
         return f"it cannot be read ({exc})"
-    mark = read_json_marker(run / PROVISIONAL_MARK, "provisional-run marker")
-    if (run / PROVISIONAL_MARK).exists() and not allow_provisional:
-        minutes = (mark or {}).get("max_minutes", "?")
+    minutes = provisional_minutes(run)
+    if minutes is not None and not allow_provisional:
         return f"it is the provisional {minutes}-minute run of the first page"
     return run_input_mismatch(extra, ard)
 

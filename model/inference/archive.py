@@ -258,20 +258,11 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         series layout from the same pass (no second full read). Default: on when ``device``
         is a GPU, else the Dask cluster of ``workers`` processes.
     """
-    out = archive_dir(out)
-    ard = Path(ard) if ard else default_ard()
     if resident is None:
         resident = _pick(device).startswith("cuda") and not scheduler
     if block_days is None:
         block_days = 20 if resident else 5
-    check_writable(out.parent, need_bytes=50 * 2**20)
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    provider = InputProvider(ard)
-    times = _time_axis(provider, start, end)
-    runs = {m: resolve_run(m) for m in models}
-    prov = _provenance(runs, ard, provider)
+    out, ard, provider, times, runs, prov = _set_up(models, start, end, out, ard, force)
     shas = {m: prov[m]["checkpoint_sha256"] for m in runs}
     maps, series, ledger = out / "maps.zarr", out / "series.zarr", out / "build"
     t_start = _time.perf_counter()
@@ -327,14 +318,7 @@ def lay_out_archive(models: list[str], start, end, out=None, ard=None) -> dict:
     full time axis and one variable per model, values NaN, none complete (a later
     :func:`build_archive` of the same period fills them). A server started on it shows the
     period and computes the maps of trained models on demand (the demo's first page)."""
-    out = archive_dir(out)
-    ard = Path(ard) if ard else default_ard()
-    check_writable(out.parent, need_bytes=50 * 2**20)
-    out.mkdir(parents=True, exist_ok=True)
-    provider = InputProvider(ard)
-    times = _time_axis(provider, start, end)
-    runs = {m: resolve_run(m) for m in models}
-    prov = _provenance(runs, ard, provider)
+    out, ard, provider, times, runs, prov = _set_up(models, start, end, out, ard)
     maps = out / "maps.zarr"
     fresh = not (maps / ".zmetadata").exists()
     _init_store(maps, times, prov)
@@ -342,6 +326,22 @@ def lay_out_archive(models: list[str], start, end, out=None, ard=None) -> dict:
         _mark_incomplete(maps, out / "series.zarr", list(models))
     version = _write_version(out, {m: prov[m]["checkpoint_sha256"] for m in runs}, building=True)
     return {"models": list(models), "steps": int(times.size), "version": version, "path": str(out)}
+
+
+def _set_up(models, start, end, out, ard, force: bool = False):
+    """What a build and a lay-out both start from: the archive folder (emptied with ``force``),
+    the store, its input provider, the time axis of [start, end], each model's run and its
+    provenance."""
+    out = archive_dir(out)
+    ard = Path(ard) if ard else default_ard()
+    check_writable(out.parent, need_bytes=50 * 2**20)
+    if force and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    provider = InputProvider(ard)
+    times = _time_axis(provider, start, end)
+    runs = {m: resolve_run(m) for m in models}
+    return out, ard, provider, times, runs, _provenance(runs, ard, provider)
 
 
 def _provenance(runs: dict, ard: Path, provider) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import runs_dir
 from ..errors import InputError
 from ..features.ard import ard_identity
-from ..io import write_text_atomic
+from ..io import read_json_marker, write_text_atomic
 
 #: the pointer file to a model's newest complete run
 LATEST = "LATEST"
@@ -25,6 +25,15 @@ LATEST = "LATEST"
 #: a run folder holding this file (JSON: its ``max_minutes``) is a provisional run, the first
 #: page's short run of the demo: never reused for the final products (:mod:`model.demo`)
 PROVISIONAL_MARK = "PROVISIONAL"
+
+
+def provisional_minutes(run: str | Path) -> float | str | None:
+    """The budget (minutes) of a provisional run folder, "?" when its marker is unreadable,
+    None when the run is not provisional."""
+    mark = Path(run) / PROVISIONAL_MARK
+    if not mark.exists():
+        return None
+    return (read_json_marker(mark, "provisional-run marker") or {}).get("max_minutes", "?")
 
 
 def new_run_dir(model: str, config: dict) -> Path:

@@ -35,6 +35,7 @@ from ..networks.tree_arrays import TreeArrays
 from ..runs.folders import mark_latest, new_run_dir
 from .references import fit_reference
 from .resident import ResidentPatches
+from .schedule import BudgetOneCycle
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,6 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     model = get_model(model_name, **kwargs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = cfg.max_epochs * cfg.steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.1)
     use_amp = cfg.amp and device.startswith("cuda")
     pixel = cls.per_pixel
 
@@ -283,7 +283,9 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
 
     best, best_epoch, bad = float("inf"), -1, 0
     log_rows = []
-    deadline = _time.perf_counter() + cfg.max_minutes * 60
+    # one-cycle learning rate that anneals by the step limit or the time budget, whichever binds
+    sched = BudgetOneCycle(opt, cfg.lr, total_steps, cfg.max_minutes * 60, pct_start=0.1)
+    deadline = sched.t0 + cfg.max_minutes * 60
     ckpt = out / "checkpoint.pt"
     n_samples = 0
     t0 = _time.perf_counter()

@@ -21,6 +21,9 @@ from __future__ import annotations
 import math
 import time as _time
 
+#: how the learning rate moves, as recorded in each torch run's summary and an experiment's key
+SCHEDULE = "one-cycle (cosine, 10 % warm-up) over the step limit or the time budget, whichever binds"
+
 
 def _cos(start: float, end: float, frac: float) -> float:
     return end + (start - end) / 2.0 * (1.0 + math.cos(math.pi * frac))

@@ -35,7 +35,7 @@ from ..networks.tree_arrays import TreeArrays
 from ..runs.folders import mark_latest, new_run_dir
 from .references import fit_reference
 from .resident import ResidentPatches
-from .schedule import BudgetOneCycle
+from .schedule import SCHEDULE, BudgetOneCycle
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _train_torch(model_name, cls, cfg, data, out, extra, progress):
     return {"kind": "torch", "device": device, "epochs": len(log_rows), "best_epoch": best_epoch,
             "tune_rmse": best, "stopped": stopped, "train_seconds": round(secs, 1),
             "samples_per_second": round(n_samples / max(secs, 1e-9), 1),
-            "resident_batches": rp is not None,
+            "resident_batches": rp is not None, "lr_schedule": SCHEDULE,
             "parameters": int(sum(p.numel() for p in model.parameters()))}
 
 

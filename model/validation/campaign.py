@@ -36,6 +36,7 @@ from ..io import atomic_path, write_json_atomic, write_text_atomic
 from ..machine import machine_info, machine_line
 from ..networks.registry import model_info
 from ..training import trainer
+from ..training.schedule import SCHEDULE
 from ..training.trainer import TrainConfig
 from .ceiling import LABEL, fit_ceilings
 from .experiments import load_stations
@@ -194,7 +195,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     # Each finished run (model, seed) is kept in a work folder beside ``out`` with its rows and
     # test-period cells, so an interrupted experiment resumes where it stopped; the work folder
     # belongs to one set of settings (a different budget, store or set of steps starts afresh).
-    key = {"budget": budget, "device": device, "ard_identity": ard_identity(ard),
+    key = {"budget": budget, "lr_schedule": SCHEDULE, "device": device, "ard_identity": ard_identity(ard),
            "test_steps": [str(test_steps[0]), str(test_steps[-1]), int(test_steps.size)],
            "train_steps": [str(train_steps[0]), str(train_steps[-1]), int(train_steps.size)],
            "stations": bool(stations)}
@@ -209,7 +210,8 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
         sc = scorers["test"]
         runs, summary, intervals, base, temporal = _write_tables(tmp, rows, fields, kinds, sc, test_steps,
                                                                  n_resamples, settings.min_n)
-        settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "device": device,
+        settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "lr_schedule": SCHEDULE,
+                        "device": device,
                         "test_stride": int(test_stride), "test_steps_scored": int(test_steps.size),
                         "world": {"size": size, "periods": per}, "ard": str(ard),
                         "train_days_scored": [str(d) for d in np.unique(train_steps.astype("datetime64[D]"))],
@@ -465,7 +467,8 @@ def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal
              f"{st['world']['periods']['train'][1]}, test {st['world']['periods']['test'][0]} .. "
              f"{st['world']['periods']['test'][1]}. {st['seeds']} seeds per learned method, the same budget for "
              f"every run: at most {b['max_minutes']} min, {b['max_epochs']} epochs x {b['steps_per_epoch']} steps, "
-             f"early stopping after {b['patience']} epochs without improvement on the spatial hold-out. "
+             f"early stopping after {b['patience']} epochs without improvement on the spatial hold-out; "
+             f"networks' learning rate: {st.get('lr_schedule', 'one-cycle over the step limit (before issue 12)')}. "
              f"Thawed steps decided by {st['thawed_source']}. Values: mean ± sd over seeds. Machine: "
              f"{machine_line(st['machine'])}.", "",
              "Ceiling rows are learners fitted to the TRUTH (not products): they show the reachable skill.", "",

@@ -38,12 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-VARIANTS = {
-    "full": {},
-    "no_mftf": {"use_mftf": False},
-    "global_se": {"se_mode": "global"},
-    "single_scale": {"scales": [1], "depths": [3]},
-}
+from model.networks.registry import ABLATIONS  # noqa: E402  (after the path set-up)
+
+VARIANTS = {"full": {}, **ABLATIONS["pscnet"]}
 METRICS = ("R", "bias", "RMSE", "ubRMSE")
 
 

@@ -19,7 +19,7 @@ import importlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import unknown_name
+from ..errors import InputError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,17 @@ _TARGET: dict[str, str | type] = {info.name: target for info, target in _ENTRIES
 
 KINDS = ("torch", "sklearn", "reference")
 
+#: Named ablations: constructor arguments that remove one part of a method (docs/pscnet.md,
+#: "Ablation switches"). An experiment names one as ``"<model>:<ablation>"``, e.g.
+#: ``sm-downscale experiment --model pscnet --model pscnet:no_mftf``.
+ABLATIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "pscnet": {
+        "no_mftf": {"use_mftf": False},                  # one temporal tree, no multi-frequency fusion
+        "global_se": {"se_mode": "global"},              # plain SE instead of the detail-preserving one
+        "single_scale": {"scales": [1], "depths": [3]},  # three Stage blocks at full resolution
+    },
+}
+
 
 def list_models(kind: str | None = None) -> list[ModelInfo]:
     """Every registered model (in a stable order), optionally only those of one ``kind``."""
@@ -86,6 +97,24 @@ def model_info(name: str) -> ModelInfo:
     if name not in _INFO:
         raise unknown_name("model", name, list(_INFO))
     return _INFO[name]
+
+
+def split_ablation(spec: str) -> tuple[str, dict[str, Any]]:
+    """A method as an experiment names it -> (registered name, constructor arguments).
+
+    ``"pscnet"`` -> ``("pscnet", {})``; ``"pscnet:no_mftf"`` -> ``("pscnet", {"use_mftf": False})``
+    (see :data:`ABLATIONS`). Unknown names fail with the valid ones."""
+    name, sep, ablation = spec.partition(":")
+    model_info(name)
+    if not sep:
+        return name, {}
+    table = ABLATIONS.get(name)
+    if not table:
+        raise InputError(f"{name!r} has no named ablations (in {spec!r})",
+                         f"ablations exist for: {', '.join(sorted(ABLATIONS))}; or name the method alone")
+    if ablation not in table:
+        raise unknown_name(f"ablation of {name}", ablation, list(table))
+    return name, dict(table[ablation])
 
 
 def get_model_class(name: str) -> type:

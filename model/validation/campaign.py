@@ -34,7 +34,7 @@ from ..inference.inputs import InputProvider
 from ..inference.runner import Runner
 from ..io import atomic_path, write_json_atomic, write_text_atomic
 from ..machine import machine_info, machine_line
-from ..networks.registry import model_info
+from ..networks.registry import model_info, split_ablation
 from ..training import trainer
 from ..training.schedule import SCHEDULE
 from ..training.trainer import TrainConfig
@@ -233,7 +233,10 @@ def _experiment_inputs(models, seeds: int, ard):
     suggestions), the store, its info, its training/test periods and its world's size."""
     if not models:
         raise InputError("no methods given", "name them: --model pscnet --model rf ...")
-    infos = {m: model_info(m) for m in models}          # unknown names fail here, with suggestions
+    # unknown names (and ablations, "pscnet:no_mftf") fail here, with suggestions
+    infos = {m: model_info(split_ablation(m)[0]) for m in models}
+    if len(set(models)) < len(models):
+        raise InputError(f"a method is named twice in {list(models)}", "name each method once")
     if seeds < 1:
         raise InputError(f"seeds={seeds} is not positive", "use --seeds 5 (>= 5 for the tables' intervals)")
     ard = Path(ard) if ard else default_ard()
@@ -270,7 +273,7 @@ def _all_runs(todo: list, work: Path, per: dict, device: str, budget: dict, ard,
         log.warning("experiment: resuming, %d of %d runs already done in %s", done_before, len(todo), work)
     for s, name in todo:
         kinds[name] = "product"
-        run_dir = work / "runs" / name / f"seed{s}"
+        run_dir = work / "runs" / name.replace(":", "--") / f"seed{s}"
         result = run_dir / "result.json"
         if result.exists() and (run_dir / "test_cells.npy").exists():
             rows += json.loads(result.read_text())
@@ -278,10 +281,12 @@ def _all_runs(todo: list, work: Path, per: dict, device: str, budget: dict, ard,
             continue
         if run_dir.exists():          # an interrupted run: train it again
             shutil.rmtree(run_dir)
-        cfg = TrainConfig(model=name, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
-                          seed=s, device=device, **budget)
+        base, ablation = split_ablation(name)
+        cfg = TrainConfig(model=base, train_start=str(per["train"][0]), train_end=str(per["train"][1]),
+                          seed=s, device=device,
+                          **{**budget, "model_kwargs": {**budget.get("model_kwargs", {}), **ablation}})
         t0 = _time.perf_counter()
-        run_rows, cells = _train_and_score(cfg, ard, run_dir, scorers, cubes, provider, progress)
+        run_rows, cells = _train_and_score(cfg, ard, run_dir, scorers, cubes, provider, progress, label=name)
         rows += run_rows
         fields.setdefault(name, []).append(cells)
         log.info("experiment: %s seed %d done in %.0f s", name, s, _time.perf_counter() - t0)
@@ -349,12 +354,14 @@ def _work_folder(out: Path, key: dict) -> Path:
     return work
 
 
-def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provider, progress: bool):
-    """Train one run into ``run_dir``, score it on every period; keep its rows and test-period
-    cells there (``result.json`` last: it marks the run done). Returns (rows, test cells)."""
-    name, s, device = cfg.model, cfg.seed, cfg.device
+def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provider, progress: bool,
+                     label: str | None = None):
+    """Train one run into ``run_dir``, score it on every period; keep its rows (method named
+    ``label``, default the model's name) and test-period cells there (``result.json`` last: it
+    marks the run done). Returns (rows, test cells)."""
+    name, s, device = label or cfg.model, cfg.seed, cfg.device
     t0 = _time.perf_counter()
-    run = trainer.train(name, cfg, ard=ard, out=run_dir, progress=progress)
+    run = trainer.train(cfg.model, cfg, ard=ard, out=run_dir, progress=progress)
     tsum = json.loads((run / "summary.json").read_text())
     wall_train = round(_time.perf_counter() - t0, 1)
     runner = Runner(run, ard, device=device, provider=provider, allow_path=True)  # its own run folders
@@ -551,7 +558,8 @@ def rewrite_report(out) -> Path:
 
 def register(sub):
     p = sub.add_parser("experiment", help="fair comparison: every method x seeds with one budget -> tables")
-    p.add_argument("--model", action="append", required=True, help="a method (repeat), e.g. --model pscnet --model rf")
+    p.add_argument("--model", action="append", required=True, help="a method (repeat), e.g. --model pscnet --model rf; an ablation as "
+                   "model:ablation, e.g. --model pscnet:no_mftf (see docs/pscnet.md)")
     p.add_argument("--seeds", type=int, default=5, help="runs per learned method (default 5)")
     p.add_argument("--max-minutes", type=float, default=5.0, help="time budget of every run (default 5)")
     p.add_argument("--max-epochs", type=int, default=40)

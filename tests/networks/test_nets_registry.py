@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from model.cli import main
-from model.errors import UnknownNameError
-from model.networks.registry import get_model, get_model_class, list_models, model_info
+from model.errors import InputError, UnknownNameError
+from model.networks.registry import (ABLATIONS, get_model, get_model_class, list_models, model_info,
+                                     split_ablation)
 
 EXPECTED = {"pscnet": "torch", "mlp": "torch", "lstm": "torch", "convlstm": "torch",
             "resnet": "torch", "unet": "torch", "vit": "torch", "rf": "sklearn",
@@ -38,6 +39,23 @@ def test_get_model_builds():
     net = get_model("unet", n_dynamic=10, n_static=8, widths=(16, 32))
     assert net.config_dict()["widths"] == [16, 32]
     assert get_model("smap_bilinear").config_dict() == {"edge_cells": 0.5}
+
+
+def test_named_ablations_build_the_switched_network():
+    assert split_ablation("pscnet") == ("pscnet", {})
+    assert split_ablation("pscnet:no_mftf") == ("pscnet", {"use_mftf": False})
+    full = get_model("pscnet", n_dynamic=10, n_static=8).config_dict()
+    for name, kw in ABLATIONS["pscnet"].items():
+        base, got = split_ablation(f"pscnet:{name}")
+        cfg = get_model(base, n_dynamic=10, n_static=8, **got).config_dict()
+        changed = {k for k in cfg if cfg[k] != full[k]}
+        assert changed == set(kw), name                  # switches exactly what the table says
+    with pytest.raises(UnknownNameError, match=r"unknown ablation of pscnet 'no_mft' -- did you mean: no_mftf"):
+        split_ablation("pscnet:no_mft")
+    with pytest.raises(InputError, match="'unet' has no named ablations"):
+        split_ablation("unet:no_skip")
+    with pytest.raises(UnknownNameError, match="unknown model 'pscnt'"):
+        split_ablation("pscnt:no_mftf")
 
 
 def test_models_subcommand(capsys):

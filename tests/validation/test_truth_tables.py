@@ -104,6 +104,34 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
 
 
+def test_experiment_trains_a_named_ablation_under_its_own_label(tiny, tmp_path, monkeypatch):
+    """``pscnet:no_mftf`` trains the registered PSCNet with the ablation's switch, in its own
+    run folder; unknown ablations and methods named twice fail before any work."""
+    import model.training.trainer as trainer
+    from model.errors import InputError, UnknownNameError
+    from model.validation.campaign import run_experiment
+
+    ard = tiny / "worlds" / "tiny" / "ard.zarr"
+    with pytest.raises(UnknownNameError, match="did you mean: no_mftf"):
+        run_experiment(["pscnet", "pscnet:nomftf"], ard=ard, out=tmp_path / "x")
+    with pytest.raises(InputError, match="named twice"):
+        run_experiment(["pscnet", "pscnet"], ard=ard, out=tmp_path / "x")
+    seen = []
+
+    def record_and_stop(name, cfg, *, out, **k):
+        seen.append((name, cfg.model, cfg.model_kwargs, out))
+        raise KeyboardInterrupt("recorded")
+
+    monkeypatch.setattr(trainer, "train", record_and_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(["pscnet:no_mftf"], seeds=1, max_minutes=0.05, ard=ard, out=tmp_path / "exp", device="cpu",
+                       ceiling=False, stations=False, test_stride=8, train_days=1,
+                       train_kw={"model_kwargs": {"width": 8}})
+    (name, model, kw, out), = seen
+    assert name == model == "pscnet" and kw == {"width": 8, "use_mftf": False}
+    assert out == tmp_path / ".exp.work" / "runs" / "pscnet--no_mftf" / "seed0"
+
+
 @pytest.mark.slow  # trains and scores three short runs on the tiny world: minutes on 2 cores
 def test_experiment_resumes_after_an_interruption(tiny, tmp_path, monkeypatch):
     """An experiment stopped in its second run keeps the first: the rerun trains only what is

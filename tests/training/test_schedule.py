@@ -56,17 +56,22 @@ class _Clock:
         return self.t
 
 
+def _stepped(lr: float, total_steps: int, seconds: float, *, steps: int, dt: float):
+    """A schedule on a fake clock after ``steps`` steps of ``dt`` seconds each."""
+    clock = _Clock()
+    opt = torch.optim.AdamW(torch.nn.Linear(1, 1).parameters(), lr=lr)
+    s = BudgetOneCycle(opt, lr, total_steps, seconds, clock=clock)
+    for _ in range(steps):
+        clock.t += dt
+        s.step()
+    return s, clock
+
+
 def test_time_bound_run_anneals_by_its_deadline():
     """2,400 planned steps but a 60-s budget: after 10 steps and 30 s the run is half-way
     through its cycle (not at step 10 of 2,400, still warming up); at the deadline the rate is
     the floor."""
-    clock = _Clock()
-    w = torch.nn.Linear(1, 1)
-    opt = torch.optim.AdamW(w.parameters(), lr=2e-3)
-    s = BudgetOneCycle(opt, 2e-3, 2400, 60.0, clock=clock)
-    for _ in range(10):
-        clock.t += 3.0
-        s.step()
+    s, clock = _stepped(2e-3, 2400, 60.0, steps=10, dt=3.0)
     assert s.virtual_step() == pytest.approx(0.5 * 2399)
     assert s.get_last_lr()[0] == pytest.approx(s.at(0.5 * 2399)[0])
     assert s.get_last_lr()[0] > 1e-3  # past the peak, annealing
@@ -79,13 +84,7 @@ def test_time_bound_run_anneals_by_its_deadline():
 
 
 def test_steps_ahead_of_time_follow_steps():
-    clock = _Clock()
-    w = torch.nn.Linear(1, 1)
-    opt = torch.optim.AdamW(w.parameters(), lr=1e-2)
-    s = BudgetOneCycle(opt, 1e-2, 20, 3600.0, clock=clock)
-    for _ in range(15):
-        clock.t += 0.01
-        s.step()
+    s, _ = _stepped(1e-2, 20, 3600.0, steps=15, dt=0.01)
     assert s.virtual_step() == 15
     assert s.get_last_lr()[0] == pytest.approx(s.at(15)[0])
 

@@ -268,12 +268,16 @@ def _all_runs(todo: list, work: Path, per: dict, device: str, budget: dict, ard,
     Returns the rows, the test-period cells per model and the kind of each model."""
     rows, fields = [], {}
     kinds = {}
-    done_before = sum((work / "runs" / n / f"seed{s}" / "result.json").exists() for s, n in todo)
+
+    def run_folder(name: str, seed: int) -> Path:       # "pscnet:no_mftf" -> runs/pscnet--no_mftf/seed0
+        return work / "runs" / name.replace(":", "--") / f"seed{seed}"
+
+    done_before = sum((run_folder(n, s) / "result.json").exists() for s, n in todo)
     if done_before:
         log.warning("experiment: resuming, %d of %d runs already done in %s", done_before, len(todo), work)
     for s, name in todo:
         kinds[name] = "product"
-        run_dir = work / "runs" / name.replace(":", "--") / f"seed{s}"
+        run_dir = run_folder(name, s)
         result = run_dir / "result.json"
         if result.exists() and (run_dir / "test_cells.npy").exists():
             rows += json.loads(result.read_text())

@@ -104,7 +104,7 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
 
 
-def test_experiment_trains_a_named_ablation_under_its_own_label(tiny, tmp_path, monkeypatch):
+def test_experiment_trains_a_named_ablation_under_its_own_label(tiny, tmp_path, monkeypatch, caplog):
     """``pscnet:no_mftf`` trains the registered PSCNet with the ablation's switch, in its own
     run folder; unknown ablations and methods named twice fail before any work."""
     import model.training.trainer as trainer
@@ -130,6 +130,18 @@ def test_experiment_trains_a_named_ablation_under_its_own_label(tiny, tmp_path, 
     (name, model, kw, out), = seen
     assert name == model == "pscnet" and kw == {"width": 8, "use_mftf": False}
     assert out == tmp_path / ".exp.work" / "runs" / "pscnet--no_mftf" / "seed0"
+
+    # a finished seed 0 (its result and cells in the work folder) is counted and not trained again
+    out.mkdir(parents=True)
+    (out / "result.json").write_text("[]")
+    np.save(out / "test_cells.npy", np.zeros(3, "float32"))
+    seen.clear()
+    with caplog.at_level("WARNING", logger="model.validation.campaign"), pytest.raises(KeyboardInterrupt):
+        run_experiment(["pscnet:no_mftf"], seeds=2, max_minutes=0.05, ard=ard, out=tmp_path / "exp", device="cpu",
+                       ceiling=False, stations=False, test_stride=8, train_days=1,
+                       train_kw={"model_kwargs": {"width": 8}})
+    assert "resuming, 1 of 2 runs already done" in caplog.text
+    assert [o.name for *_, o in seen] == ["seed1"]
 
 
 @pytest.mark.slow  # trains and scores three short runs on the tiny world: minutes on 2 cores

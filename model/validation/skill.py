@@ -37,6 +37,7 @@ import warnings
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy import special
 
 from ..errors import InputError
 from ..grids import regridder
@@ -235,6 +236,31 @@ def seed_summary(values: Sequence[float]) -> dict:
     v = v[np.isfinite(v)]
     return {"mean": float(v.mean()) if v.size else np.nan,
             "sd": float(v.std(ddof=1)) if v.size > 1 else np.nan, "n": int(v.size)}
+
+
+def seed_paired_difference(a: dict, b: dict, higher_is_better: bool = True) -> dict:
+    """Difference a - b of two methods' scores paired by seed (``{seed: value}``; the same seed
+    gives both the same tuning tiles, sample order and initial draw), with a two-sided paired t
+    test over the pairs: ``n`` pairs, mean ``d``, its ``sd`` (ddof=1), ``p`` and ``wins`` (pairs
+    where a is better). NaN (and n < 2) when fewer than two seeds are shared.
+
+    Unlike the block bootstrap (:func:`block_bootstrap_difference`), which resamples time with
+    the seeds averaged, this carries the seed-to-seed variation."""
+    seeds = sorted(k for k in set(a) & set(b) if np.isfinite(a[k]) and np.isfinite(b[k]))
+    d = np.array([a[k] - b[k] for k in seeds], np.float64)
+    n = int(d.size)
+    out = {"n": n, "d": float(d.mean()) if n else np.nan, "sd": np.nan, "p": np.nan,
+           "wins": int((d > 0).sum() if higher_is_better else (d < 0).sum())}
+    if n < 2:
+        return out
+    sd = float(d.std(ddof=1))
+    out["sd"] = sd
+    if sd == 0.0:
+        out["p"] = 1.0 if out["d"] == 0.0 else 0.0
+        return out
+    t = out["d"] / (sd / np.sqrt(n))
+    out["p"] = float(2.0 * special.stdtr(n - 1, -abs(t)))
+    return out
 
 
 def relative_change(train: float, test: float) -> float:

@@ -145,6 +145,26 @@ def test_seed_summary_and_relative_change():
 
 
 # ----------------------------------------------------------------------------- bootstrap
+def test_seed_paired_difference_hand_case_and_scipy(rng):
+    # hand case: differences 0.02, 0.00, 0.04 -> mean 0.02, sd 0.02, t = 0.02 / (0.02 / sqrt 3) = sqrt 3
+    a, b = {0: 0.72, 1: 0.70, 2: 0.74, 7: 0.9}, {0: 0.70, 1: 0.70, 2: 0.70}
+    r = skill.seed_paired_difference(a, b)
+    assert r["n"] == 3 and r["wins"] == 2                    # seed 7 has no partner; seed 1 is a tie
+    assert r["d"] == pytest.approx(0.02) and r["sd"] == pytest.approx(0.02)
+    assert r["p"] == pytest.approx(2 * stats.t.sf(np.sqrt(3), 2))   # 0.2254
+    assert r["p"] == pytest.approx(0.2254, abs=1e-4)
+    # lower is better (ubRMSE): the wins flip, the test does not
+    r2 = skill.seed_paired_difference(a, b, higher_is_better=False)
+    assert r2["wins"] == 0 and r2["p"] == pytest.approx(r["p"])
+    # random pairs against scipy's paired t test
+    x, y = rng.normal(0.7, 0.01, 5), rng.normal(0.69, 0.01, 5)
+    r = skill.seed_paired_difference(dict(enumerate(x)), dict(enumerate(y)))
+    assert r["p"] == pytest.approx(stats.ttest_rel(x, y).pvalue, rel=1e-9)
+    # one shared seed: no test; NaN seeds are dropped
+    r = skill.seed_paired_difference({0: 0.5, 1: np.nan}, {0: 0.4, 1: 0.3})
+    assert r["n"] == 1 and np.isnan(r["p"]) and np.isnan(r["sd"]) and r["d"] == pytest.approx(0.1)
+
+
 def test_block_index_three_day_blocks():
     t = np.array(["2017-07-01T00", "2017-07-03T21", "2017-07-04T00", "2017-07-09T12"], "datetime64[ns]")
     np.testing.assert_array_equal(skill.block_index(t, 3.0), [0, 0, 1, 2])

@@ -101,6 +101,8 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     assert st["budget"]["max_minutes"] == 0.05 and st["seeds"] == 2
     rep = (out / "report.md").read_text()
     assert "±" in rep and "Ceiling rows are learners fitted to the TRUTH" in rep
+    assert "p_R_seeds" in rep                                           # seed-paired test beside the bootstrap
+    assert np.isnan(iv.loc[o, "p_R_seeds"]) and iv.loc[o, "seeds_paired"] == 1   # a reference: one run
     assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
 
 

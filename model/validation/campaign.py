@@ -442,12 +442,10 @@ def _seed_paired(intervals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     for name in intervals["model"]:
         row = {}
         for metric, col, hib in (("R", "truth_R", True), ("ubRMSE", "truth_ubRMSE", False)):
-            if col not in test:
-                continue
-            r = seed_paired_difference(by[name][col].to_dict(), base[col].to_dict(), higher_is_better=hib)
-            ok = r["n"] >= 2
-            row.update({"seeds_paired": r["n"], f"d_{metric}_seeds_sd": r["sd"], f"p_{metric}_seeds": r["p"],
-                        f"wins_{metric}_seeds": r["wins"] if ok else np.nan})
+            if col in test:
+                r = seed_paired_difference(by[name][col].to_dict(), base[col].to_dict(), higher_is_better=hib)
+                row.update({"seeds_paired": r["n"], f"d_{metric}_seeds_sd": r["sd"], f"p_{metric}_seeds": r["p"],
+                            f"wins_{metric}_seeds": r["wins"] if r["n"] >= 2 else np.nan})
         extra.append(row)
     return pd.concat([intervals.reset_index(drop=True), pd.DataFrame(extra)], axis=1)
 
@@ -496,12 +494,12 @@ def _pm(row, col, fmt="{:.3f}"):
 
 def _wins_as_text(iv: pd.DataFrame) -> pd.DataFrame:
     """The seed counts of an intervals table as text: ``wins`` as "4/5", ``seeds_paired`` as "5"."""
-    iv = iv.copy()
-    n = iv["seeds_paired"] if "seeds_paired" in iv else None
+    if "seeds_paired" not in iv:            # a table written before the seed-paired columns
+        return iv
+    iv, n = iv.copy(), iv["seeds_paired"]
     for c in [c for c in iv.columns if c.startswith("wins_")]:
         iv[c] = [f"{int(w)}/{int(k)}" if np.isfinite(w) else "" for w, k in zip(iv[c], n)]
-    if n is not None:
-        iv["seeds_paired"] = [str(int(k)) for k in n]
+    iv["seeds_paired"] = [str(int(k)) for k in n]
     return iv
 
 

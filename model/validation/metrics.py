@@ -243,6 +243,11 @@ def _pearson(mo: _Moments) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+def t_two_sided_p(t, dof):
+    """Two-sided p of a Student t statistic with ``dof`` degrees of freedom."""
+    return 2.0 * special.stdtr(dof, -np.abs(t))
+
+
 def _r_pvalue(r: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Two-sided p of H0: no correlation; t = r sqrt((n-2)/(1-r^2)), Student t, n-2 dof.
 
@@ -253,7 +258,7 @@ def _r_pvalue(r: np.ndarray, n: np.ndarray) -> np.ndarray:
     dof = n.astype(np.float64) - 2
     with np.errstate(invalid="ignore", divide="ignore"):
         t = np.abs(r) * np.sqrt(dof / ((1.0 - r) * (1.0 + r)))
-        p = 2.0 * special.stdtr(dof, -t)
+        p = t_two_sided_p(t, dof)
     return np.where(np.isfinite(r) & (dof > 0), np.clip(p, 0.0, 1.0), np.nan)
 
 

@@ -37,11 +37,10 @@ import warnings
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import special
 
 from ..errors import InputError
 from ..grids import regridder
-from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics
+from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics, t_two_sided_p
 
 __all__ = ["FREEZING_K", "block_bootstrap_difference", "block_index", "cell_scores", "coarse_parent",
            "fine_scale_anomaly", "fine_scale_r", "pooled_metrics", "relative_change", "seed_summary",
@@ -258,8 +257,7 @@ def seed_paired_difference(a: dict, b: dict, higher_is_better: bool = True) -> d
     if sd == 0.0:
         out["p"] = 1.0 if out["d"] == 0.0 else 0.0
         return out
-    t = out["d"] / (sd / np.sqrt(n))
-    out["p"] = float(2.0 * special.stdtr(n - 1, -abs(t)))
+    out["p"] = float(t_two_sided_p(out["d"] / (sd / np.sqrt(n)), n - 1))
     return out
 
 

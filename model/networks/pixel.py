@@ -48,7 +48,6 @@ class PixelLSTM(TorchModel):
 
     name = "lstm"
     per_pixel = True
-    demo_minutes = 1.5
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
                  hidden: int = 64, num_layers: int = 2, freq_dim: int = 4, dropout: float = 0.0):
@@ -65,15 +64,68 @@ class PixelLSTM(TorchModel):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         b, h, w = self.check(batch)
+        if not self.training:
+            groups = shared_history(batch)
+            if len(groups) < b:
+                return self._forward_shared(batch, groups, h, w)
         seq = torch.cat([batch["xweek"], batch["xday"], batch["x3h"]], dim=1)  # (B, T, C, H, W)
-        t, c = seq.shape[1:3]
-        n = b * h * w
-        seq = seq.permute(0, 3, 4, 1, 2).reshape(n, t, c)
-        freq = self.freq(self.freq_index).to(seq.dtype).unsqueeze(0).expand(n, -1, -1)
-        seq = torch.cat([seq, freq], dim=-1)
-        static = batch["static"].permute(0, 2, 3, 1).reshape(n, -1)
-        h0 = torch.tanh(self.init_state(static)).reshape(n, self.num_layers, self.hidden)
-        h0 = h0.transpose(0, 1).contiguous()
-        out, _ = self.lstm(seq, (h0, torch.zeros_like(h0)))
-        y = self.head(torch.cat([out[:, -1], static.to(out.dtype)], dim=-1))
+        static = _pixels(batch["static"][:, None])[:, 0]
+        h0 = self._state0(static)
+        out, _ = self.lstm(self._with_freq(_pixels(seq), 0), (h0, torch.zeros_like(h0)))
+        return self._head(out[:, -1], static, b, h, w)
+
+    def _state0(self, static: torch.Tensor) -> torch.Tensor:
+        h0 = torch.tanh(self.init_state(static)).reshape(-1, self.num_layers, self.hidden)
+        return h0.transpose(0, 1).contiguous()
+
+    def _with_freq(self, seq: torch.Tensor, first: int) -> torch.Tensor:
+        """``seq`` (N, T, C) with the frequency embedding of steps ``first .. first + T``."""
+        n, t = seq.shape[:2]
+        freq = self.freq(self.freq_index[first:first + t]).to(seq.dtype).unsqueeze(0).expand(n, -1, -1)
+        return torch.cat([seq, freq], dim=-1)
+
+    def _head(self, last: torch.Tensor, static: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+        y = self.head(torch.cat([last, static.to(last.dtype)], dim=-1))
         return y.reshape(b, h, w, 1).permute(0, 3, 1, 2).contiguous()
+
+    def _forward_shared(self, batch, groups: list[list[int]], h: int, w: int) -> torch.Tensor:
+        """Inference over scenes that share their weekly and daily steps (the scenes of one
+        day): the LSTM runs those steps once per group, then each scene's 3-hourly steps from
+        that state. The same arithmetic as :meth:`forward` (the steps before the 3-hourly ones
+        are the same inputs), at about half the cost for a day of 8 scenes."""
+        b = batch["x3h"].shape[0]
+        n_pre = batch["xweek"].shape[1] + batch["xday"].shape[1]
+        last = [None] * b
+        statics = [None] * b
+        for g in groups:
+            i = g[0]
+            pre = torch.cat([batch["xweek"][i:i + 1], batch["xday"][i:i + 1]], dim=1)
+            static = _pixels(batch["static"][i:i + 1, None])[:, 0]
+            h0 = self._state0(static)
+            _, (hp, cp) = self.lstm(self._with_freq(_pixels(pre), 0), (h0, torch.zeros_like(h0)))
+            k = len(g)
+            out, _ = self.lstm(self._with_freq(_pixels(batch["x3h"][g]), n_pre), (hp.repeat(1, k, 1), cp.repeat(1, k, 1)))
+            n = h * w
+            for j, s in enumerate(g):
+                last[s], statics[s] = out[j * n:(j + 1) * n, -1], static
+        return self._head(torch.cat(last), torch.cat(statics), b, h, w)
+
+
+def _pixels(seq: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B * H * W, T, C), batch-major then rows, columns."""
+    b, t, c, h, w = seq.shape
+    return seq.permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
+
+
+def shared_history(batch: Mapping[str, torch.Tensor]) -> list[list[int]]:
+    """The batch's scenes grouped by equal weekly, daily and static inputs (first-seen order)."""
+    groups: list[list[int]] = []
+    for i in range(batch["x3h"].shape[0]):
+        for g in groups:
+            j = g[0]
+            if all(torch.equal(batch[k][i], batch[k][j]) for k in ("xweek", "xday", "static")):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups

@@ -246,3 +246,28 @@ def test_local_se_keeps_detail_global_does_not_see_it():
         g_plain = plain(x) / x
     assert g_local[0, 0].std() > 1e-3
     assert g_plain[0, 0].std() < 1e-5
+
+
+def test_lstm_runs_a_shared_history_once_with_the_same_result():
+    """In inference, the LSTM runs the weekly and daily steps once for the scenes of one day
+    (they share them) and each scene's 3-hourly steps from that state: the same prediction as
+    the whole sequence per scene (checked against the training-mode path, which never shares)."""
+    from model.networks.pixel import PixelLSTM, shared_history
+
+    torch.manual_seed(0)
+    net = PixelLSTM(5, 4, hidden=16).eval()
+    n = 50
+    day_a, day_b = torch.randn(1, 7, 5, 1, n), torch.randn(1, 7, 5, 1, n)
+    batch = {"x3h": torch.randn(6, 8, 5, 1, n),
+             "xday": torch.cat([day_a.expand(4, -1, -1, -1, -1), day_b.expand(2, -1, -1, -1, -1)])[[0, 4, 1, 2, 5, 3]],
+             "xweek": torch.randn(1, 4, 5, 1, n).expand(6, -1, -1, -1, -1).clone(),
+             "static": torch.randn(1, 4, 1, n).expand(6, -1, -1, -1).clone()}
+    assert shared_history(batch) == [[0, 2, 3, 5], [1, 4]]
+    with torch.no_grad():
+        shared = net(batch)
+        net.train()                                   # no dropout (one value per layer pair: 0)
+        whole = net(batch)
+    assert shared.shape == (6, 1, 1, n)
+    torch.testing.assert_close(shared, whole, rtol=0, atol=1e-6)
+    other = dict(batch, static=batch["static"] + torch.arange(6.0)[:, None, None, None])
+    assert shared_history(other) == [[k] for k in range(6)]   # a different static layer: no sharing

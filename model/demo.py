@@ -126,10 +126,10 @@ QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune
 
 
 #: estimates of the progress plan (seconds; shown as "about ... left" until a step has run):
-#: archiving one model and validating, on the demo world (README: 11 models in 27 min, validation
-#: 0.6 min on 2 cores) and in a quick run
-ARCHIVE_S_PER_MODEL = {"demo": 150.0, "quick": 10.0}
-VALIDATE_S = {"demo": 60.0, "quick": 20.0}
+#: archiving one model and validating, on the demo world (session 11's stopwatch: 11 models in
+#: 881 s, validation 268 s, on 2 cores) and in a quick run
+ARCHIVE_S_PER_MODEL = {"demo": 80.0, "quick": 10.0}
+VALIDATE_S = {"demo": 270.0, "quick": 20.0}
 
 #: processes of the archive's local Dask cluster in the demo, and the largest block of days a
 #: task computes (its inputs, with 28 days of history, are held in memory: ~0.8 GB for 20 days)
@@ -139,9 +139,9 @@ MAX_BLOCK_DAYS = 20
 #: the model the first page shows; with the reference methods (cheap) it makes the first wave
 FIRST_MODEL = "pscnet"
 
-#: minutes of the provisional PSCNet of the first page (its full-budget run replaces it behind
-#: the open page): on the demo world its tuning RMSE is within ~5 % of the 6-minute run's
-#: (0.052 vs 0.050 m3 m-3, session 10's log), and it puts the first page 4 minutes earlier
+#: minutes of a provisional PSCNet for the first page, used when PSCNet's budget is longer (its
+#: full-budget run then replaces it behind the open page). Every method's demo budget is one
+#: minute (equal budgets, as the season2 comparison), so the demo trains no provisional run.
 PROVISIONAL_MINUTES = 2.0
 
 
@@ -191,18 +191,20 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     are real but not meant to be good. ``skip``: stages of :data:`SKIPPABLE` to skip.
 
     ``on_first_page``: called with the summary once PSCNet and the reference methods are
-    trained and archived (the demo starts the dashboard there); the other models are then
-    trained and archived behind the open page (:func:`waves`), and the validation of every
+    trained and the archive is laid out for them (stage ``lay_out``: time axis, NaN values;
+    the first page computes their maps on demand, as the dashboard does for any trained model
+    not archived yet, and says so on the map); the demo starts the dashboard there. They are
+    then archived (stage ``archive``) and the other models trained and archived behind the
+    open page (:func:`waves`), and the validation of every
     product runs once, last (its pages say it is still being made until then). Each step is
     recorded in ``$SMDS_HOME/progress.json`` (:mod:`model.progress`), which the page shows.
     Without it every model is made before the function returns, in one wave.
 
     ``provisional_minutes``: with ``on_first_page``, the first page's PSCNet is trained on
-    this budget (default :data:`PROVISIONAL_MINUTES`, none in a ``quick`` run), and the
-    first wave only lays the archive out (stage ``lay_out``): the first page computes the maps
-    of PSCNet and the references on demand (the dashboard does so for any trained model not
-    archived yet, and says so on the map). Right after the first page PSCNet is retrained on
-    its full budget and archived with the references (stages ``train_full`` and
+    this budget (default :data:`PROVISIONAL_MINUTES` when PSCNet's budget is longer, none
+    in a ``quick`` run), and the first wave is not archived on its own: right after the
+    first page PSCNet is retrained on its full budget and archived with the references
+    (stages ``train_full`` and
     ``archive_full``), then the other models follow. (Alone in the first wave, the
     provisional PSCNet is archived, and its full run is swapped in whole when archived.)
 
@@ -235,12 +237,13 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     prov = bool(provisional_minutes)
     plan = waves(names, on_first_page is not None, prov)
     items = _train_items(plan, configs, provisional_minutes)
-    # what each wave archives: all it trains; with a provisional PSCNet, the first wave only lays
-    # the archive out (the page computes the maps of trained models on demand) and the next wave
-    # archives it with PSCNet's full-budget run (one pass over the inputs for all three)
-    early = prov and len(plan[0]) > 1
+    # what each wave archives: all it trains. Serving early, the first wave lays the archive out
+    # before the first page (the page computes the maps of trained models on demand) and
+    # archives behind it; with a provisional PSCNet, the next wave archives the first wave with
+    # PSCNet's full-budget run (one pass over the inputs for all of them)
+    early = on_first_page is not None and len(plan[0]) > 1
     archived = [list(wave) for wave in plan]
-    if early:
+    if early and prov:
         archived[1] = list(dict.fromkeys(plan[1] + plan[0]))
         archived[0] = []
     # the progress step of each wave's archive; one validation of every product, last
@@ -253,11 +256,12 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
         if k == 0 and early:
             _stage("lay_out", summary, partial(_lay_out, plan[0], ard, quick))
             on_first_page(summary)
-            continue
+            if prov:
+                continue
         if "archive" in skip:
             progress.done(lab, "skipped", "--skip archive")
         _stage("archive" + suffix, summary, partial(_archive_wave, archived[k], lab, step, ard, quick, device), skip)
-        if k == 0 and on_first_page is not None:
+        if k == 0 and on_first_page is not None and not early:
             on_first_page(summary)
     if "validate" in skip:
         progress.done("validate", "skipped", "--skip validate")

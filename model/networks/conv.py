@@ -35,7 +35,6 @@ class ResNet(TorchModel):
     """
 
     name = "resnet"
-    demo_minutes = 1.5
     _format_probe = "blocks.0.body.0.weight"
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
@@ -67,7 +66,6 @@ class UNet(TorchModel):
     """
 
     name = "unet"
-    demo_minutes = 2.0
     _format_probe = "down.0.0.weight"
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
@@ -118,7 +116,6 @@ class ConvLSTM(TorchModel):
     """
 
     name = "convlstm"
-    demo_minutes = 2.0
     _format_probe = "gates.weight"
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,

@@ -191,7 +191,6 @@ class PSCNet(TorchModel):
     """
 
     name = "pscnet"
-    demo_minutes = 6.0
     _format_probe = "stages.0.0.seconv.body.0.weight"
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,

@@ -60,7 +60,8 @@ class ConfigMixin:
         references only: the analysis-ready ERA5-Land channel the method maps onto SMAP's
         scale (e.g. "swvl1"), or None when it reads SMAP itself.
     ``demo_minutes``
-        the training budget of ``sm-downscale demo`` (minutes on 2 CPU cores).
+        the training budget of ``sm-downscale demo`` (minutes on 2 CPU cores); one minute
+        for every method (equal budgets, as the season2 comparison: docs/benchmarks.md).
     """
 
     #: registry name; set by each concrete class

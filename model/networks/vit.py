@@ -54,7 +54,6 @@ class ViT(TorchModel):
     """
 
     name = "vit"
-    demo_minutes = 1.5
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
                  patch: int = 4, dim: int = 128, depth: int = 4, heads: int = 4,

@@ -69,7 +69,8 @@ def test_capabilities_of_the_product_methods():
                     "unet": ("torch", False, True, None),
                     "smap_bilinear": ("reference", False, False, None),
                     "era5_cdf": ("reference", False, False, "swvl1")}
-    assert get_model_class("pscnet").demo_minutes == 6.0 and get_model_class("rf").demo_minutes == 1.0
+    learned = ["pscnet", "rf", "gbm", "mlp", "lstm", "resnet", "unet", "convlstm", "vit"]
+    assert {n: get_model_class(n).demo_minutes for n in learned} == dict.fromkeys(learned, 1.0)  # equal budgets
 
 
 def test_a_new_method_goes_through_train_archive_validate(registered, tiny_pipeline, tmp_path, monkeypatch):

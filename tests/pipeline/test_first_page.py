@@ -103,3 +103,31 @@ def test_first_page_is_served_before_the_other_models_are_made(fresh_home):
                       "train pscnet": "done", "archive pscnet, smap_bilinear": "done",
                       "train rf": "skipped", "archive rf": "done",
                       "validate": "done"}, states
+
+
+def test_first_page_comes_before_the_archive_without_a_provisional_run(fresh_home):
+    """Every method on the same budget (the demo): no provisional run, but the first page still
+    comes as soon as the first wave is trained and the archive laid out (its maps computed on
+    demand); the first wave is archived behind the page, in place."""
+    from dashboard import store
+    from model.demo import run_pipeline
+
+    calls = []
+
+    def first_page(summary):
+        inv = store.inventory(str(fresh_home))
+        calls.append(dict(models=list(inv.models), on_demand=list(inv.on_demand), stages=list(summary)))
+
+    summary = run_pipeline("tiny", ["smap_bilinear", "era5_cdf"], device="cpu", quick=True,
+                           on_first_page=first_page, skip=["validate"])
+    assert len(calls) == 1, calls
+    assert calls[0]["models"] == [] and {"smap_bilinear", "era5_cdf"} <= set(calls[0]["on_demand"]), calls
+    assert calls[0]["stages"][-1] == "lay_out" and "archive" not in calls[0]["stages"]
+    assert summary["archive"]["status"] == "ok" and summary["lay_out"]["steps"] > 0
+    assert "train_full" not in summary and "archive_full" not in summary
+    inv = store.inventory(str(fresh_home))
+    assert set(inv.models) == {"smap_bilinear", "era5_cdf"}
+    assert not {"smap_bilinear", "era5_cdf"} & set(inv.on_demand)
+    states = {s["name"]: s["state"] for s in read_progress(fresh_home)["steps"]}
+    assert states == {"train smap_bilinear": "skipped", "train era5_cdf": "skipped",
+                      "archive smap_bilinear, era5_cdf": "done", "validate": "skipped"}, states

@@ -457,11 +457,28 @@ def wait_for_port(address: str, port: int, proc=None, timeout_s: float = SERVER_
     return _time.perf_counter() - t0
 
 
+#: niceness added to the demo's own process once the dashboard is served: the training, the
+#: archive's Dask workers (started later, they inherit it) and the validation behind the open
+#: page yield the CPU to the server (session 14: with the first wave's archive at the same
+#: priority, the first page took 129 s to draw after the server answered, on 2 cores)
+BACKGROUND_NICE = 10
+
+
+def lower_priority(step: int = BACKGROUND_NICE) -> int | None:
+    """Lower this process's CPU priority, and that of the processes it starts from now on, by
+    ``step``; returns the new niceness, or None where the system has no ``nice``."""
+    try:
+        return os.nice(step)
+    except (AttributeError, OSError):
+        return None
+
+
 def _run(args) -> int:
     """The pipeline; unless ``--no-serve``, the dashboard starts as soon as PSCNet and the
-    reference methods are archived (the first page), and the other models and the validation
-    are made behind it (the page shows a progress line and picks models up as they are
-    archived, the validation's tables and maps when it is done).
+    reference methods are trained (the first page, their maps computed on demand), and their
+    archive, the other models and the validation are made behind it, at a lower CPU priority
+    (the page shows a progress line and picks models up as they are archived, the
+    validation's tables and maps when it is done).
     A stage failing after the server started is reported, recorded in the progress record
     (shown on the page) and ends the command with status 2 once the server is stopped."""
     t0 = _time.perf_counter()
@@ -487,6 +504,9 @@ def _run(args) -> int:
         waited = wait_for_port(args.address, args.port, server["proc"], SERVER_START_S)
         print(f"the dashboard answers at http://{local_host(args.address)}:{args.port}/app "
               f"({waited:.0f} s to start)", flush=True)
+        # and the server keeps the cores whenever a page asks for them (the first page computes
+        # its maps on demand): what is made behind it runs at a lower priority
+        lower_priority()
 
     failed = None
     try:

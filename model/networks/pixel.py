@@ -117,15 +117,26 @@ def _pixels(seq: torch.Tensor) -> torch.Tensor:
     return seq.permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)
 
 
-def shared_history(batch: Mapping[str, torch.Tensor]) -> list[list[int]]:
-    """The batch's scenes grouped by equal weekly, daily and static inputs (first-seen order)."""
-    groups: list[list[int]] = []
-    for i in range(batch["x3h"].shape[0]):
-        for g in groups:
-            j = g[0]
-            if all(torch.equal(batch[k][i], batch[k][j]) for k in ("xweek", "xday", "static")):
-                g.append(i)
-                break
+#: fewest pixels per scene for which the LSTM looks for scenes sharing their history (the
+#: archive's 1 x N strips); training and tuning batches of single pixels are never grouped
+SHARE_MIN_PIXELS = 256
+
+
+def shared_history(batch: Mapping[str, torch.Tensor], min_pixels: int = SHARE_MIN_PIXELS) -> list[list[int]]:
+    """The batch's scenes in runs of consecutive scenes with equal weekly, daily and static
+    inputs (the scenes of one day, in time order), one vectorised comparison per input; every
+    scene alone when the scenes have fewer than ``min_pixels`` pixels."""
+    b, h, w = batch["x3h"].shape[0], *batch["x3h"].shape[-2:]
+    if b < 2 or h * w < min_pixels:
+        return [[i] for i in range(b)]
+    same = torch.ones(b - 1, dtype=torch.bool, device=batch["x3h"].device)
+    for key in ("xweek", "xday", "static"):
+        v = batch[key]
+        same &= (v[1:] == v[:-1]).flatten(1).all(1)
+    groups = [[0]]
+    for i, s in enumerate(same.tolist(), start=1):
+        if s:
+            groups[-1].append(i)
         else:
             groups.append([i])
     return groups

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,7 @@ def test_ingest_finishes_after_a_kill(tiny, tmp_path):
                                   pd.read_parquet(ref / "stations.parquet"))
 
 
+@pytest.mark.slow  # two whole validations of the tiny home: ~150 s of a CI run on 2 cores
 def test_validate_finishes_after_a_kill(tiny, tmp_path):
     out = tmp_path / "val"
     cmd, env = _cli(tiny, "validate", "--ard", str(tiny / "worlds" / "tiny" / "ard.zarr"), "--out", str(out),

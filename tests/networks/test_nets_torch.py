@@ -249,20 +249,21 @@ def test_local_se_keeps_detail_global_does_not_see_it():
 
 
 def test_lstm_runs_a_shared_history_once_with_the_same_result():
-    """In inference, the LSTM runs the weekly and daily steps once for the scenes of one day
-    (they share them) and each scene's 3-hourly steps from that state: the same prediction as
-    the whole sequence per scene (checked against the training-mode path, which never shares)."""
+    """In inference, the LSTM runs the weekly and daily steps once for consecutive scenes that
+    share them (the scenes of one day, as the archive batches them) and each scene's 3-hourly
+    steps from that state: the same prediction as the whole sequence per scene (checked
+    against the training-mode path, which never shares)."""
     from model.networks.pixel import PixelLSTM, shared_history
 
     torch.manual_seed(0)
     net = PixelLSTM(5, 4, hidden=16).eval()
-    n = 50
+    n = 300
     day_a, day_b = torch.randn(1, 7, 5, 1, n), torch.randn(1, 7, 5, 1, n)
     batch = {"x3h": torch.randn(6, 8, 5, 1, n),
-             "xday": torch.cat([day_a.expand(4, -1, -1, -1, -1), day_b.expand(2, -1, -1, -1, -1)])[[0, 4, 1, 2, 5, 3]],
+             "xday": torch.cat([day_a.expand(4, -1, -1, -1, -1), day_b.expand(2, -1, -1, -1, -1)])[[0, 1, 2, 4, 5, 3]],
              "xweek": torch.randn(1, 4, 5, 1, n).expand(6, -1, -1, -1, -1).clone(),
              "static": torch.randn(1, 4, 1, n).expand(6, -1, -1, -1).clone()}
-    assert shared_history(batch) == [[0, 2, 3, 5], [1, 4]]
+    assert shared_history(batch) == [[0, 1, 2], [3, 4], [5]]
     with torch.no_grad():
         shared = net(batch)
         net.train()                                   # no dropout (one value per layer pair: 0)
@@ -271,3 +272,6 @@ def test_lstm_runs_a_shared_history_once_with_the_same_result():
     torch.testing.assert_close(shared, whole, rtol=0, atol=1e-6)
     other = dict(batch, static=batch["static"] + torch.arange(6.0)[:, None, None, None])
     assert shared_history(other) == [[k] for k in range(6)]   # a different static layer: no sharing
+    # batches of single pixels (training, tuning) are never grouped: no comparisons at all
+    pixels = {k: v[..., :1] for k, v in batch.items()}
+    assert shared_history(pixels) == [[k] for k in range(6)]

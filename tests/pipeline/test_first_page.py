@@ -131,3 +131,23 @@ def test_first_page_comes_before_the_archive_without_a_provisional_run(fresh_hom
     states = {s["name"]: s["state"] for s in read_progress(fresh_home)["steps"]}
     assert states == {"train smap_bilinear": "skipped", "train era5_cdf": "skipped",
                       "archive smap_bilinear, era5_cdf": "done", "validate": "skipped"}, states
+
+
+def test_work_behind_the_open_page_runs_at_lower_priority():
+    """After serving, the demo lowers its own priority; what it starts later inherits it (the
+    archive's Dask workers), while the server started before keeps the normal priority."""
+    import subprocess
+    import sys
+
+    code = ("import os, subprocess, sys\n"
+            "from model.demo import BACKGROUND_NICE, lower_priority\n"
+            "before = os.nice(0)\n"
+            "server = subprocess.Popen([sys.executable, '-c', 'import os, time; print(os.nice(0), flush=True); time.sleep(1)'], stdout=subprocess.PIPE, text=True)\n"
+            "after = lower_priority()\n"
+            "child = subprocess.run([sys.executable, '-c', 'import os; print(os.nice(0))'], capture_output=True, text=True).stdout\n"
+            "print(before, after, int(child), int(server.stdout.readline()), BACKGROUND_NICE)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    before, after, child, server, step = map(int, out.stdout.split())
+    assert after == min(19, before + step) and child == after and server == before

@@ -8,6 +8,7 @@ float32 and under bf16 / fp16 autocast. Runs standalone with torch and numpy onl
     python benchmarks/bench_networks.py                  # CPU (+ CUDA when present)
     python benchmarks/bench_networks.py --device cuda --repeat 50
     python benchmarks/bench_networks.py --device cpu --threads 2 --models pscnet unet
+    python benchmarks/bench_networks.py --device cpu --threads 1 --batch 8 --one-day --models lstm
 
 Weights are random (seeded): speed does not depend on training. Batch size 1 = one scene.
 """
@@ -107,6 +108,9 @@ def parse_args(argv=None):
     p.add_argument("--height", type=int, default=150)
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--batch", type=int, default=1, help="scenes per forward call")
+    p.add_argument("--one-day", action="store_true",
+                   help="the batch's scenes share their weekly, daily and static inputs, as the "
+                        "8 scenes of one day in the archive (the LSTM runs that history once)")
     p.add_argument("--n-dynamic", type=int, default=10)
     p.add_argument("--n-static", type=int, default=10)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -136,7 +140,7 @@ def print_header(args, info: dict) -> None:
         c = info["cuda"]
         print(f"cuda: {c['device']} (sm {c['capability']}), CUDA {c['cuda_runtime']}, "
               f"cuDNN {c['cudnn']}")
-    print(f"scene: batch {args.batch} x {args.height} x {args.width}, n_dynamic "
+    print(f"scene: batch {args.batch}{' (one day)' if args.one_day else ''} x {args.height} x {args.width}, n_dynamic "
           f"{args.n_dynamic}, n_static {args.n_static}, t3/td/tw 8/7/4, "
           f"{'NCHW' if args.nchw else 'models own memory format'}; median ms per forward "
           "(cuda fp32 = eager, TF32 convolutions as torch's default; bf16/fp16 = autocast; "
@@ -190,6 +194,8 @@ def time_model(name: str, args, dims: InputDims, devices: list[str]) -> dict:
     row = {"model": name, "params": sum(q.numel() for q in model.parameters())}
     for dev in devices:
         batch = example_batch(dims, args.batch, args.height, args.width, device=dev)
+        if args.one_day:
+            batch.update({k: batch[k][:1].expand_as(batch[k]).clone() for k in ("xweek", "xday", "static")})
         m = model.to(dev)
         if dev == "cpu":
             row["cpu fp32"] = time_cpu(m, batch, args.warmup or 2, args.repeat or 5)

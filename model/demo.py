@@ -459,8 +459,8 @@ def wait_for_port(address: str, port: int, proc=None, timeout_s: float = SERVER_
 
 #: niceness added to the demo's own process once the dashboard is served: the training, the
 #: archive's Dask workers (started later, they inherit it) and the validation behind the open
-#: page yield the CPU to the server (session 14: with the first wave's archive at the same
-#: priority, the first page took 129 s to draw after the server answered, on 2 cores)
+#: page yield the CPU to the server (added in session 14 for the responsiveness of the open
+#: page on 2 cores; its effect on the first page's time is not measured)
 BACKGROUND_NICE = 10
 
 

@@ -93,10 +93,9 @@ class PixelLSTM(TorchModel):
         day): the LSTM runs those steps once per group, then each scene's 3-hourly steps from
         that state. The same arithmetic as :meth:`forward` (the steps before the 3-hourly ones
         are the same inputs), at about half the cost for a day of 8 scenes."""
-        b = batch["x3h"].shape[0]
+        b, n = batch["x3h"].shape[0], h * w
         n_pre = batch["xweek"].shape[1] + batch["xday"].shape[1]
-        last = [None] * b
-        statics = [None] * b
+        last, statics = [None] * b, [None] * b
         for g in groups:
             i = g[0]
             pre = torch.cat([batch["xweek"][i:i + 1], batch["xday"][i:i + 1]], dim=1)
@@ -105,7 +104,6 @@ class PixelLSTM(TorchModel):
             _, (hp, cp) = self.lstm(self._with_freq(_pixels(pre), 0), (h0, torch.zeros_like(h0)))
             k = len(g)
             out, _ = self.lstm(self._with_freq(_pixels(batch["x3h"][g]), n_pre), (hp.repeat(1, k, 1), cp.repeat(1, k, 1)))
-            n = h * w
             for j, s in enumerate(g):
                 last[s], statics[s] = out[j * n:(j + 1) * n, -1], static
         return self._head(torch.cat(last), torch.cat(statics), b, h, w)

@@ -59,7 +59,7 @@ def score(run: Path, ard: Path, device: str) -> dict:
     r = Runner(resolve_run(run, allow_path=True), ard, device)  # this script's own run folders
     times = r.provider.steps(s, np.datetime64(e, "D") + np.timedelta64(21, "h"))
     t0 = time.perf_counter()
-    prod = r.scenes(times, batch=8)
+    prod = r.scenes(times)  # the method's batch (runner.cpu_batch on a CPU)
     seconds = time.perf_counter() - t0
     truth = xr.open_zarr(Path(info["catalog"]).parent / "truth" / "truth.zarr")["soil_moisture"]
     g = tp10()

@@ -68,16 +68,23 @@ def scenes(models, ard, device, batch):
         c = p.cube_for(p.times[i0 + 1])
         assembly, _ = _median(lambda k: normalise_batch(
             {kk: v[None] for kk, v in c.window(c.step_index(p.times[i0 + 1 + k % 6])).items()}, r.norm), 5)
-        ts = [p.times[i0 + k % 7] for k in range(batch)]
-        t0 = time.perf_counter()
-        r.scenes(ts, batch=batch)
-        per_s = batch / (time.perf_counter() - t0)
+        # a day of steps, as the archive runs them: in calls of ``batch`` scenes and in the
+        # method's own calls (None: runner.cpu_batch on a CPU, 1 for all but the LSTM)
+        ts = [p.times[i0 + k] for k in range(batch)]
+        per_s = {}
+        for b in (batch, None):
+            t0 = time.perf_counter()
+            r.scenes(ts, batch=b)
+            per_s[b] = batch / (time.perf_counter() - t0)
+        own = r.cpu_batch if r.device == "cpu" else "device"
         rows[m] = {"device": r.device, "first_s": round(first, 3), "warm_s": round(warm, 3),
                    "warm_worst_s": round(worst, 3), "input_assembly_s": round(assembly, 4),
-                   f"batch{batch}_scenes_per_s": round(per_s, 2),
+                   f"batch{batch}_scenes_per_s": round(per_s[batch], 2),
+                   "own_batch": own, "own_batch_scenes_per_s": round(per_s[None], 2),
                    "time": str(np.datetime64(first_t, "h"))}
         print(f"  {m:14s} {r.device:5s} first {first:7.2f} s   warm {warm:7.3f} s (worst {worst:.3f})   "
-              f"inputs {assembly * 1000:6.1f} ms   batch of {batch}: {per_s:6.2f} scenes/s", flush=True)
+              f"inputs {assembly * 1000:6.1f} ms   {batch} scenes per call: {per_s[batch]:6.2f} scenes/s   "
+              f"its own batch ({own}): {per_s[None]:6.2f} scenes/s", flush=True)
     return rows
 
 
@@ -124,13 +131,18 @@ def builds(models, ard, days, workers_list):
             res = build_archive(models, s, e, out=Path(tmp) / "archive", ard=ard, workers=w, device="cpu",
                                 progress=False)
             wall = time.perf_counter() - t0
+            # each model's seconds in its blocks (the markers record them: load + compute + write)
+            per_model = {m: round(sum(json.loads(f.read_text()).get("seconds", 0.0)
+                                      for f in (Path(tmp) / "archive" / "build" / m).glob("*.done")), 1)
+                         for m in models}
         steps = res["steps"] * len(models)
         out[f"{w}_workers"] = {"seconds": round(wall, 1), "maps_seconds": res["maps_seconds"],
                                "series_seconds": res["series_seconds"], "model_steps": steps,
-                               "model_steps_per_s": round(steps / wall, 2)}
+                               "model_steps_per_s": round(steps / wall, 2), "model_seconds": per_model}
         print(f"  {w} worker(s): {days} days ({s} .. {e}) x {len(models)} models = {steps} model-steps "
               f"in {wall:.1f} s ({steps / wall:.2f}/s; maps {res['maps_seconds']} s, series {res['series_seconds']} s)",
               flush=True)
+        print("    per model (s, its blocks):", ", ".join(f"{m} {v}" for m, v in per_model.items()), flush=True)
     return {"period": [s, e], "models": models, **out}
 
 

@@ -14,6 +14,7 @@ import sys
 
 from .config import home
 from .errors import InputError
+from .machine import keep_freed_memory
 from .products import refresh_products
 
 #: subcommand modules, in the order they appear in ``--help``
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    keep_freed_memory()  # training and inference on whole scenes: model.machine explains
     try:
         rc = args.func(args)
     except InputError as exc:

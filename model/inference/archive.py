@@ -200,7 +200,7 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
                                  "rerun the same archive command once training has finished")
             if cube is None:
                 cube = runner.provider.cube_between(tt[0], tt[-1])
-            vals = runner.scenes(tt, batch=8, cube=cube)
+            vals = runner.scenes(tt, cube=cube)  # the method's batch (runner.cpu_batch on a CPU)
             var = (targets or {}).get(model, model)
             ds = xr.Dataset({var: (("time", "lat", "lon"), vals)})
             ds[var].encoding = {}
@@ -572,7 +572,7 @@ def _resident_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path,
                 if on_device:
                     host[m][t0:t0 + tt.size] = r.scenes_resident(cube, tt, batch=batch)
                 else:
-                    host[m][t0:t0 + tt.size] = r.scenes(tt, batch=batch, cube=cube)
+                    host[m][t0:t0 + tt.size] = r.scenes(tt, batch=None if r.device == "cpu" else batch, cube=cube)
                 secs = _time.perf_counter() - t_c
                 stages["compute_s"] += secs
                 computed[m].add(t0)

@@ -33,6 +33,7 @@ from ..features.ard import default_ard
 from ..features.channels import Normalisation
 from ..features.cube import REGION_MARGIN
 from ..grids import tp10, tp_mask
+from ..machine import keep_freed_memory
 from ..networks.registry import list_models, model_info
 from ..runs.folders import latest_run
 from ..schema import SM_CLIP as CLIP
@@ -157,6 +158,9 @@ class Runner:
         # lazy: model.networks.checkpoint imports torch (0.9 s); the dashboard imports this module at start-up
         from ..networks.checkpoint import load_checkpoint
 
+        # whole scenes allocate tens of MiB per layer: keep freed memory in this process
+        # (a Dask worker, the server, the CLI) instead of faulting in fresh pages each layer
+        keep_freed_memory()
         dev = _pick(device)
         model, extra = load_checkpoint(self.checkpoint, map_location=dev)
         self.extra = extra
@@ -171,6 +175,9 @@ class Runner:
         self.norm = Normalisation.from_dict(self.extra["normalisation"])
         #: per-pixel models (no spatial context) run on the cells with inputs only
         self.per_pixel = bool(model.per_pixel)
+        #: scenes per call on the CPU (the method's capability; whole scenes one at a time
+        #: run fastest per scene there, the LSTM takes a day)
+        self.cpu_batch = max(1, int(getattr(model, "cpu_batch", 1)))
         self.amp = False
         req = self._resident_req
         self.resident = self.kind == "torch" and (self.device.startswith("cuda") if req is None else bool(req))
@@ -312,11 +319,16 @@ class Runner:
             self.amp = False
             return self._forward(batch, False)
 
-    def scenes(self, times, batch: int = 4, cube=None) -> np.ndarray:
+    def scenes(self, times, batch: int | None = None, cube=None) -> np.ndarray:
         """Scenes (T, 150, 320) in m3 m-3 for product steps ``times`` (NaN outside the TP).
 
-        ``cube``: a TP10 predictor cube that holds every step (else the provider's cache).
+        ``batch``: scenes per call; None: the method's ``cpu_batch`` on the CPU (1 for all but
+        the LSTM: batches of whole scenes run slower per scene there), 32 with device-resident
+        inputs, 8 otherwise. ``cube``: a TP10 predictor cube that holds every step (else the
+        provider's cache).
         """
+        if batch is None:
+            batch = self.cpu_batch if self.device == "cpu" else (32 if self.resident else 8)
         times = [self.provider.check_time(t) for t in np.atleast_1d(times)]
         with self._lock:
             if self.resident:  # one pass: batches of ``batch`` on the device, copies overlapped

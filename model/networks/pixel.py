@@ -48,6 +48,9 @@ class PixelLSTM(TorchModel):
 
     name = "lstm"
     per_pixel = True
+    #: a day's 8 scenes per call on the CPU: they share their weekly and daily history
+    #: (:func:`shared_history`), 1.84 s per scene against 2.76 s one at a time (one EPYC core)
+    cpu_batch = 8
 
     def __init__(self, n_dynamic: int, n_static: int, t3: int = 8, td: int = 7, tw: int = 4,
                  hidden: int = 64, num_layers: int = 2, freq_dim: int = 4, dropout: float = 0.0):

@@ -56,6 +56,11 @@ class ConfigMixin:
         False: trained on patches and run on the whole data region.
     ``batchable``
         True when several scenes go through one call (the runner and archive then batch them).
+    ``cpu_batch``
+        scenes per call on the CPU (the archive, the experiments). 1 by default: a batch of
+        whole 10 km scenes runs slower per scene than one at a time on a CPU (measured per
+        method on one EPYC core, docs/benchmarks.md "Scenes per call on the CPU"); the LSTM
+        takes a day (8), whose scenes share their history.
     ``reads_channel``
         references only: the analysis-ready ERA5-Land channel the method maps onto SMAP's
         scale (e.g. "swvl1"), or None when it reads SMAP itself.
@@ -72,6 +77,8 @@ class ConfigMixin:
     per_pixel: ClassVar[bool] = False
     #: several scenes in one call
     batchable: ClassVar[bool] = True
+    #: scenes per call on the CPU (1: whole scenes one at a time run fastest per scene)
+    cpu_batch: ClassVar[int] = 1
     #: references: the ERA5-Land channel mapped onto SMAP's scale (None: reads SMAP)
     reads_channel: ClassVar[str | None] = None
     #: training budget of the demo (minutes on 2 CPU cores)

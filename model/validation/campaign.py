@@ -374,7 +374,7 @@ def _train_and_score(cfg, ard, run_dir: Path, scorers: dict, cubes: dict, provid
     rows, cells = [], None
     for period, sc in scorers.items():
         t1 = _time.perf_counter()
-        f = runner.scenes(sc.steps, batch=8, cube=cubes[period])
+        f = runner.scenes(sc.steps, cube=cubes[period])  # the method's batch
         wall_infer = round(_time.perf_counter() - t1, 1)
         rows.append({"model": name, "kind": "product", "seed": s, "period": period,
                      "train_seconds": tsum.get("train_seconds"), "epochs": tsum.get("epochs"),

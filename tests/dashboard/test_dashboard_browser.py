@@ -336,6 +336,8 @@ def test_concurrent_sessions(server, demo_home, n_sessions):
                 fh.write(f"{time.time():.2f} {text}\n")
 
         pg.on("console", lambda m: note(f"{m.type}: {m.text}"))
+        # a resource that fails names itself here (the console's line does not give the URL)
+        pg.on("requestfailed", lambda r: note(f"request failed: {r.url} ({r.failure})"))
         pg.on("websocket", lambda ws: (note(f"websocket open {ws.url}"),
                                        ws.on("close", lambda _: note("websocket closed"))))
         pg.set_default_timeout(120_000)

@@ -139,6 +139,27 @@ def test_per_pixel_models_run_in_pieces(tiny, monkeypatch):
     assert np.isfinite(whole).sum() > 300 * 3
 
 
+def test_cpu_calls_use_the_methods_batch(tiny, monkeypatch):
+    """On a CPU a call without ``batch`` runs the method's ``cpu_batch`` scenes at a time (one
+    whole scene per call for all but the LSTM, which takes a day: batches of whole scenes run
+    slower per scene on a CPU, docs/benchmarks.md), with the same values as a batch of 8."""
+    from model.inference import runner as R
+    from model.networks.registry import get_model_class
+
+    assert get_model_class("lstm").cpu_batch == 8
+    assert {n: get_model_class(n).cpu_batch for n in ("pscnet", "unet", "convlstm", "mlp", "rf")} == \
+        dict.fromkeys(("pscnet", "unet", "convlstm", "mlp", "rf"), 1)
+    for name, want in (("mlp", [1] * 10), ("lstm", [8, 2])):
+        r = R.Runner(name, _ard(tiny), device="cpu")
+        t = r.provider.times[-10:]
+        calls = []
+        real = r._predict
+        monkeypatch.setattr(r, "_predict", lambda times, **kw: calls.append(len(times)) or real(times, **kw))
+        own = r.scenes(t)
+        assert calls == want, name
+        np.testing.assert_allclose(own, r.scenes(t, batch=8), atol=1e-6, equal_nan=True)
+
+
 def test_data_region_of_a_regional_cube(tiny):
     """The runner's region: TP cells with inputs, and their box widened by the margin."""
     from model.grids import tp_mask

@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 #: most pixel sequences a per-pixel model (MLP, LSTM) runs in one forward pass
 PIXEL_CHUNK = 32768
 
+#: cells of one call on the CPU when no batch is given: a whole 10 km TP scene (150 x 320). A
+#: batch of whole scenes runs slower per scene than one at a time (docs/benchmarks.md "Scenes
+#: per call on the CPU"); the scenes of a small region (a 3 x 3 degree world) are batched up to
+#: this size (at most 8), where one call per scene would be mostly call overhead
+CPU_CALL_CELLS = 150 * 320
+
 
 
 def data_region(cube, mask: np.ndarray, margin: int = REGION_MARGIN):
@@ -322,20 +328,31 @@ class Runner:
     def scenes(self, times, batch: int | None = None, cube=None) -> np.ndarray:
         """Scenes (T, 150, 320) in m3 m-3 for product steps ``times`` (NaN outside the TP).
 
-        ``batch``: scenes per call; None: the method's ``cpu_batch`` on the CPU (1 for all but
-        the LSTM: batches of whole scenes run slower per scene there), 32 with device-resident
-        inputs, 8 otherwise. ``cube``: a TP10 predictor cube that holds every step (else the
+        ``batch``: scenes per call; None: on the CPU the method's ``cpu_batch`` (1 for all but
+        the LSTM: batches of whole scenes run slower per scene there), raised for a small
+        region up to :data:`CPU_CALL_CELLS` cells per call (:meth:`_cpu_call_scenes`); 32 with
+        device-resident inputs, 8 otherwise. ``cube``: a TP10 predictor cube that holds every step (else the
         provider's cache).
         """
-        if batch is None:
-            batch = self.cpu_batch if self.device == "cpu" else (32 if self.resident else 8)
         times = [self.provider.check_time(t) for t in np.atleast_1d(times)]
+        if batch is None:
+            batch = self._cpu_call_scenes(times, cube) if self.device == "cpu" else (32 if self.resident else 8)
         with self._lock:
             if self.resident:  # one pass: batches of ``batch`` on the device, copies overlapped
                 parts = [self._predict(times, cube=cube, dev_batch=batch)] if times else []
             else:
                 parts = [self._predict(times[k:k + batch], cube=cube) for k in range(0, len(times), batch)]
         return np.concatenate(parts) if parts else np.empty((0, 150, 320), np.float32)
+
+    def _cpu_call_scenes(self, times, cube) -> int:
+        """Scenes per CPU call: the method's ``cpu_batch`` when above 1 (the LSTM's day), else
+        as many scenes (at most 8) as fit :data:`CPU_CALL_CELLS` cells of the data region."""
+        if self.cpu_batch > 1 or not self.model.batchable or not times:
+            return self.cpu_batch
+        c = cube if cube is not None else self.provider.cube_for(times[0])
+        _, ys, xs = data_region(c, np.asarray(tp_mask("TP10")))
+        cells = max(1, (ys.stop - ys.start) * (xs.stop - xs.start))
+        return int(max(1, min(8, CPU_CALL_CELLS // cells)))
 
     def scene(self, time):
         """One scene as an xarray DataArray (lat, lon) with CF attributes and provenance."""

@@ -142,14 +142,18 @@ def test_per_pixel_models_run_in_pieces(tiny, monkeypatch):
 def test_cpu_calls_use_the_methods_batch(tiny, monkeypatch):
     """On a CPU a call without ``batch`` runs the method's ``cpu_batch`` scenes at a time (one
     whole scene per call for all but the LSTM, which takes a day: batches of whole scenes run
-    slower per scene on a CPU, docs/benchmarks.md), with the same values as a batch of 8."""
+    slower per scene on a CPU, docs/benchmarks.md), more for a small region, with the same
+    values as a batch of 8."""
     from model.inference import runner as R
     from model.networks.registry import get_model_class
 
     assert get_model_class("lstm").cpu_batch == 8
     assert {n: get_model_class(n).cpu_batch for n in ("pscnet", "unet", "convlstm", "mlp", "rf")} == \
         dict.fromkeys(("pscnet", "unet", "convlstm", "mlp", "rf"), 1)
-    for name, want in (("mlp", [1] * 10), ("lstm", [8, 2])):
+    # the tiny world's 3 x 3 degree region batches up to CPU_CALL_CELLS cells per call; with a
+    # bound below one scene's region every scene is its own call, as on the whole TP
+    for name, cells, want in (("mlp", 1, [1] * 10), ("mlp", R.CPU_CALL_CELLS, [8, 2]), ("lstm", 1, [8, 2])):
+        monkeypatch.setattr(R, "CPU_CALL_CELLS", cells)
         r = R.Runner(name, _ard(tiny), device="cpu")
         t = r.provider.times[-10:]
         calls = []

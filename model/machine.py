@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import os
 import platform
@@ -70,10 +71,12 @@ MALLOC_MMAP_BYTES = 32 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
+@functools.cache
 def keep_freed_memory() -> bool:
     """Set :data:`MALLOC_TRIM_BYTES` / :data:`MALLOC_MMAP_BYTES` for this process through
-    glibc's ``mallopt`` (takes effect at once, also after start-up). True when set; False
-    where the C library is not glibc (macOS, musl): nothing changes there."""
+    glibc's ``mallopt`` (takes effect at once, also after start-up; done once per process,
+    later calls return the first answer). True when set; False where the C library is not
+    glibc (macOS, musl): nothing changes there."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

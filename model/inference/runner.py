@@ -331,8 +331,8 @@ class Runner:
         ``batch``: scenes per call; None: on the CPU the method's ``cpu_batch`` (1 for all but
         the LSTM: batches of whole scenes run slower per scene there), raised for a small
         region up to :data:`CPU_CALL_CELLS` cells per call (:meth:`_cpu_call_scenes`); 32 with
-        device-resident inputs, 8 otherwise. ``cube``: a TP10 predictor cube that holds every step (else the
-        provider's cache).
+        device-resident inputs, 8 otherwise. ``cube``: a TP10 predictor cube that holds every
+        step (else the provider's cache).
         """
         times = [self.provider.check_time(t) for t in np.atleast_1d(times)]
         if batch is None:

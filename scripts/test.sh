@@ -15,4 +15,4 @@ python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0          # CPU wheel first: a bare `torch` pulls a multi-GB CUDA build
 python -m pip install -q -e ".[test]"
 python -m ruff check .                          # lint (pyproject.toml [tool.ruff])
-exec python -m pytest "$@"
+exec python -m pytest --durations=30 "$@"   # the 30 slowest tests in the log: where the time goes

@@ -159,8 +159,8 @@ def map_axes(fig, spec, proj: str = "equal_area", extent=TP_BOX, labels: bool = 
                  alpha=0.7, linestyle=":", x_inline=False, y_inline=False)
     # the gridlines and their labels are computed once per panel instead of on every draw:
     # constrained layout draws each panel ~8 times per save, and the gridliner's projection of
-    # its lines was half of a metric-map figure's time (45 panels: PNG 28.6 -> 13.6 s, PDF
-    # 41.5 -> 20.1 s, the PNG identical pixel for pixel; docs/benchmarks.md). cartopy 0.23
+    # its lines was half of a metric-map figure's time (45 panels: PNG 30.0 -> 16.7 s, PDF
+    # 41.6 -> 18.4 s, the PNG identical pixel for pixel; docs/benchmarks.md). cartopy 0.23
     # deprecated ``auto_update``; where it is gone, the default (redraw each time) is used.
     try:
         with warnings.catch_warnings():

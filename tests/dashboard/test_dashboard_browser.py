@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import io
 import re
 import time
@@ -368,10 +369,7 @@ def test_concurrent_sessions(server, demo_home, n_sessions):
         # the page is ready for a click once the link's network has chosen its default station
         # (under load that arrives a moment after the first draw; a click before it sees the
         # default station's title first)
-        for _ in range(600):
-            if (await title.inner_text()).strip():
-                break
-            await asyncio.sleep(0.2)
+        await _poll(title.inner_text, str.strip, 120)
         for j in range(2):
             sid = ids[(2 * k + j) % len(ids)]
             name = sid.split("/", 1)[1]
@@ -384,12 +382,8 @@ def test_concurrent_sessions(server, demo_home, n_sessions):
                 before = await title.inner_text()
                 note(f"click {sid} at {xy} (title {before!r})")
                 await pg.mouse.click(*xy)
-                shown = before
-                for _ in range(600):   # the title for this station, or another one (2 minutes)
-                    shown = await title.inner_text()
-                    if name in shown or shown != before:
-                        break
-                    await asyncio.sleep(0.2)
+                # the title for this station, or another one
+                shown = await _poll(title.inner_text, lambda s, before=before: name in s or s != before, 120)
                 if name in shown:
                     break
                 # the click reached the server and chose another station (the layout moved
@@ -414,15 +408,10 @@ def test_concurrent_sessions(server, demo_home, n_sessions):
                 # the click must leave the page as a button event; one that does not (the
                 # browser dropped it) is clicked again and counted; one that leaves and gets
                 # no answer fails the test below, with this session's trace
-                for _ in range(100):
-                    if sent["button_click"] > n_sent:
-                        break
-                    await asyncio.sleep(0.1)
-                else:
-                    retried.append((k, f"next at {label!r}: no button event left the page in 10 s"))
-                    note("step: no button event left the page in 10 s: clicking again")
-                    continue
-                break
+                if await _poll(lambda: sent["button_click"], lambda n, n_sent=n_sent: n > n_sent, 10, 0.1) > n_sent:
+                    break
+                retried.append((k, f"next at {label!r}: no button event left the page in 10 s"))
+                note("step: no button event left the page in 10 s: clicking again")
             else:
                 raise AssertionError(f"session {k}: two clicks on next at {label!r} sent no button "
                                      f"event; the session's messages:\n{_tail(trace)}")
@@ -465,6 +454,19 @@ def test_concurrent_sessions(server, demo_home, n_sessions):
     # a second click now and then is what a user under load would do; more than one per
     # session means clicks are being lost, which is a fault of its own
     assert len(retried) <= n_sessions, retried
+
+
+async def _poll(read, done, timeout_s: float, every: float = 0.2):
+    """``read()`` (a value or an awaitable) every ``every`` seconds until ``done(value)`` or
+    ``timeout_s``; the last value read."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        value = read()
+        if inspect.isawaitable(value):
+            value = await value
+        if done(value) or time.perf_counter() >= deadline:
+            return value
+        await asyncio.sleep(every)
 
 
 def _tail(trace: Path, n: int = 40) -> str:

@@ -25,7 +25,6 @@ import logging
 import time as _time
 
 import numpy as np
-import xarray as xr
 
 from ..errors import InputError
 from ..features.channels import DERIVED, DYNAMIC, derive, transform
@@ -47,16 +46,16 @@ def _cell_cube(era5, static, rows, cols, start, end, history_days: int = 28):
     e = np.datetime64(end, "ns") + np.timedelta64(1, "D") - np.timedelta64(1, "s")
 
     sub = era5.sel(time=slice(s, e))
-    ri = xr.DataArray(rows, dims="cell")
-    ci = xr.DataArray(cols, dims="cell")
     chans = [c for c in DYNAMIC if c in sub or (c in DERIVED and DERIVED[c][0] in sub)]
     if len(chans) != len(DYNAMIC):
         raise InputError(f"ERA5-Land lacks {sorted(set(DYNAMIC) - set(chans))}", "ingest every predictor channel")
 
     def values(c):   # a derived channel (the frost signal) is made as the predictor cube makes it
+        # the whole window of one variable read as a slab, then the cells picked in numpy:
+        # half the time of xarray's pointwise isel on the (8-step, whole-grid) chunks
         if c in sub:
-            return sub[c].isel(lat=ri, lon=ci).values
-        return derive(c, sub[DERIVED[c][0]].isel(lat=ri, lon=ci).values)
+            return sub[c].values[:, rows, cols]
+        return derive(c, sub[DERIVED[c][0]].values[:, rows, cols])
 
     x3 = np.stack([transform(c, values(c)) for c in chans], axis=1)  # (T, C, N)
     st, names = static_channels(static)

@@ -40,7 +40,7 @@ from .matching import (extract_station_series, locate_stations, match_station, n
 from .metric_maps import map_summary, metric_map
 from .metrics import DEFAULT_SETTINGS, MetricSettings
 from .report import make_report
-from .skill import (block_bootstrap_difference, pooled_metrics, relative_change, thawed_mask, to_celsius,
+from .skill import (POOLED, block_bootstrap_difference, pooled_metrics, relative_change, thawed_mask, to_celsius,
                     truth_scores)
 
 log = logging.getLogger(__name__)
@@ -433,7 +433,8 @@ def _network_rows(results: dict, meta: pd.DataFrame, period: str, settings) -> l
             if not sub:
                 continue
             pp = pd.concat([r.pairs[["product", "insitu"]] for r in sub])
-            po = pooled_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(), settings=settings)
+            po = pooled_metrics(pp["product"].to_numpy(), pp["insitu"].to_numpy(), metrics=POOLED + ("rho",),
+                                settings=settings)
             out.append({"model": name, "period": period, "network": net, "form": "pooled",
                         **{k: po[k] for k in ("R", "bias", "RMSE", "ubRMSE", "rho", "N")}})
         for net in nets:

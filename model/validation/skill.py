@@ -43,7 +43,7 @@ from ..grids import regridder
 from .metrics import DEFAULT_SETTINGS, MetricSettings, all_metrics, t_two_sided_p
 
 __all__ = ["FREEZING_K", "block_bootstrap_difference", "block_index", "cell_scores", "coarse_parent",
-           "fine_scale_anomaly", "fine_scale_r", "pooled_metrics", "relative_change", "seed_summary",
+           "fine_scale_anomaly", "fine_scale_r", "POOLED", "pooled_metrics", "relative_change", "seed_summary",
            "thawed_mask", "to_celsius"]
 
 FREEZING_K = 273.15
@@ -132,16 +132,18 @@ def fine_scale_anomaly(product: np.ndarray, truth: np.ndarray, up=None, down=Non
     return p - coarse_parent(p, up, down), t - coarse_parent(t, up, down)
 
 
-def _row_r(x: np.ndarray, y: np.ndarray, min_n: int) -> np.ndarray:
-    """Pearson R along the last axis of (cells, time) arrays; NaN pairs dropped jointly."""
+def _time_r(x: np.ndarray, y: np.ndarray, min_n: int) -> np.ndarray:
+    """Pearson R along the first (time) axis of (time, ...) arrays; NaN pairs dropped jointly.
+
+    Time-first, as the fields are stored: reductions over axis 0 need no transposed copy."""
     m = np.isfinite(x) & np.isfinite(y)
-    n = m.sum(-1)
+    n = m.sum(0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mx = np.where(m, x, 0).sum(-1) / n
-        my = np.where(m, y, 0).sum(-1) / n
-        dx = np.where(m, x - mx[:, None], 0)
-        dy = np.where(m, y - my[:, None], 0)
-        sxx, syy, sxy = (dx * dx).sum(-1), (dy * dy).sum(-1), (dx * dy).sum(-1)
+        mx = np.where(m, x, 0).sum(0) / n
+        my = np.where(m, y, 0).sum(0) / n
+        dx = np.where(m, x - mx, 0)
+        dy = np.where(m, y - my, 0)
+        sxx, syy, sxy = (dx * dx).sum(0), (dy * dy).sum(0), (dx * dy).sum(0)
         r = sxy / np.sqrt(sxx * syy)
     return np.where((n >= min_n) & (sxx > 0) & (syy > 0), np.clip(r, -1, 1), np.nan)
 
@@ -165,11 +167,8 @@ def fine_scale_r(product: np.ndarray, truth: np.ndarray, up=None, down=None, val
         standard deviations of the fine-scale parts (m3 m-3).
     """
     fp, ft = fine_scale_anomaly(product, truth, up, down, valid)
-    T = fp.shape[0]
-    xr_ = np.moveaxis(fp, 0, -1).reshape(-1, T)
-    yr_ = np.moveaxis(ft, 0, -1).reshape(-1, T)
-    rmap = _row_r(xr_, yr_, min_n).reshape(fp.shape[1:])
-    pooled = _row_r(fp.reshape(1, -1), ft.reshape(1, -1), min_n)[0]
+    rmap = _time_r(fp, ft, min_n)
+    pooled = _time_r(fp.reshape(-1), ft.reshape(-1), min_n)[()]
     ok = np.isfinite(fp) & np.isfinite(ft)
     return {"fine_R_map": rmap,
             "fine_R": float(np.nanmean(rmap)) if np.isfinite(rmap).any() else np.nan,
@@ -180,11 +179,17 @@ def fine_scale_r(product: np.ndarray, truth: np.ndarray, up=None, down=None, val
 
 # ----------------------------------------------------------------------------- pooled
 
-def pooled_metrics(product, reference, valid=None, *, settings: MetricSettings = DEFAULT_SETTINGS) -> dict:
+#: the pooled metrics the tables use; Spearman's rho (``"rho"``) is asked for only where shown:
+#: ranking millions of pooled pairs cost ~1 s per product in the truth table, which never shows it
+POOLED = ("R", "bias", "RMSE", "ubRMSE")
+
+
+def pooled_metrics(product, reference, valid=None, *, metrics=POOLED,
+                   settings: MetricSettings = DEFAULT_SETTINGS) -> dict:
     """Overall metrics of every matched pair taken as one sample (the paper's scatter-plot R).
 
-    ``R``, ``bias``, ``RMSE``, ``ubRMSE``, ``rho``, ``N`` and ``status`` of
-    :func:`model.validation.metrics.all_metrics` on the flattened pairs (``valid`` restricts
+    ``R``, ``bias``, ``RMSE``, ``ubRMSE`` (and ``rho`` if in ``metrics``), ``N`` and ``status``
+    of :func:`model.validation.metrics.all_metrics` on the flattened pairs (``valid`` restricts
     them). No anomaly R: pooled pairs are not one time series.
     """
     x = np.asarray(product, np.float64).ravel()
@@ -193,7 +198,7 @@ def pooled_metrics(product, reference, valid=None, *, settings: MetricSettings =
         v = np.asarray(valid, bool).ravel()
         x, y = x[v], y[v]
     ok = np.isfinite(x) & np.isfinite(y)
-    return all_metrics(x[ok], y[ok], metrics=("R", "bias", "RMSE", "ubRMSE", "rho"), settings=settings)
+    return all_metrics(x[ok], y[ok], metrics=metrics, settings=settings)
 
 
 # ----------------------------------------------------------------------------- per-cell (fast)
@@ -209,22 +214,20 @@ def cell_scores(product: np.ndarray, truth: np.ndarray, valid=None, min_n: int =
     m = np.isfinite(x) & np.isfinite(y)
     if valid is not None:
         m &= np.asarray(valid, bool)
-    T = x.shape[0]
-    xs = np.moveaxis(np.where(m, x, np.nan), 0, -1).reshape(-1, T)
-    ys = np.moveaxis(np.where(m, y, np.nan), 0, -1).reshape(-1, T)
-    mm = np.isfinite(xs) & np.isfinite(ys)
-    n = mm.sum(-1)
-    r = _row_r(xs, ys, min_n)
+    xs = np.where(m, x, np.nan)                    # time-first throughout: no transposed copies
+    ys = np.where(m, y, np.nan)
+    n = m.sum(0)
+    r = _time_r(xs, ys, min_n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        d = np.where(mm, xs - ys, 0.0)
-        b = d.sum(-1) / n
-        ub = np.sqrt((np.where(mm, (xs - ys) - b[:, None], 0.0) ** 2).sum(-1) / n)
+        d = np.where(m, x - y, 0.0)
+        b = d.sum(0) / n
+        ub = np.sqrt((np.where(m, d - b, 0.0) ** 2).sum(0) / n)
     enough = n >= min_n
     b = np.where(enough, b, np.nan)
     ub = np.where(enough, ub, np.nan)
     mean = lambda v: float(np.nanmean(v)) if np.isfinite(v).any() else np.nan  # noqa: E731
     return {"R": mean(r), "bias": mean(b), "ubRMSE": mean(ub), "n_cells": int((enough & np.isfinite(ub)).sum()),
-            "N": int(n.sum()), "R_map": r.reshape(x.shape[1:]), "ubRMSE_map": ub.reshape(x.shape[1:])}
+            "N": int(n.sum()), "R_map": r, "ubRMSE_map": ub}
 
 
 # ----------------------------------------------------------------------------- seeds

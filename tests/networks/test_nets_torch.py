@@ -275,3 +275,35 @@ def test_lstm_runs_a_shared_history_once_with_the_same_result():
     # batches of single pixels (training, tuning) are never grouped: no comparisons at all
     pixels = {k: v[..., :1] for k, v in batch.items()}
     assert shared_history(pixels) == [[k] for k in range(6)]
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_convlstm_split_gates_equal_the_concatenated_form(fmt):
+    """The ConvLSTM convolves its gates' input by channel groups (context once, every step's
+    input in one call, the hidden state in the recurrence): the same outputs and gradients as
+    one convolution of the concatenated [x_t, ctx, h] per step (Shi et al. 2015), written
+    out here independently."""
+    import torch.nn.functional as F
+
+    from model.networks.conv import ConvLSTM
+
+    torch.manual_seed(0)
+    net = ConvLSTM(5, 3, hidden=8, context=6).to(memory_format=fmt)
+    batch = example_batch(InputDims(n_dynamic=5, n_static=3), 2, 9, 11)
+
+    def concatenated(b):
+        ctx = net.context(torch.cat([b["xday"].flatten(1, 2), b["xweek"].flatten(1, 2), b["static"]], 1))
+        h = torch.tanh(net.init_h(ctx))
+        c = torch.zeros_like(h)
+        for t in range(b["x3h"].shape[1]):
+            i, f, o, g = net.gates(torch.cat([b["x3h"][:, t], ctx, h], 1)).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        return net.head(torch.cat([h, ctx], 1))
+
+    split = net(batch)
+    whole = concatenated(batch)
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    g_split = torch.autograd.grad(F.mse_loss(split, torch.zeros_like(split)), net.gates.weight)[0]
+    g_whole = torch.autograd.grad(F.mse_loss(whole, torch.zeros_like(whole)), net.gates.weight)[0]
+    torch.testing.assert_close(g_split, g_whole, rtol=1e-4, atol=1e-7)

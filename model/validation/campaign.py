@@ -420,11 +420,13 @@ def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps,
         if learned else None)
     iv = []
     if base is not None:
+        memo: dict = {}                    # the baseline's resampled scores, computed once per mask
+        truth, thawed = sc.cells(sc.truth), sc.cells(sc.thawed)
         for name, fl in fields.items():
             if name == base:
                 continue
-            r = block_bootstrap_difference(fl, fields[base], sc.cells(sc.truth), test_steps,
-                                           valid=sc.cells(sc.thawed), n_resamples=n_resamples, min_n=min_n)
+            r = block_bootstrap_difference(fl, fields[base], truth, test_steps, valid=thawed,
+                                           n_resamples=n_resamples, min_n=min_n, memo=memo)
             iv.append({"model": name, "kind": kinds[name], "baseline": base, **r})
     return pd.DataFrame(iv), base
 

@@ -224,11 +224,12 @@ def intervals_table(fields: dict, truth, thawed, times, baseline: str, *, n_resa
     in thawed cell-mean R and ubRMSE against the truth, on the same cells and steps."""
 
     rows = []
+    memo: dict = {}                        # the baseline's resampled scores, computed once per mask
     for name, f in fields.items():
         if name == baseline:
             continue
         r = block_bootstrap_difference(f, fields[baseline], truth, times, valid=thawed,
-                                       n_resamples=n_resamples, seed=seed, min_n=min_n)
+                                       n_resamples=n_resamples, seed=seed, min_n=min_n, memo=memo)
         rows.append({"model": name, "baseline": baseline, "kind": (kinds or {}).get(name, "product"), **r})
     return pd.DataFrame(rows)
 

@@ -219,3 +219,24 @@ def test_block_bootstrap_identical_methods_and_seed_lists(rng):
         assert one[k] == pytest.approx(two[k], abs=1e-12)
     with pytest.raises(InputError, match="shapes differ"):
         skill.block_bootstrap_difference(a, b[:-1], y, times)
+
+
+def test_block_bootstrap_memo_reuses_the_baseline_only_on_the_same_mask(rng):
+    """Several methods against one baseline share a memo of the baseline's resampled scores:
+    the results equal those without it, whether a method's cell-step mask equals an earlier
+    one (reused) or not (computed anew)."""
+    T, C = 48, 6
+    times = np.datetime64("2017-07-01", "ns") + np.arange(T) * np.timedelta64(6, "h")
+    y = 0.2 + 0.05 * rng.standard_normal((T, C))
+    base = y + 0.03 * rng.standard_normal((T, C))
+    methods = {"a": y + 0.02 * rng.standard_normal((T, C)), "b": y + 0.04 * rng.standard_normal((T, C))}
+    gappy = y + 0.02 * rng.standard_normal((T, C))
+    gappy[::5, 2] = np.nan                      # another mask: the baseline's scores differ
+    methods["gappy"] = gappy
+    methods["c"] = y + 0.01 * rng.standard_normal((T, C))
+    memo: dict = {}
+    for name, m in methods.items():
+        with_memo = skill.block_bootstrap_difference(m, base, y, times, n_resamples=300, seed=3, min_n=4, memo=memo)
+        alone = skill.block_bootstrap_difference(m, base, y, times, n_resamples=300, seed=3, min_n=4)
+        assert with_memo == alone, name
+    assert len(memo) == 2                      # the full mask and the gappy one

@@ -34,7 +34,6 @@ Definitions (also in ``docs/validation.md``):
 from __future__ import annotations
 
 import hashlib
-
 import warnings
 from typing import Callable, Sequence
 
@@ -379,15 +378,15 @@ def block_bootstrap_difference(a, b, reference: np.ndarray, times, *,
         return out
 
     sa = scores(A)
-    key = None
+    mask_key = None                                # b's scores depend on b, the reference and the mask
     if memo is not None:
-        key = (hashlib.sha1(np.packbits(np.isfinite(y)).tobytes()).hexdigest(), y.shape, len(B),
-               block_days, n_resamples, seed, min_n, chunk)
-    sb = memo.get(key) if key is not None else None
+        mask_key = (hashlib.sha1(np.packbits(np.isfinite(y)).tobytes()).hexdigest(), y.shape, len(B),
+                    block_days, n_resamples, seed, min_n, chunk)
+    sb = memo.get(mask_key) if mask_key is not None else None
     if sb is None:
         sb = scores(B)
-        if key is not None:
-            memo[key] = sb
+        if mask_key is not None:
+            memo[mask_key] = sb
     d_r, d_u = sa[0][0] - sb[0][0], sa[0][1] - sb[0][1]
     out = {"d_R": float(d_r), "d_ubRMSE": float(d_u), "n_blocks": nb, "runs_a": len(A), "runs_b": len(B),
            "n_resamples": int(n_resamples), "block_days": block_days, "level": level}

@@ -422,3 +422,67 @@ def test_validate_unknown_model_is_a_clear_error(tiny):
 
     assert main(["validate", "--model", "nope", "--out", "/tmp/never-written"]) == 2
     assert not Path("/tmp/never-written").exists()
+
+
+# ------------------------------------------------------------------------- trainings side by side
+def test_torch_trainings_ran_side_by_side_and_trees_alone(tiny):
+    """On a CPU with two cores the tiny pipeline trains its torch models two at a time (each
+    in a worker process) and the trees and references alone: the progress record's steps say
+    when each began and how long it took."""
+    from model.networks.registry import get_model_class
+    from model.progress import read_progress
+    from model.training.parallel import training_slots
+
+    if training_slots("cpu") < 2:
+        pytest.skip("one usable core: the trainings run one at a time")
+    steps = [s for s in read_progress(tiny)["steps"] if s["name"].startswith("train ") and s["state"] == "done"]
+    spans = {s["name"][6:]: (s["started"], s["started"] + s["seconds"]) for s in steps}
+    torch_models = [n for n in spans if get_model_class(n).kind == "torch"]
+    others = [n for n in spans if n not in torch_models]
+    if len(torch_models) < 2:
+        pytest.skip("the trainings were reused (SMDS_TEST_HOME): nothing was trained this session")
+    assert others
+
+    def overlap(a, b):
+        return min(spans[a][1], spans[b][1]) - max(spans[a][0], spans[b][0])
+
+    # every torch training overlaps another one for most of its time ...
+    for n in torch_models:
+        assert max(overlap(n, m) for m in torch_models if m != n) > 0.5 * (spans[n][1] - spans[n][0]), n
+    # ... never more than two at once (seconds are recorded to 0.1 s), and nothing runs beside a
+    # tree or reference training
+    for n in torch_models:
+        t = spans[n][0] + 0.15
+        assert sum(spans[m][0] <= t < spans[m][1] for m in torch_models) <= 2
+    for n in others:
+        assert all(overlap(n, m) <= 0.15 for m in spans if m != n), n
+
+
+def test_side_by_side_failure_is_raised_and_recorded(tiny, tmp_path, monkeypatch):
+    """A training that fails in a worker fails its progress step with the worker's message,
+    the one beside it finishes and is kept, and the stage raises the failure."""
+    from dataclasses import replace
+    from functools import partial
+
+    from model.demo import QUICK_TRAIN, _progress_step, _train_wave
+    from model.progress import Progress, Step, read_progress
+    from model.training.cli import train_config
+    from model.training.parallel import training_slots
+
+    if training_slots("cpu") < 2:
+        pytest.skip("one usable core: the trainings run one at a time")
+    home = tmp_path / "home"
+    (home / "runs").mkdir(parents=True)
+    monkeypatch.setenv("SMDS_HOME", str(home))
+    ard = _ard(tiny)
+    good = train_config("mlp", ard, config="demo", device="cpu", **QUICK_TRAIN)
+    good = replace(good, max_minutes=0.05, max_epochs=1)
+    bad = replace(train_config("resnet", ard, config="demo", device="cpu", **QUICK_TRAIN), target="smap_l9")
+    row = [("mlp", "train mlp", good, False), ("resnet", "train resnet", bad, False)]
+    progress = Progress(home, [Step("train mlp"), Step("train resnet")])
+    with pytest.raises(Exception, match="unknown training target 'smap_l9'"):
+        _train_wave(row, partial(_progress_step, progress), ard, "cpu")
+    rec = {s["name"]: s for s in read_progress(home)["steps"]}
+    assert rec["train resnet"]["state"] == "failed" and "smap_l9" in rec["train resnet"]["message"]
+    assert rec["train mlp"]["state"] == "done"
+    assert (home / "runs" / "mlp" / "LATEST").exists()

@@ -1,5 +1,10 @@
 #!/usr/bin/env python
-"""Trainings alone against trainings side by side (``model.training.parallel``).
+"""Trainings alone against trainings side by side: does a second core give a second training?
+
+Session 18 tried training the demo's torch models two at a time on the 2-core VM (each in a
+worker process on one core) to shorten the first run; it was measured and dropped (the two
+vCPUs do not give two trainings the compute of one each: docs/benchmarks.md, "Trainings side
+by side"). This script keeps the measurement reproducible.
 
 For each pair of ``--models`` (on the demo home's ARD, ``$SMDS_HOME``): each model trained
 alone in a worker process with every core given to torch, then the two trained at once in two
@@ -19,10 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +38,37 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from model.machine import machine_info, machine_line  # noqa: E402
+
+
+def usable_cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def _train_child(model_name: str, cfg: dict, ard: str, threads: int, out: str) -> str:
+    """One training in a worker process, on ``threads`` torch threads."""
+    import torch
+
+    from model.training.trainer import TrainConfig, train
+
+    torch.set_num_threads(threads)
+    return str(train(model_name, TrainConfig(**cfg), ard=ard, out=Path(out), progress=False))
+
+
+class TrainingPool:
+    """``slots`` spawned worker processes, each training on ``cores // slots`` torch threads."""
+
+    def __init__(self, slots: int, cores: int):
+        self.threads = max(1, cores // slots)
+        self._pool = ProcessPoolExecutor(slots, mp_context=mp.get_context("spawn"))
+
+    def submit(self, model_name, cfg, ard, out: Path):
+        return self._pool.submit(_train_child, model_name, asdict(cfg), str(ard), self.threads, str(out))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run(pool, jobs, ard, tmp):
@@ -56,7 +95,6 @@ def main(argv=None) -> int:
 
     from model.features.ard import default_ard
     from model.training.cli import train_config
-    from model.training.parallel import TrainingPool, usable_cores
 
     info = machine_info()
     print(machine_line(info), flush=True)

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import time as _time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -43,9 +42,7 @@ from .products import refresh_products
 from .progress import Progress, Step
 from .runs.folders import PROVISIONAL_MARK, has_run, provisional_minutes, run_input_mismatch
 from .training.cli import train_config
-from .training.parallel import (MAX_SLOTS, WORKER_BYTES, TrainingPool, available_bytes, side_by_side,
-                               threads_per_training, torch_threads, training_slots)
-from .training.trainer import forget_prepared, train
+from .training.trainer import train
 from .validation.experiments import run_validation
 from .world import build_world, get_config
 
@@ -255,7 +252,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
     step = partial(_progress_step, progress)
     for k, (wave, lab) in enumerate(zip(plan, labels)):
         suffix = _wave_suffix(k, wave, prov)
-        _stage("train" + suffix, summary, partial(_train_wave, items[k], step, ard, device))
+        _stage("train" + suffix, summary, partial(_train_wave, items[k], step, ard))
         if k == 0 and early:
             _stage("lay_out", summary, partial(_lay_out, plan[0], ard, quick))
             on_first_page(summary)
@@ -316,80 +313,27 @@ def _progress_step(progress: Progress, name: str, fn):
     return out
 
 
-def _train_wave(row: list, step, ard: Path, device: str = "auto") -> dict:
+def _train_wave(row: list, step, ard: Path) -> dict:
     """Stage ``train``: each model of a wave (``row`` of :func:`_train_items`) trained (a
     progress step each), unless its latest run can be reused. A provisional step reuses any
     run of these inputs and marks what it trains provisional; a full step never reuses a
-    provisional run.
-
-    On a CPU with two cores or more (and memory for two training workers), every torch model
-    is trained on half the cores (:mod:`model.training.parallel`: the same compute budget for
-    each): a wave's torch models two at a time, each in a worker process, and a wave's only
-    torch model (the first page's PSCNet) in this process. The trees (every core) and the
-    references (seconds) are trained first, one at a time, in this process."""
+    provisional run."""
     done, retrained = {}, {}
-
-    def one(name, cfg, provisional, pool=None):
-        why = _reuse_problem(name, ard, allow_provisional=provisional)
-        if why is None:
-            done[name] = "reused"
-            return "skipped"
-        if why:
-            print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
-            retrained[name] = why
-        t0 = _time.perf_counter()
-        run_dir = Path(pool.submit(name, cfg, ard).result()) if pool else train(name, cfg, ard=ard)
-        if provisional:
-            write_json_atomic(run_dir / PROVISIONAL_MARK, {"max_minutes": cfg.max_minutes})
-        done[name] = json.loads((run_dir / "summary.json").read_text()).get("tune_rmse")
-        if pool:
-            print(f"   {name}: trained in {_time.perf_counter() - t0:.0f} s (tuning RMSE {done[name]:.4f})",
-                  flush=True)
-
-    # torch models to train (not reused): side by side, or alone on the same share of the cores
-    torch_rows = [it for it in row if side_by_side(it[0]) and _reuse_problem(it[0], ard, it[3]) is not None]
-    if training_slots(device, memory=2**62) < 2:
-        torch_rows = []
-    for name, label, cfg, provisional in [it for it in row if it not in torch_rows]:
-        step(label, partial(one, name, cfg, provisional))
-    slots = 1
-    if len(torch_rows) > 1:
-        forget_prepared()   # the workers prepare their own copy: room for them
-        slots = training_slots(device)
-        if slots < 2:
-            print(f"   too little free memory to train two at a time ({_gib(available_bytes())} available, "
-                  f"{_gib(2 * WORKER_BYTES)} needed): one at a time", flush=True)
-    if slots > 1:
-        _train_side_by_side(torch_rows, step, one, slots)
-    elif torch_rows:
-        # alone, on the share of the cores each torch model has beside another
-        with torch_threads(threads_per_training(MAX_SLOTS)):
-            for name, label, cfg, provisional in torch_rows:
-                step(label, partial(one, name, cfg, provisional))
+    for name, label, cfg, provisional in row:
+        def one(name=name, cfg=cfg, provisional=provisional):
+            why = _reuse_problem(name, ard, allow_provisional=provisional)
+            if why is None:
+                done[name] = "reused"
+                return "skipped"
+            if why:
+                print(f"   {name}: not reusing its latest run: {why}; retraining", flush=True)
+                retrained[name] = why
+            run_dir = train(name, cfg, ard=ard)
+            if provisional:
+                write_json_atomic(run_dir / PROVISIONAL_MARK, {"max_minutes": cfg.max_minutes})
+            done[name] = json.loads((run_dir / "summary.json").read_text()).get("tune_rmse")
+        step(label, one)
     return {"models": done, **({"retrained": retrained} if retrained else {})}
-
-
-def _gib(n: int | None) -> str:
-    return "unknown" if n is None else f"{n / 2**30:.1f} GiB"
-
-
-def _train_side_by_side(items: list, step, one, slots: int) -> None:
-    """The trainings of ``items`` (rows of :func:`_train_items`), ``slots`` at a time in a
-    :class:`~model.training.parallel.TrainingPool`; the first failure cancels those not begun,
-    waits for the running ones and is raised."""
-    with TrainingPool(slots) as pool:
-        print(f"   {', '.join(it[0] for it in items)}: {slots} at a time, {pool.threads} core(s) each",
-              flush=True)
-        with ThreadPoolExecutor(slots, thread_name_prefix="train") as ex:
-            futs = [ex.submit(step, label, partial(one, name, cfg, provisional, pool))
-                    for name, label, cfg, provisional in items]
-            try:
-                for f in futs:
-                    f.result()
-            except BaseException:
-                for f in futs:
-                    f.cancel()
-                raise
 
 
 def _archive_period(ard: Path, quick: bool) -> tuple[str, str]:

@@ -20,7 +20,6 @@ say which figures are provisional; the command line prints the same line.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +43,9 @@ class Step:
     makes: str = ""
 
 
-#: one change of a record at a time (steps run side by side start and end from threads)
-_LOCK = threading.RLock()
-
-
 class Progress:
-    """Writer of ``progress.json`` for one run (one process; its threads may share it). Each
-    change rewrites the file atomically (temporary file, fsync, rename); a crash leaves the
-    last whole record."""
+    """Writer of ``progress.json`` for one run (one process). Each change rewrites the file
+    atomically (temporary file, fsync, rename); a crash leaves the last whole record."""
 
     def __init__(self, home: str | Path, steps: list[Step], *, title: str = "demo"):
         if len({s.name for s in steps}) != len(steps):
@@ -88,26 +82,23 @@ class Progress:
         write_json_atomic(self.path, self.record, indent=1)
 
     def start(self, name: str) -> None:
-        with _LOCK:
-            s = self._step(name)
-            s["state"], s["started"] = "running", time.time()
-            self._write()
+        s = self._step(name)
+        s["state"], s["started"] = "running", time.time()
+        self._write()
 
     def done(self, name: str, state: str = "done", message: str = "") -> None:
         """Mark a step ``done`` (or ``failed`` / ``skipped``, with a one-line message)."""
         if state not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {state!r}")
-        with _LOCK:
-            s = self._step(name)
-            if s["started"] is not None:
-                s["seconds"] = round(time.time() - s["started"], 1)
-            s["state"], s["message"] = state, message
-            self._write()
+        s = self._step(name)
+        if s["started"] is not None:
+            s["seconds"] = round(time.time() - s["started"], 1)
+        s["state"], s["message"] = state, message
+        self._write()
 
     def finish(self) -> None:
-        with _LOCK:
-            self.record["finished"] = time.time()
-            self._write()
+        self.record["finished"] = time.time()
+        self._write()
 
 
 def read_progress(home: str | Path) -> dict | None:

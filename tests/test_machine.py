@@ -37,25 +37,3 @@ def test_freed_scene_memory_is_reused_not_faulted_in_again():
     default, kept = _faults("default"), _faults("keep")
     assert default > 40 * 100, default   # the premise: fresh pages for every block
     assert kept < default / 10, (kept, default)
-
-
-def test_training_slots_follow_cores_memory_and_device():
-    """Two trainings at once only on a CPU with two cores and memory for two workers."""
-    from model.training.parallel import WORKER_BYTES, threads_per_training, training_slots
-
-    assert training_slots("cpu", cores=2, memory=3 * WORKER_BYTES) == 2
-    assert training_slots("cpu", cores=16, memory=64 * WORKER_BYTES) == 2
-    assert training_slots("cpu", cores=1, memory=64 * WORKER_BYTES) == 1
-    assert training_slots("cpu", cores=8, memory=WORKER_BYTES + 1) == 1
-    assert threads_per_training(2, cores=2) == 1 and threads_per_training(2, cores=16) == 8
-    assert threads_per_training(1, cores=2) == 2 and threads_per_training(2, cores=1) == 1
-
-
-def test_torch_threads_restored():
-    torch = pytest.importorskip("torch")
-    from model.training.parallel import torch_threads
-
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before

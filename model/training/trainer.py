@@ -14,7 +14,6 @@ stored in the checkpoint, with the constructor arguments, so the model rebuilds 
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import math
@@ -112,12 +111,6 @@ def prepare(ard, cfg: TrainConfig) -> TrainingData:
         _PREPARED.clear()
         _PREPARED[key] = _prepare(ard, cfg)
     return _PREPARED[key]
-
-
-def forget_prepared() -> None:
-    """Drop the training data :func:`prepare` keeps (before training in other processes)."""
-    _PREPARED.clear()
-    gc.collect()
 
 
 def _prepare(ard, cfg: TrainConfig) -> TrainingData:

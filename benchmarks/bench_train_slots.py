@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import sys
 import tempfile
 import time
@@ -40,12 +39,9 @@ if str(ROOT) not in sys.path:
 from model.machine import machine_info, machine_line  # noqa: E402
 
 
-def usable_cores() -> int:
-    return max(1, len(os.sched_getaffinity(0)))
-
-
 def _train_child(model_name: str, cfg: dict, ard: str, threads: int, out: str) -> str:
     """One training in a worker process, on ``threads`` torch threads."""
+    # lazy: the worker (a spawned interpreter) imports torch and the trainer itself
     import torch
 
     from model.training.trainer import TrainConfig, train
@@ -54,27 +50,15 @@ def _train_child(model_name: str, cfg: dict, ard: str, threads: int, out: str) -
     return str(train(model_name, TrainConfig(**cfg), ard=ard, out=Path(out), progress=False))
 
 
-class TrainingPool:
-    """``slots`` spawned worker processes, each training on ``cores // slots`` torch threads."""
-
-    def __init__(self, slots: int, cores: int):
-        self.threads = max(1, cores // slots)
-        self._pool = ProcessPoolExecutor(slots, mp_context=mp.get_context("spawn"))
-
-    def submit(self, model_name, cfg, ard, out: Path):
-        return self._pool.submit(_train_child, model_name, asdict(cfg), str(ard), self.threads, str(out))
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run(pool, jobs, ard, tmp):
+def _run(jobs, ard, tmp, cores: int):
+    """``jobs`` (model, config) trained at once, each in a spawned worker on ``cores // len(jobs)``
+    torch threads; returns the wall seconds and each run's figures."""
+    threads = max(1, cores // len(jobs))
     t0 = time.perf_counter()
-    futs = [pool.submit(name, cfg, ard, Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp))) for name, cfg in jobs]
-    runs = [Path(f.result()) for f in futs]
+    with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("spawn")) as pool:
+        futs = [pool.submit(_train_child, name, asdict(cfg), str(ard), threads,
+                            tempfile.mkdtemp(prefix=f"{name}-", dir=tmp)) for name, cfg in jobs]
+        runs = [Path(f.result()) for f in futs]
     wall = time.perf_counter() - t0
     out = []
     for (name, _), run in zip(jobs, runs):
@@ -99,7 +83,7 @@ def main(argv=None) -> int:
     info = machine_info()
     print(machine_line(info), flush=True)
     ard = default_ard()
-    cores = usable_cores()
+    cores = info["cpus"]
     pairs = [args.models[k:k + 2] for k in range(0, len(args.models), 2)]
     rows, report = [], {"machine": info, "seconds": args.seconds, "pairs": []}
     with tempfile.TemporaryDirectory(prefix="bench-slots-") as tmp:
@@ -108,11 +92,9 @@ def main(argv=None) -> int:
                     for n in pair]
             alone = []
             for job in cfgs:
-                with TrainingPool(1, cores) as pool:
-                    wall, out = _run(pool, [job], ard, tmp)
+                wall, out = _run([job], ard, tmp, cores)
                 alone.append((wall, out[0]))
-            with TrainingPool(len(cfgs), cores) as pool:
-                wall2, both = _run(pool, cfgs, ard, tmp)
+            wall2, both = _run(cfgs, ard, tmp, cores)
             entry = {"models": pair, "alone_wall_s": [round(w, 1) for w, _ in alone],
                      "side_by_side_wall_s": round(wall2, 1),
                      "alone": [o for _, o in alone], "side_by_side": both}

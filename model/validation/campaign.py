@@ -39,12 +39,11 @@ from ..training import trainer
 from ..training.schedule import SCHEDULE
 from ..training.trainer import TrainConfig
 from .ceiling import LABEL, fit_ceilings
-from .experiments import load_stations
+from .experiments import intervals_table, load_stations
 from .matching import locate_stations, match_station, prepare_station
 from .metrics import DEFAULT_SETTINGS, all_metrics
 from .report import md_table
 from .skill import (
-    block_bootstrap_difference,
     cell_scores,
     pooled_metrics,
     relative_change,
@@ -418,17 +417,13 @@ def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps,
     base = "pscnet" if "pscnet" in learned else (
         summary[summary["model"].isin(learned)].sort_values("truth_R", ascending=False)["model"].iloc[0]
         if learned else None)
-    iv = []
-    if base is not None:
-        memo: dict = {}                    # the baseline's resampled scores, computed once per mask
-        truth, thawed = sc.cells(sc.truth), sc.cells(sc.thawed)
-        for name, fl in fields.items():
-            if name == base:
-                continue
-            r = block_bootstrap_difference(fl, fields[base], truth, test_steps, valid=thawed,
-                                           n_resamples=n_resamples, min_n=min_n, memo=memo)
-            iv.append({"model": name, "kind": kinds[name], "baseline": base, **r})
-    return pd.DataFrame(iv), base
+    if base is None:
+        return pd.DataFrame(), base
+    iv = intervals_table(fields, sc.cells(sc.truth), sc.cells(sc.thawed), test_steps, base,
+                         n_resamples=n_resamples, min_n=min_n, kinds=kinds)
+    if iv.empty:
+        return iv, base
+    return iv[["model", "kind", "baseline"] + [c for c in iv.columns if c not in ("model", "kind", "baseline")]], base
 
 
 def _seed_paired(intervals: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:

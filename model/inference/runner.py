@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 #: most pixel sequences a per-pixel model (MLP, LSTM) runs in one forward pass
 PIXEL_CHUNK = 32768
 
+#: pixel sequences per forward pass of a per-pixel model on the CPU: the LSTM's gates and the
+#: MLP's layers then stay in the caches (session 19, demo scenes on one Xeon core, the LSTM
+#: 651 -> 390 ms, the MLP 114 -> 94 ms against 32,768; 2,048 and 8,192 were slower for the
+#: LSTM; docs/benchmarks.md "Shared standardised inputs, per-pixel pieces")
+CPU_PIXEL_CHUNK = 4096
+
 #: cells of one call on the CPU when no batch is given: a whole 10 km TP scene (150 x 320). A
 #: batch of whole scenes runs slower per scene than one at a time (docs/benchmarks.md "Scenes
 #: per call on the CPU"); the scenes of a small region (a 3 x 3 degree world) are batched up to
@@ -231,23 +237,32 @@ class Runner:
                     continue
                 if self.resident and self._predict_resident(c, items, valid, ys, xs, amp, out, dev_batch):
                     continue
-                wins = [c.window(c.step_index(t), ys, xs) for _, t in items]
+                # a cube the caller holds for many steps (the archive's block, an experiment's
+                # period) is standardised once, its copy shared by the models of the same
+                # statistics; a scene on demand standardises its own window
+                src = c.normalised_copy(self.norm) if cube is not None else c
+                wins = [src.window(src.step_index(t), ys, xs) for _, t in items]
+                sub = valid[ys, xs]
+                if self.per_pixel:  # only the cells with inputs, as a 1 x N strip, cut per scene
+                    wins = [{key: v[..., sub][..., None, :] for key, v in w.items()} for w in wins]
                 batch = {key: np.stack([w[key] for w in wins]) for key in wins[0]}
-                batch = normalise_batch(batch, self.norm)
-                if self.per_pixel:  # only the cells with inputs, as a 1 x N strip
-                    sub = valid[ys, xs]
-                    batch = {key: v[..., sub][..., None, :] for key, v in batch.items()}
-                    # in pieces of PIXEL_CHUNK sequences: a whole-TP LSTM strip at once asks a
-                    # GPU for ~150 GiB (measured on an H100) and the CPU for several GiB
-                    n, step = int(sub.sum()), max(1, PIXEL_CHUNK // len(items))
-                    pred = np.concatenate([self._forward({key: v[..., a:a + step] for key, v in batch.items()},
-                                                         amp) for a in range(0, n, step)], axis=-1)[:, 0, :]
+                if src is c:
+                    batch = normalise_batch(batch, self.norm)
+                if self.per_pixel:
+                    # in pieces of about PIXEL_CHUNK sequences (CPU_PIXEL_CHUNK on the CPU), of
+                    # equal size: a whole-TP LSTM strip at once asks a GPU for ~150 GiB
+                    # (measured on an H100) and the CPU for several GiB
+                    n = int(sub.sum())
+                    chunk = CPU_PIXEL_CHUNK if self.device == "cpu" else PIXEL_CHUNK
+                    pieces = -(-n // max(1, chunk // len(items)))
+                    edges = np.linspace(0, n, pieces + 1).round().astype(int)
+                    pred = np.concatenate([self._forward({key: v[..., a:b] for key, v in batch.items()}, amp)
+                                           for a, b in zip(edges[:-1], edges[1:])], axis=-1)[:, 0, :]
                     pred = self.norm.denorm_target(pred)
                     for j, (k, _) in enumerate(items):
                         out[k, ys, xs][sub] = pred[j]
                 else:
                     pred = self.norm.denorm_target(self._forward(batch, amp))
-                    sub = valid[ys, xs]
                     for j, (k, _) in enumerate(items):
                         out[k, ys, xs] = np.where(sub, pred[j], np.nan)  # no inputs, no product
         out = np.clip(out, *CLIP)

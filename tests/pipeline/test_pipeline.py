@@ -127,16 +127,53 @@ def test_runner_regenerates_archived_scene(tiny):
 
 
 def test_per_pixel_models_run_in_pieces(tiny, monkeypatch):
-    """Per-pixel models (MLP, LSTM) run the strip of TP cells in pieces of PIXEL_CHUNK
-    sequences (a whole-TP LSTM strip does not fit a GPU); the pieces give the same scenes."""
+    """Per-pixel models (MLP, LSTM) run the strip of TP cells in pieces of about
+    CPU_PIXEL_CHUNK sequences on the CPU (PIXEL_CHUNK on a GPU: a whole-TP LSTM strip does not
+    fit one), of equal size; the pieces give the same scenes as the whole strip at once."""
     from model.inference import runner as R
 
     r = R.Runner("lstm", _ard(tiny), device="cpu")
     t = r.provider.times[-3:]
+    monkeypatch.setattr(R, "CPU_PIXEL_CHUNK", 10**7)
     whole = r.scenes(t, batch=3)
-    monkeypatch.setattr(R, "PIXEL_CHUNK", 301)  # not a divisor of the strip, > batch
+    sizes = []
+    real = r._forward
+    monkeypatch.setattr(r, "_forward", lambda b, amp: sizes.append(b["x3h"].shape[-1]) or real(b, amp))
+    monkeypatch.setattr(R, "CPU_PIXEL_CHUNK", 301 * 3)  # 301 cells of 3 scenes: not a divisor of the strip
     np.testing.assert_allclose(r.scenes(t, batch=3), whole, atol=1e-6, equal_nan=True)
-    assert np.isfinite(whole).sum() > 300 * 3
+    n = int(np.isfinite(whole[0]).sum())
+    assert n > 300 and sum(sizes) == n and len(sizes) == -(-n // 301) and max(sizes) - min(sizes) <= 1
+
+
+def test_normalised_copy_gives_the_windows_of_normalise_batch(tiny):
+    """A cube's normalised copy (what the archive's models share) cuts the windows that
+    normalise_batch makes of the raw cube's, to the bit; the raw cube is unchanged, the copy
+    is made once per normalisation, and a model run on a held cube (the archive's path) gives
+    the scenes of the same model run scene by scene on demand on that cube (the dashboard's
+    path)."""
+    from model.inference import runner as R
+    from model.inference.inputs import normalise_batch
+
+    for name in ("lstm", "unet"):
+        r = R.Runner(name, _ard(tiny), device="cpu")
+        t = r.provider.times[-12:]
+        cube = r.provider.cube_between(t[0], t[-1])
+        raw = cube.x3.copy()
+        norm_cube = cube.normalised_copy(r.norm)
+        assert cube.normalised_copy(r.norm) is norm_cube and norm_cube.normalised and not cube.normalised
+        for i in (0, cube.step_index(t[-1])):
+            want = normalise_batch({k: v[None] for k, v in cube.window(i).items()}, r.norm)
+            got = norm_cube.window(i)
+            for k in want:
+                np.testing.assert_array_equal(got[k], want[k][0], err_msg=f"{name} {k}")
+        np.testing.assert_array_equal(cube.x3, raw)
+        with pytest.raises(InputError, match="already normalised"):
+            norm_cube.normalised_copy(r.norm)
+        held = r.scenes(t, cube=cube)
+        r.provider.cube_for = lambda _t: cube     # the on-demand path on the same cube
+        alone = np.stack([r.scenes([s])[0] for s in t])
+        np.testing.assert_allclose(held, alone, atol=1e-6, equal_nan=True, err_msg=name)
+        assert np.isfinite(held).sum() > 300 * len(t)
 
 
 def test_cpu_calls_use_the_methods_batch(tiny, monkeypatch):

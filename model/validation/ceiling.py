@@ -70,7 +70,7 @@ def _features(cube, steps, cells, extra=None) -> np.ndarray:
     parts = [b[k].reshape(len(steps), -1) for k in ("x3h", "xday", "xweek", "static")]
     if extra is not None:
         parts.append(np.asarray(extra, np.float32).reshape(len(steps), -1))
-    return np.concatenate(parts, axis=1).astype(np.float32)
+    return np.concatenate(parts, axis=1, dtype=np.float32)   # one pass: no float32 copy of the rows after it
 
 
 #: lags (days) of the perfect 36 km parent's change given to ``ceiling_36km`` (as h12w's oracle)

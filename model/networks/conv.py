@@ -155,9 +155,14 @@ class ConvLSTM(TorchModel):
                       padding=self.gates.padding)
         w_xh = torch.cat([w[:, :nd], w[:, nd + nc:]], dim=1).contiguous(memory_format=fmt)
         for t in range(x3h.shape[1]):
-            z = zc + F.conv2d(torch.cat([x3h[:, t], h], dim=1).contiguous(memory_format=fmt), w_xh,
-                              padding=self.gates.padding)
-            i, f, o, g = z.chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            # x_t in the activations' memory format first: the concatenation then is in that
+            # format already (concatenating a channels-first x_t with a channels-last h made a
+            # channels-first tensor that was copied again)
+            xh = torch.cat([x3h[:, t].contiguous(memory_format=fmt), h], dim=1).contiguous(memory_format=fmt)
+            z = zc + F.conv2d(xh, w_xh, padding=self.gates.padding)
+            # the three sigmoid gates (i, f, o: the first 3 x hidden channels) in one call: one
+            # pass over memory instead of three strided ones (channels are innermost)
+            i, f, o = torch.sigmoid(z[:, :3 * self.hidden]).chunk(3, dim=1)
+            c = f * c + i * torch.tanh(z[:, 3 * self.hidden:])
+            h = o * torch.tanh(c)
         return self.head(torch.cat([h, ctx], dim=1))

@@ -208,7 +208,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
         ceiling_info = _add_references_and_ceilings(rows, fields, kinds, scorers, ard, era5, train_all, test_steps,
                                                     (ceiling_kw or {}) if ceiling else None)
         sc = scorers["test"]
-        runs, summary, intervals, base, temporal = _write_tables(tmp, rows, fields, kinds, sc, test_steps,
+        runs, summary, intervals, base, temporal, months = _write_tables(tmp, rows, fields, kinds, sc, test_steps,
                                                                  n_resamples, settings.min_n)
         settings_doc = {"models": list(models), "seeds": seeds, "budget": budget, "lr_schedule": SCHEDULE,
                         "device": device,
@@ -220,7 +220,8 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                         "ceilings": ceiling_info, "machine": machine_info(),
                         "seconds": round(_time.perf_counter() - t_all, 1)}
         (tmp / "settings.json").write_text(json.dumps(settings_doc, indent=1, default=str))
-        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc, runs=runs))
+        (tmp / "report.md").write_text(experiment_markdown(summary, intervals, temporal, settings_doc, runs=runs,
+                                                              months=months))
         if (work / "runs").exists():
             os.replace(work / "runs", tmp / "runs")
     shutil.rmtree(work, ignore_errors=True)
@@ -301,7 +302,7 @@ def _write_tables(tmp: Path, rows: list, fields: dict, kinds: dict, sc, test_ste
                   min_n: int):
     """Write the tables of an experiment into ``tmp``: every run's rows, the summary per
     method, the intervals against the baseline and the temporal generalisation. Returns
-    (runs, summary, intervals, baseline, temporal)."""
+    (runs, summary, intervals, baseline, temporal, by-month table)."""
     runs = pd.DataFrame(rows)
     runs.to_parquet(tmp / "runs.parquet")
     # per method: mean +- sd over seeds (test period)
@@ -314,7 +315,84 @@ def _write_tables(tmp: Path, rows: list, fields: dict, kinds: dict, sc, test_ste
     # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
     temporal = _temporal(runs)
     temporal.to_parquet(tmp / "temporal.parquet")
-    return runs, summary, intervals, base, temporal
+    months = by_month(fields, kinds, sc.cells(sc.truth), sc.cells(sc.thawed), test_steps, base, min_n)
+    months.to_parquet(tmp / "by_month.parquet")
+    return runs, summary, intervals, base, temporal, months
+
+
+def by_month(fields: dict, kinds: dict, truth: np.ndarray, thawed: np.ndarray, times, baseline: str | None,
+             min_n: int) -> pd.DataFrame:
+    """Thawed per-cell scores against the truth in each calendar month of the test period.
+
+    ``fields``: per method, one (time, cell) array per seed, in seed order (reference methods and
+    ceilings: one); ``truth`` and ``thawed``: the same (time, cell) shape; ``times``: the steps.
+    One row per (month, method): its runs, mean and sd over seeds of R and ubRMSE, the month's
+    thawed share of cell-steps, the method's rank among the products by mean R, and, for a
+    method with seeds, the seed-paired difference in R from ``baseline`` (mean, paired t test p,
+    seeds where the method is better). A season's ranking can come from a few months: this
+    table shows which."""
+    months = np.asarray(times).astype("datetime64[M]")
+    thawed = np.asarray(thawed, bool)
+    rows = []
+    for mo in np.unique(months):
+        sel = months == mo
+        tr, th = truth[sel], thawed[sel]
+        per_seed = {}
+        for name, runs in fields.items():
+            sc = [cell_scores(f[sel], tr, th, min_n) for f in runs]
+            per_seed[name] = {k: s["R"] for k, s in enumerate(sc)}
+            r, u = seed_summary([s["R"] for s in sc]), seed_summary([s["ubRMSE"] for s in sc])
+            rows.append({"month": str(mo), "model": name, "kind": kinds.get(name, "product"), "runs": len(runs),
+                         "R": r["mean"], "R_sd": r["sd"], "ubRMSE": u["mean"], "ubRMSE_sd": u["sd"],
+                         "thawed_share": float(th.mean()) if th.size else np.nan})
+        if baseline in per_seed:
+            for row in rows[-len(fields):]:
+                if row["model"] != baseline and row["runs"] > 1:
+                    d = seed_paired_difference(per_seed[row["model"]], per_seed[baseline])
+                    row.update({"d_R_seeds": d["d"], "p_R_seeds": d["p"],
+                                "wins_R_seeds": d["wins"] if d["n"] >= 2 else np.nan, "seeds_paired": d["n"]})
+    t = pd.DataFrame(rows)
+    if t.empty:
+        return t
+    prod = t["kind"] == "product"
+    t.loc[prod, "rank"] = t[prod].groupby("month")["R"].rank(ascending=False, method="min")
+    return t
+
+
+def by_month_markdown(t: pd.DataFrame, baseline: str | None) -> list[str]:
+    """The by-month table as Markdown lines: per method and month, R mean ± sd (rank among the
+    products), the thawed share per month, then the seed-paired differences from ``baseline``."""
+    if t is None or t.empty:
+        return []
+    months = list(dict.fromkeys(t["month"]))
+    kind_order = t["kind"].map({"product": 0, "reference": 1, "ceiling": 2}).fillna(3)
+    order = (t.assign(k=kind_order).groupby("model", sort=False).agg(k=("k", "first"), R=("R", "mean"))
+             .sort_values(["k", "R"], ascending=[True, False]).index)
+    cell = t.set_index(["model", "month"])
+
+    def fmt(name, mo):
+        r = cell.loc[(name, mo)]
+        if not np.isfinite(r["R"]):
+            return ""
+        s = _pm(r, "R")
+        return s + (f" ({int(r['rank'])})" if "rank" in r and np.isfinite(r["rank"]) else "")
+
+    wide = pd.DataFrame([{"model": name, "kind": cell.loc[(name, months[0]), "kind"],
+                          **{mo: fmt(name, mo) for mo in months}} for name in order])
+    share = t.groupby("month", sort=False)["thawed_share"].first()
+    lines = ["## By test month (thawed per-cell R against the truth; rank among the products)", "",
+             "Thawed share of cell-steps: " + ", ".join(f"{mo} {share[mo]:.0%}" for mo in months) + ".", "",
+             md_table(wide), ""]
+    if baseline and "d_R_seeds" in t and t["d_R_seeds"].notna().any():
+        d = t[t["d_R_seeds"].notna()]
+        wide = pd.DataFrame([{"model": name, **{mo: (f"{g.loc[mo, 'd_R_seeds']:+.3f} (p {g.loc[mo, 'p_R_seeds']:.3f}, "
+                                                      f"{int(g.loc[mo, 'wins_R_seeds'])}/{int(g.loc[mo, 'seeds_paired'])})"
+                                                      if mo in g.index and np.isfinite(g.loc[mo, 'wins_R_seeds']) else "")
+                                                 for mo in months}}
+                             for name, g in ((n, gg.set_index("month")) for n, gg in d.groupby("model", sort=False))])
+        lines += [f"Minus {baseline}, paired by seed (mean difference in R, paired t test p, seeds where the "
+                  "method is better):", "", md_table(wide), ""]
+    return lines
 
 
 def _add_references_and_ceilings(rows: list, fields: dict, kinds: dict, scorers: dict, ard, era5, train_all,
@@ -501,7 +579,7 @@ def _wins_as_text(iv: pd.DataFrame) -> pd.DataFrame:
 
 
 def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal: pd.DataFrame, st: dict,
-                        runs: pd.DataFrame | None = None) -> str:
+                        runs: pd.DataFrame | None = None, months: pd.DataFrame | None = None) -> str:
     """The experiment's Markdown tables (mean ± sd over seeds; ceilings labelled)."""
     b = st["budget"]
     lines = ["# Method comparison", "",
@@ -544,6 +622,7 @@ def experiment_markdown(summary: pd.DataFrame, intervals: pd.DataFrame, temporal
         keep = ["model"] + [c for c in temporal.columns if c.startswith("rel_change") or c.endswith(("_train", "_test"))]
         lines += ["## Temporal generalisation (relative change training -> test, mean over seeds)", "",
                   md_table(temporal[keep]), ""]
+    lines += by_month_markdown(months, st.get("baseline"))
     if runs is not None:
         lines += ["## Standing of each learned method", "",
                   "Fine-scale R as a share of the perfect-36-km ceiling's; ubRMSE against the truth relative to "
@@ -590,9 +669,10 @@ def rewrite_report(out) -> Path:
     gained a section); nothing is recomputed."""
     out = Path(out)
     st = json.loads((out / "settings.json").read_text())
+    months = pd.read_parquet(out / "by_month.parquet") if (out / "by_month.parquet").exists() else None
     text = experiment_markdown(pd.read_parquet(out / "summary.parquet"), pd.read_parquet(out / "intervals.parquet"),
                                pd.read_parquet(out / "temporal.parquet"), st,
-                               runs=pd.read_parquet(out / "runs.parquet"))
+                               runs=pd.read_parquet(out / "runs.parquet"), months=months)
     return write_text_atomic(out / "report.md", text)
 
 

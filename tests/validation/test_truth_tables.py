@@ -102,6 +102,9 @@ def test_experiment_two_seeds_two_methods(tiny, tmp_path):
     rep = (out / "report.md").read_text()
     assert "±" in rep and "Ceiling rows are learners fitted to the TRUTH" in rep
     assert "p_R_seeds" in rep                                           # seed-paired test beside the bootstrap
+    bm = pd.read_parquet(out / "by_month.parquet")
+    assert set(bm["model"]) >= {"mlp", "smap_bilinear", "era5land"} and "## By test month" in rep
+    assert (bm[bm["model"] == "mlp"]["runs"] == 2).all()
     assert np.isnan(iv.loc[o, "p_R_seeds"]) and iv.loc[o, "seeds_paired"] == 1   # a reference: one run
     assert (out / "runs" / "mlp" / "seed1" / "checkpoint.pt").exists()
 
@@ -244,3 +247,46 @@ def test_standing_against_ceiling_references_and_the_next_method():
     assert np.isnan(t.loc["b", "lead over next (sd)"])
     assert t.loc["a", "runs ended by"] in ("time budget x1, early stop x1", "early stop x1, time budget x1")
     assert t.loc["b", "share of ceiling fine R"] == 0.5
+
+
+def test_by_month_scores_each_month_against_a_hand_computation():
+    """Per month: cell-mean thawed R by np.corrcoef, mean and sd over seeds, ranks among the
+    products, the seed-paired difference from the baseline and the thawed share."""
+    from model.validation.campaign import by_month, by_month_markdown
+
+    rng = np.random.default_rng(3)
+    times = np.concatenate([np.arange("2017-04-01", "2017-04-21", dtype="datetime64[D]"),
+                            np.arange("2017-05-01", "2017-05-25", dtype="datetime64[D]")]).astype("datetime64[ns]")
+    truth = rng.normal(size=(times.size, 4))
+    thawed = np.ones_like(truth, bool)
+    thawed[20:26, 1] = False                                    # May, cell 1: six frozen steps
+    fields = {"a": [truth + 0.3 * rng.normal(size=truth.shape) for _ in range(2)],
+              "c": [truth + 1.5 * rng.normal(size=truth.shape) for _ in range(2)],
+              "ref": [truth + 0.6 * rng.normal(size=truth.shape)]}
+    kinds = {"a": "product", "c": "product", "ref": "reference"}
+    t = by_month(fields, kinds, truth, thawed, times, "a", min_n=10).set_index(["month", "model"])
+
+    def hand_r(f, sel):
+        rs = []
+        for j in range(truth.shape[1]):
+            m = sel & thawed[:, j]
+            rs.append(np.corrcoef(f[m, j], truth[m, j])[0, 1])
+        return float(np.mean(rs))
+
+    months = times.astype("datetime64[M]")
+    for mo in ("2017-04", "2017-05"):
+        sel = months == np.datetime64(mo)
+        ra = [hand_r(f, sel) for f in fields["a"]]
+        rc = [hand_r(f, sel) for f in fields["c"]]
+        assert t.loc[(mo, "a"), "R"] == pytest.approx(np.mean(ra))
+        assert t.loc[(mo, "a"), "R_sd"] == pytest.approx(np.std(ra, ddof=1))
+        assert t.loc[(mo, "ref"), "R"] == pytest.approx(hand_r(fields["ref"][0], sel))
+        assert t.loc[(mo, "c"), "d_R_seeds"] == pytest.approx(np.mean(np.subtract(rc, ra)))
+        assert t.loc[(mo, "c"), "wins_R_seeds"] == 0 and t.loc[(mo, "c"), "seeds_paired"] == 2
+        assert t.loc[(mo, "a"), "rank"] == 1 and t.loc[(mo, "c"), "rank"] == 2
+        assert np.isnan(t.loc[(mo, "ref"), "rank"])             # ranked among the products only
+    assert t.loc[("2017-04", "a"), "thawed_share"] == 1.0
+    assert t.loc[("2017-05", "a"), "thawed_share"] == pytest.approx(1 - 6 / (24 * 4))
+    text = "\n".join(by_month_markdown(t.reset_index(), "a"))
+    assert "## By test month" in text and "2017-05 94%" in text and "Minus a, paired by seed" in text
+    assert "(1)" in text and "0/2)" in text

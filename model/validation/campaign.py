@@ -156,7 +156,7 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
                    steps_per_epoch: int = 60, patience: int = 5, ard=None, out=None, device: str = "auto",
                    ceiling: bool = True, ceiling_kw: dict | None = None, n_resamples: int = 1000,
                    train_days: int = 14, test_stride: int = 1, stations: bool = True,
-                   train_kw: dict | None = None,
+                   train_kw: dict | None = None, train_period=None, test_period=None,
                    progress: bool = False) -> dict:
     """Train every method for ``seeds`` seeds with one budget, score, and write the tables.
 
@@ -174,6 +174,9 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     test_stride : score every ``test_stride``-th product step of the test period (1: all;
         e.g. 2 halves the inference time of a long test period; blocks stay 3 days).
     train_kw : further :class:`model.training.trainer.TrainConfig` fields, the same for every run.
+    train_period, test_period : ``(start, end)`` ISO days replacing the world's training / test
+        period (:func:`override_periods`), e.g. three summer months for training and one
+        September for testing on the two-season world, as the demo world's split.
 
     Returns
     -------
@@ -181,7 +184,11 @@ def run_experiment(models, *, seeds: int = 5, max_minutes: float = 5.0, max_epoc
     """
     t_all = _time.perf_counter()
     infos, ard, info, per, size = _experiment_inputs(models, seeds, ard)
-    out = Path(out) if out else home() / "experiments" / str(size)
+    per = override_periods(per, train_period, test_period)
+    folder = str(size)
+    if "world_train_test" in per:                                   # not the world's split: its own folder
+        folder += f"_train{per['train'][0]}_{per['train'][1]}_test{per['test'][0]}_{per['test'][1]}"
+    out = Path(out) if out else home() / "experiments" / folder
     settings = DEFAULT_SETTINGS
     budget = {"max_minutes": max_minutes, "max_epochs": max_epochs, "steps_per_epoch": steps_per_epoch,
               "patience": patience, **(train_kw or {})}
@@ -247,6 +254,45 @@ def _experiment_inputs(models, seeds: int, ard):
     if not per.get("train") or not per.get("test"):
         raise InputError(f"{ard} defines no training/test periods", "use a virtual-TP world's store")
     return infos, ard, info, per, world.get("size") or "world"
+
+
+def override_periods(per: dict, train=None, test=None) -> dict:
+    """The world's periods with the training and/or test period replaced (``(start, end)``,
+    inclusive ISO days), checked: each inside the span of the world's own training and test
+    periods (the written days before it are the input history), start before end, and the two
+    apart (a test day inside the training period would score a method on what it learned)."""
+    if train is None and test is None:
+        return per
+    day = np.timedelta64(1, "D")
+
+    def parse(pair, what):
+        try:
+            a, b = (np.datetime64(str(v), "D") for v in pair)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"the {what} period {list(pair)!r} is not two ISO days ({e})",
+                             f"give it as --{what}-period 2016-06-01 2016-08-31") from None
+        if b < a:
+            raise InputError(f"the {what} period ends ({b}) before it starts ({a})", "give the start first")
+        return a, b
+
+    lo = min(np.datetime64(per["train"][0], "D"), np.datetime64(per["test"][0], "D"))
+    hi = max(np.datetime64(per["train"][1], "D"), np.datetime64(per["test"][1], "D"))
+    out = dict(per)
+    for what, pair in (("train", train), ("test", test)):
+        if pair is None:
+            continue
+        a, b = parse(pair, what)
+        if a < lo or b > hi:
+            raise InputError(f"the {what} period {a} .. {b} is outside this world's {lo} .. {hi}",
+                             "choose days inside the world's training and test periods (sm-downscale inspect "
+                             "on the store lists them)")
+        out[what] = [str(a), str(b)]
+    (ta, tb), (sa, sb) = ((np.datetime64(out[k][0], "D"), np.datetime64(out[k][1], "D")) for k in ("train", "test"))
+    if ta < sb + day and sa < tb + day:
+        raise InputError(f"the training period {ta} .. {tb} and the test period {sa} .. {sb} overlap",
+                         "keep them apart: a method would be scored on days it was trained on")
+    out["world_train_test"] = {"train": list(per["train"]), "test": list(per["test"])}
+    return out
 
 
 def _scored_steps(times: np.ndarray, per: dict, test_stride, train_days: int):
@@ -693,6 +739,10 @@ def register(sub):
     p.add_argument("--resamples", type=int, default=1000)
     p.add_argument("--test-stride", type=int, default=1, help="score every k-th test step (default 1: all)")
     p.add_argument("--train-days", type=int, default=14, help="last training days scored for temporal generalisation (default 14)")
+    p.add_argument("--train-period", nargs=2, metavar=("START", "END"),
+                   help="replace the world's training period (inclusive ISO days), e.g. 2016-06-01 2016-08-31")
+    p.add_argument("--test-period", nargs=2, metavar=("START", "END"),
+                   help="replace the world's test period (inclusive ISO days), e.g. 2017-09-01 2017-09-30")
     p.set_defaults(func=_run)
 
 
@@ -701,7 +751,8 @@ def _run(args) -> int:
                          steps_per_epoch=args.steps_per_epoch, patience=args.patience, ard=args.ard, out=args.out,
                          device=args.device, ceiling=not args.no_ceiling,
                          ceiling_kw={"max_samples": args.ceiling_samples}, n_resamples=args.resamples,
-                         train_days=args.train_days, test_stride=args.test_stride, progress=True)
+                         train_days=args.train_days, test_stride=args.test_stride,
+                         train_period=args.train_period, test_period=args.test_period, progress=True)
     print(Path(res["out"], "report.md").read_text())
     print(f"written to {res['out']} in {res['seconds']} s")
     return 0

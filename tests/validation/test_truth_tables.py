@@ -290,3 +290,26 @@ def test_by_month_scores_each_month_against_a_hand_computation():
     text = "\n".join(by_month_markdown(t.reset_index(), "a"))
     assert "## By test month" in text and "2017-05 94%" in text and "Minus a, paired by seed" in text
     assert "(1)" in text and "0/2)" in text
+
+
+def test_experiment_periods_can_be_replaced_and_are_checked(tiny, tmp_path):
+    """--train-period / --test-period: inside the world's span, start before end, apart."""
+    from model.validation.campaign import override_periods, run_experiment
+
+    per = {"train": ["2016-04-01", "2016-10-31"], "test": ["2017-04-01", "2017-10-31"], "history": ["a", "b"]}
+    assert override_periods(per) is per
+    got = override_periods(per, ("2016-06-01", "2016-08-31"), ("2017-09-01", "2017-09-30"))
+    assert got["train"] == ["2016-06-01", "2016-08-31"] and got["test"] == ["2017-09-01", "2017-09-30"]
+    assert got["world_train_test"] == {"train": per["train"], "test": per["test"]} and got["history"] == ["a", "b"]
+    assert override_periods(per, test=("2016-11-01", "2016-11-30"))["train"] == per["train"]   # winter between
+    with pytest.raises(InputError, match="outside this world's 2016-04-01 .. 2017-10-31"):
+        override_periods(per, train=("2016-03-01", "2016-08-31"))
+    with pytest.raises(InputError, match="ends .* before it starts"):
+        override_periods(per, test=("2017-09-30", "2017-09-01"))
+    with pytest.raises(InputError, match="overlap"):
+        override_periods(per, test=("2016-10-31", "2016-11-30"))
+    with pytest.raises(InputError, match="not two ISO days"):
+        override_periods(per, train=("June", "2016-08-31"))
+    with pytest.raises(InputError, match="overlap"):                # through the experiment, before any work
+        run_experiment(["mlp"], seeds=1, out=tmp_path / "x", test_period=("2017-06-10", "2017-06-20"))
+    assert not (tmp_path / "x").exists()

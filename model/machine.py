@@ -22,6 +22,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def physical_memory() -> int | None:
+    """The machine's memory in bytes (None where the platform does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return None
+
+
 def machine_info(**extra) -> dict:
     """CPU model, usable cores, memory (GiB), load average, Python, platform, plus ``extra``.
 
@@ -31,10 +39,8 @@ def machine_info(**extra) -> dict:
         ncpu = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover
         ncpu = os.cpu_count() or 1
-    try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        mem = None
+    mem = physical_memory()
+    mem = round(mem / 2**30, 1) if mem else None
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {"host": platform.node(), "cpu_model": cpu_model(), "cpus": ncpu, "memory_gib": mem,
             "load_avg": load, "python": platform.python_version(), "platform": platform.platform(),

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import CoverageError, InputError
 from ..grids import Grid, get_grid, regridder, tp10, tp_mask
+from ..machine import physical_memory
 from .channels import DERIVED, DYNAMIC, Normalisation, derive, robust_std, transform
 
 #: cells of context kept around the data region for spatial models
@@ -37,6 +38,10 @@ T3, TD, TW = 8, 7, 4
 
 #: guards the normalised copies kept on a cube (a server's threads may ask for one at once)
 _COPY_LOCK = threading.Lock()
+
+#: the largest share of the machine's memory that a cube's kept standardised copy may take
+#: (:meth:`PredictorCube.shares_a_copy`)
+COPY_MEMORY_SHARE = 1 / 16
 
 
 @dataclass
@@ -194,6 +199,20 @@ class PredictorCube:
         self.static = np.nan_to_num(norm.norm_static(self.static), nan=0.0).astype(np.float32)
         self.normalised = True
         return self
+
+    def shares_a_copy(self) -> bool:
+        """Whether a standardised copy of this cube (:meth:`normalised_copy`) may be kept: it
+        takes at most :data:`COPY_MEMORY_SHARE` of the machine's memory.
+
+        An archive block (20 days and 28 days of history over the whole TP, ~0.9 GB) and the
+        demo's test month (~1.1 GB) are kept on a 24 GB machine. The two-season world's 7-month
+        test cube (~4.5 GB) is not: an experiment holds it for hours beside every training, and
+        with its copy the season2 comparison was killed at 24.3 GB resident on the 24 GB VM
+        (session 20). Such a cube's windows are standardised call by call instead (the same
+        values, to the bit)."""
+        mem = physical_memory()
+        need = self.x3.nbytes + self.daily.nbytes + self.weekly.nbytes
+        return mem is None or need <= COPY_MEMORY_SHARE * mem
 
     def normalised_copy(self, norm: Normalisation) -> "PredictorCube":
         """A standardised copy of this (raw) cube, kept on it per normalisation: every model of

@@ -239,8 +239,9 @@ class Runner:
                     continue
                 # a cube the caller holds for many steps (the archive's block, an experiment's
                 # period) is standardised once, its copy shared by the models of the same
-                # statistics; a scene on demand standardises its own window
-                src = c.normalised_copy(self.norm) if cube is not None else c
+                # statistics (unless the copy would take too much of the memory); a scene on
+                # demand standardises its own window
+                src = c.normalised_copy(self.norm) if cube is not None and c.shares_a_copy() else c
                 wins = [src.window(src.step_index(t), ys, xs) for _, t in items]
                 sub = valid[ys, xs]
                 if self.per_pixel:  # only the cells with inputs, as a 1 x N strip, cut per scene

@@ -175,6 +175,22 @@ def test_normalised_copy_gives_the_windows_of_normalise_batch(tiny):
         np.testing.assert_allclose(held, alone, atol=1e-6, equal_nan=True, err_msg=name)
         assert np.isfinite(held).sum() > 300 * len(t)
 
+    # a cube whose copy would take more than its share of the memory keeps no copy: its windows
+    # are standardised call by call, with the same scenes to the bit
+    from model.features import cube as C
+
+    big = r.provider.cube_between(t[0], t[-1])
+    assert big.shares_a_copy()
+    big.__dict__.pop("_normalised_copies", None)           # the provider may hand back the same cube
+    C.COPY_MEMORY_SHARE, share = 1e-9, C.COPY_MEMORY_SHARE
+    try:
+        assert not big.shares_a_copy()
+        per_call = r.scenes(t, cube=big)
+    finally:
+        C.COPY_MEMORY_SHARE = share
+    assert "_normalised_copies" not in big.__dict__
+    np.testing.assert_array_equal(per_call, held)
+
 
 def test_cpu_calls_use_the_methods_batch(tiny, monkeypatch):
     """On a CPU a call without ``batch`` runs the method's ``cpu_batch`` scenes at a time (one

@@ -284,8 +284,8 @@ def override_periods(per: dict, train=None, test=None) -> dict:
         a, b = parse(pair, what)
         if a < lo or b > hi:
             raise InputError(f"the {what} period {a} .. {b} is outside this world's {lo} .. {hi}",
-                             "choose days inside the world's training and test periods (sm-downscale inspect "
-                             "on the store lists them)")
+                             f"choose days from {lo} to {hi}: the world's training and test periods and the "
+                             "days between them (the written days before are the inputs' history)")
         out[what] = [str(a), str(b)]
     (ta, tb), (sa, sb) = ((np.datetime64(out[k][0], "D"), np.datetime64(out[k][1], "D")) for k in ("train", "test"))
     if ta < sb + day and sa < tb + day:

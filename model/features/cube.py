@@ -204,8 +204,9 @@ class PredictorCube:
         """Whether a standardised copy of this cube (:meth:`normalised_copy`) may be kept: it
         takes at most :data:`COPY_MEMORY_SHARE` of the machine's memory.
 
-        An archive block (20 days and 28 days of history over the whole TP, ~0.9 GB) and the
-        demo's test month (~1.1 GB) are kept on a 24 GB machine. The two-season world's 7-month
+        An archive block of the demo (304 steps over the whole TP with their daily and weekly
+        means, 0.73 GB measured) and the demo's test month with its history (~1.1 GB) are kept
+        on a 24 GB machine (limit 1.58 GB). The two-season world's 7-month
         test cube (~4.5 GB) is not: an experiment holds it for hours beside every training, and
         with its copy the season2 comparison was killed at 24.3 GB resident on the 24 GB VM
         (session 20). Such a cube's windows are standardised call by call instead (the same

@@ -354,14 +354,15 @@ def _write_tables(tmp: Path, rows: list, fields: dict, kinds: dict, sc, test_ste
     # per method: mean +- sd over seeds (test period)
     summary = _method_summary(runs)
     summary.to_parquet(tmp / "summary.parquet")
-    # intervals vs PSCNet (or the best learned method)
-    intervals, base = _intervals(fields, kinds, summary, sc, test_steps, n_resamples, min_n)
+    # intervals vs PSCNet (or the best learned method); the truth and thawed mask at the scored cells, once
+    truth, thawed = sc.cells(sc.truth), sc.cells(sc.thawed)
+    intervals, base = _intervals(fields, kinds, summary, truth, thawed, test_steps, n_resamples, min_n)
     intervals = _seed_paired(intervals, runs)
     intervals.to_parquet(tmp / "intervals.parquet")
     # temporal generalisation (paper: relative change train -> test), per run then mean +- sd
     temporal = _temporal(runs)
     temporal.to_parquet(tmp / "temporal.parquet")
-    months = by_month(fields, kinds, sc.cells(sc.truth), sc.cells(sc.thawed), test_steps, base, min_n)
+    months = by_month(fields, kinds, truth, thawed, test_steps, base, min_n)
     months.to_parquet(tmp / "by_month.parquet")
     return runs, summary, intervals, base, temporal, months
 
@@ -431,11 +432,11 @@ def by_month_markdown(t: pd.DataFrame, baseline: str | None) -> list[str]:
              md_table(wide), ""]
     if baseline and "d_R_seeds" in t and t["d_R_seeds"].notna().any():
         d = t[t["d_R_seeds"].notna()]
-        wide = pd.DataFrame([{"model": name, **{mo: (f"{g.loc[mo, 'd_R_seeds']:+.3f} (p {g.loc[mo, 'p_R_seeds']:.3f}, "
-                                                      f"{int(g.loc[mo, 'wins_R_seeds'])}/{int(g.loc[mo, 'seeds_paired'])})"
-                                                      if mo in g.index and np.isfinite(g.loc[mo, 'wins_R_seeds']) else "")
-                                                 for mo in months}}
-                             for name, g in ((n, gg.set_index("month")) for n, gg in d.groupby("model", sort=False))])
+        text = [f"{r.d_R_seeds:+.3f} (p {r.p_R_seeds:.3f}, {int(r.wins_R_seeds)}/{int(r.seeds_paired)})"
+                if np.isfinite(r.wins_R_seeds) else "" for r in d.itertuples()]
+        wide = (d.assign(text=text).pivot(index="model", columns="month", values="text")
+                .reindex(index=list(dict.fromkeys(d["model"])), columns=months).fillna("").reset_index())
+        wide.columns.name = None
         lines += [f"Minus {baseline}, paired by seed (mean difference in R, paired t test p, seeds where the "
                   "method is better):", "", md_table(wide), ""]
     return lines
@@ -534,7 +535,8 @@ def _method_summary(runs: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps, n_resamples: int, min_n: int):
+def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, truth, thawed, test_steps, n_resamples: int,
+               min_n: int):
     """Paired block-bootstrap differences of every method from PSCNet (or the best learned
     method): (table, baseline name or None)."""
     learned = [m for m in fields if kinds.get(m) == "product"]
@@ -543,7 +545,7 @@ def _intervals(fields: dict, kinds: dict, summary: pd.DataFrame, sc, test_steps,
         if learned else None)
     if base is None:
         return pd.DataFrame(), base
-    iv = intervals_table(fields, sc.cells(sc.truth), sc.cells(sc.thawed), test_steps, base,
+    iv = intervals_table(fields, truth, thawed, test_steps, base,
                          n_resamples=n_resamples, min_n=min_n, kinds=kinds)
     if iv.empty:
         return iv, base

@@ -27,9 +27,48 @@ CSS = """
 """
 
 
+def log_callback_error(exc: BaseException) -> None:
+    """Panel's ``exception_handler``: a callback that fails is logged with its traceback and
+    the session goes on. Without it Panel re-raises, and an event queued behind the failing
+    change (a click sent while the browser's own property changes were still pending) is
+    dropped with it: the user clicks and nothing happens."""
+    log.error("a page callback failed (the session goes on): %s: %s", type(exc).__name__, exc,
+              exc_info=(type(exc), exc, exc.__traceback__))
+
+
+def keep_pending_writes() -> None:
+    """Mend a race in Panel 1.9's websocket writes (``panel.io.document._dispatch_msgs``) that
+    left a session's page unchanged after a click until the next interaction.
+
+    A writer that finds the socket busy puts its messages back in the queue and tries again
+    10 ms later; a writer that finishes in between clears the document's write block, and the
+    retry then returns at once because no block is set: the messages (a whole time step: map,
+    label, title, file names) stay queued until another event writes. Seen on 2 cores with 3
+    browser sessions (the step arrived only with the next click, 30 s later). The mend sets
+    the block again when messages are queued without one, so the retry writes them."""
+    from panel.io import document as pdoc
+
+    if getattr(pdoc._dispatch_msgs, "keeps_pending_writes", False):
+        return
+    original = pdoc._dispatch_msgs
+
+    async def dispatch_msgs(doc):
+        if doc not in pdoc._WRITE_BLOCK and pdoc._WRITE_MSGS.get(doc):
+            log.warning("Panel left %d page message(s) queued without a write block: writing them",
+                        sum(len(m) for m in pdoc._WRITE_MSGS[doc].values()))
+            pdoc._WRITE_BLOCK[doc] = True
+        await original(doc)
+
+    dispatch_msgs.keeps_pending_writes = True
+    dispatch_msgs.original = original
+    pdoc._dispatch_msgs = dispatch_msgs
+
+
 def load_extensions() -> None:
     """HoloViews (bokeh for the browser, matplotlib for exports) and Panel (Tabulator)."""
     global _EXTENSIONS_LOADED
+    pn.config.exception_handler = log_callback_error
+    keep_pending_writes()
     if not _EXTENSIONS_LOADED:
         # HoloViews sizes map frames with frame_width/frame_height, which Bokeh's validator
         # reports as "fixed sizing mode without width/height" on every render: not a problem.

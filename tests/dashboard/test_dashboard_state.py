@@ -58,6 +58,91 @@ print("OK")
         assert out.returncode == 0 and out.stdout.strip().endswith("OK"), (mode, out.stderr[-3000:])
 
 
+def test_a_failing_callback_is_logged_and_the_session_goes_on(caplog):
+    """Panel re-raises a callback's exception by default, and its ``_event_coroutine`` (a
+    click that arrives while a property change from the browser is still pending) runs the
+    pending change first: the change's exception drops the click. The dashboard's handler logs
+    it with the traceback and the click goes through. Panel's own path, without and with it."""
+    import asyncio
+    from functools import partial
+
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.events import ButtonClick
+    from panel.io.state import state as pn_state
+
+    from dashboard.shell import load_extensions
+
+    def session(doc):
+        text = pn.widgets.TextInput(value="a")
+        text.param.watch(lambda e: (_ for _ in ()).throw(ValueError("a watcher failed")), "value")
+        button = pn.widgets.Button(label="next")
+        clicks = []
+        button.on_click(clicks.append)
+        text.get_root(doc)
+        model = button.get_root(doc)
+        # the browser changed the text (pending) and then clicked
+        text._events = {"value": "b"}
+        pn_state._change_callbacks[doc] = {"e1": partial(text._change_coroutine, doc, event_id="e1")}
+        return button, model, clicks
+
+    doc = Document()
+    button, model, clicks = session(doc)
+    pn.config.exception_handler = None
+    try:
+        with pytest.raises(ValueError, match="a watcher failed"):
+            asyncio.run(button._event_coroutine(doc, ButtonClick(model)))
+        assert clicks == []  # Panel's default: the click is lost
+        load_extensions()
+        assert pn.config.exception_handler is not None
+        doc = Document()
+        button, model, clicks = session(doc)
+        with caplog.at_level("ERROR", logger="dashboard.shell"):
+            asyncio.run(button._event_coroutine(doc, ButtonClick(model)))
+    finally:
+        pn_state._change_callbacks.pop(doc, None)
+    assert len(clicks) == 1
+    assert "a watcher failed" in caplog.text and "Traceback" in caplog.text
+
+
+def test_queued_page_messages_are_written_when_the_write_block_is_gone():
+    """Panel 1.9's race (``dashboard.shell.keep_pending_writes``): messages queued for a session
+    while no write block is set. Panel's own writer returns and leaves them queued (the page
+    does not change until the next event); with the mend they are written."""
+    import asyncio
+
+    from bokeh.document import Document
+    from panel.io import document as pdoc
+
+    from dashboard.shell import keep_pending_writes
+
+    class Socket:  # a socket type of its own: Panel writes to it through extra_socket_handlers
+        pass
+
+    class Connection:
+        def __init__(self):
+            self._socket = Socket()
+
+    written = []
+    pdoc.extra_socket_handlers[Socket] = lambda conn, msg=None: written.append(msg) or []
+    doc, conn = Document(), Connection()
+    try:
+        # what a finished writer leaves behind: messages queued, the block cleared
+        pdoc._WRITE_MSGS[doc] = {conn: ["the step's patch"]}
+        pdoc._WRITE_BLOCK.pop(doc, None)
+        panels_own = getattr(pdoc._dispatch_msgs, "original", pdoc._dispatch_msgs)
+        asyncio.run(panels_own(doc))
+        assert written == [] and pdoc._WRITE_MSGS[doc] == {conn: ["the step's patch"]}
+        keep_pending_writes()
+        asyncio.run(pdoc._dispatch_msgs(doc))
+        assert written == ["the step's patch"]
+        assert not pdoc._WRITE_MSGS.get(doc) and doc not in pdoc._WRITE_BLOCK
+    finally:
+        pdoc.extra_socket_handlers.pop(Socket, None)
+        pdoc._WRITE_MSGS.pop(doc, None)
+        pdoc._WRITE_BLOCK.pop(doc, None)
+
+
 # ------------------------------------------------------------------ defaults and the map
 def test_defaults_come_from_the_archive(state_factory):
     s = state_factory()

@@ -13,6 +13,7 @@ import holoviews as hv
 import panel as pn
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+from panel.io import document as pdoc
 
 from . import export
 from .state import PAGES, URL_PARAMS, DashboardState
@@ -46,8 +47,6 @@ def keep_pending_writes() -> None:
     label, title, file names) stay queued until another event writes. Seen on 2 cores with 3
     browser sessions (the step arrived only with the next click, 30 s later). The mend sets
     the block again when messages are queued without one, so the retry writes them."""
-    from panel.io import document as pdoc
-
     if getattr(pdoc._dispatch_msgs, "keeps_pending_writes", False):
         return
     original = pdoc._dispatch_msgs

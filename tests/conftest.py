@@ -73,6 +73,26 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dask_cluster():
+    """One real local Dask cluster (2 worker processes, as the archive's default) for every
+    archive built in this test process: its workers import the methods and load each runner
+    once (a cluster per build spends ~13 s of its ~20 s on a 2-day tiny archive starting
+    them). Builds in subprocesses (the CLI tests, the kill tests) start their own, as a user's
+    do. ``model.inference.archive.default_scheduler`` points at it."""
+    from dask.distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0",
+                           processes=True)
+    mp = pytest.MonkeyPatch()
+    mp.setattr("model.inference.archive.default_scheduler", lambda: cluster.scheduler_address)
+    try:
+        yield cluster
+    finally:
+        mp.undo()
+        cluster.close()
+
+
 # ------------------------------------------------------------------ the tiny pipeline
 @pytest.fixture(scope="session")
 def tiny_pipeline(tmp_path_factory) -> Path:

@@ -193,6 +193,9 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
         cube = None
         for model, run in todo.items():
             t_m = _time.perf_counter()
+            # the driver resolved this folder (the registry, or an explicit option); a worker
+            # of a cluster kept between builds may have started under another $SMDS_HOME
+            resolve_run(Path(run), allow_path=True)
             runner = get_runner(run, ard, device)
             if shas.get(model) and runner.checkpoint_sha256 != shas[model]:
                 raise InputError(f"the checkpoint of {model!r} changed while the archive was being "
@@ -240,6 +243,13 @@ def _disk_full_is_clear(out: Path, need: int):
             "blocks are kept and the archive is not marked complete until every block is written", out) from exc
 
 
+def default_scheduler() -> str | None:
+    """The Dask scheduler an archive build uses when none is named: ``$SMDS_DASK_SCHEDULER``
+    (a cluster kept running between builds: its workers have imported the methods and loaded
+    the runners once), else None (a local cluster per build)."""
+    return os.environ.get("SMDS_DASK_SCHEDULER") or None
+
+
 def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: str | None = None,
                   workers: int = 2, device: str = "auto", force: bool = False, progress: bool = True,
                   block_days: int | None = None, resident: bool | None = None, batch: int = 32) -> dict:
@@ -248,8 +258,9 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
     Parameters
     ----------
     models : registry names with trained runs (``sm-downscale train``).
-    scheduler : address of an existing Dask scheduler; default a local cluster of ``workers``
-        processes on 127.0.0.1.
+    scheduler : address of an existing Dask scheduler; default :func:`default_scheduler`
+        (``$SMDS_DASK_SCHEDULER``), else a local cluster of ``workers`` processes on 127.0.0.1
+        started for this build.
     block_days : days per task: a task assembles the inputs of its days once and runs every
         model on them (markers per model and block, so a resume redoes nothing finished).
         Default 5 (Dask) or 20 (resident: fewer re-reads of the 28-day history).
@@ -258,6 +269,8 @@ def build_archive(models: list[str], start, end, out=None, ard=None, scheduler: 
         series layout from the same pass (no second full read). Default: on when ``device``
         is a GPU, else the Dask cluster of ``workers`` processes.
     """
+    if scheduler is None:
+        scheduler = default_scheduler()
     if resident is None:
         resident = _pick(device).startswith("cuda") and not scheduler
     if block_days is None:

@@ -28,7 +28,7 @@ def register(sub):
     p.add_argument("--out", help="archive folder (default $SMDS_HOME/archive)")
     p.add_argument("--ard", help="analysis-ready store (default: the project's, when run inside a "
                                  "folder made by `sm-downscale init`; else the demo world's)")
-    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: a local cluster)")
+    p.add_argument("--scheduler", help="address of an existing Dask scheduler (default: $SMDS_DASK_SCHEDULER, else a local cluster)")
     p.add_argument("--workers", type=int, default=2, help="local cluster workers (default 2)")
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu or cuda")
     p.add_argument("--force", action="store_true", help="rebuild from scratch")

@@ -20,14 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 # ------------------------------------------------------------------ layering
 def test_startup_imports_no_torch_and_model_no_panel(demo_home):
-    """With ``sys.modules['torch'] = None`` every dashboard module imports and a whole session
-    page (all pages) builds; in a clean interpreter that page leaves torch unimported. And
-    ``model`` modules the dashboard uses import no Panel, HoloViews or Bokeh."""
+    """In a clean interpreter every dashboard module imports and a whole session page (all
+    pages) builds without importing torch (which also covers an import guarded by
+    ``except ImportError``: torch is installed here, so it would load). And ``model`` modules
+    the dashboard uses import no Panel, HoloViews or Bokeh."""
     code = r"""
 import sys, os
 mode = sys.argv[1]
-if mode == "blocked":
-    sys.modules["torch"] = None
 import importlib
 if mode == "model":
     for m in ["model.config", "model.grids", "model.data.stations", "model.inference.archive",
@@ -46,13 +45,10 @@ from dashboard.shell import build
 from dashboard.state import DashboardState, PAGES
 for page in PAGES:
     build(state=DashboardState(page=page)).get_root(Document())
-if mode == "clean":
-    assert "torch" not in sys.modules, "building the pages imported torch"
-else:
-    assert sys.modules["torch"] is None
+assert "torch" not in sys.modules, "building the pages imported torch"
 print("OK")
 """
-    for mode in ("blocked", "clean", "model"):
+    for mode in ("clean", "model"):
         out = subprocess.run([sys.executable, "-c", code, mode], cwd=REPO, capture_output=True, text=True,
                              timeout=300, env={**__import__("os").environ, "SMDS_HOME": str(demo_home)})
         assert out.returncode == 0 and out.stdout.strip().endswith("OK"), (mode, out.stderr[-3000:])

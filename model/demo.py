@@ -181,13 +181,17 @@ def _train_items(plan: list, configs: dict, provisional_minutes: float | None) -
         out.append(row)
     return out
 
+#: validation settings of the quick pipeline: smaller ceiling learners, 200 bootstrap resamples
+QUICK_VALIDATION = {"ceiling_kw": {"max_samples": 2000, "max_iter": 20}, "n_resamples": 200}
+
 
 def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
                  skip=(), on_first_page=None, provisional_minutes: float | None = None) -> dict:
     """world -> ingest -> train -> archive -> validate, reusing finished steps.
 
     ``quick``: seconds-scale training and an archive of the test period plus the last
-    ``QUICK_TRAIN_DAYS`` training days (tests and smoke runs on the tiny world); the results
+    ``QUICK_TRAIN_DAYS`` training days, validated with :data:`QUICK_VALIDATION` (tests and
+    smoke runs on the tiny world); the results
     are real but not meant to be good. ``skip``: stages of :data:`SKIPPABLE` to skip.
 
     ``on_first_page``: called with the summary once PSCNet and the reference methods are
@@ -265,7 +269,7 @@ def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,
             on_first_page(summary)
     if "validate" in skip:
         progress.done("validate", "skipped", "--skip validate")
-    _stage("validate", summary, partial(_validate_wave, "validate", step, ard), skip)
+    _stage("validate", summary, partial(_validate_wave, "validate", step, ard, quick), skip)
     progress.finish()
     return summary
 
@@ -369,10 +373,11 @@ def _archive_wave(wave: list, label: str, step, ard: Path, quick: bool, device: 
             "catalog": refresh_products(home() / "archive", ard)}
 
 
-def _validate_wave(label: str, step, ard: Path) -> dict:
-    """Stage ``validate``: every product validated (progress step ``label``), then the products
-    catalog refreshed."""
-    res = step(label, lambda: run_validation(ard=ard))
+def _validate_wave(label: str, step, ard: Path, quick: bool = False) -> dict:
+    """Stage ``validate``: every product validated (progress step ``label``; a ``quick`` run
+    with :data:`QUICK_VALIDATION`), then the products catalog refreshed."""
+    kw = dict(QUICK_VALIDATION) if quick else {}
+    res = step(label, lambda: run_validation(ard=ard, **kw))
     return {"outputs": res.get("outputs"), "catalog": refresh_products(home() / "validation", ard)}
 
 

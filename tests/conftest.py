@@ -80,10 +80,9 @@ def dask_cluster():
     once (a cluster per build spends ~13 s of its ~20 s on a 2-day tiny archive starting
     them). Builds in subprocesses (the CLI tests, the kill tests) start their own, as a user's
     do. ``model.inference.archive.default_scheduler`` points at it."""
-    from dask.distributed import LocalCluster
+    from model.inference.archive import local_cluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0",
-                           processes=True)
+    cluster = local_cluster(2)
     mp = pytest.MonkeyPatch()
     mp.setattr("model.inference.archive.default_scheduler", lambda: cluster.scheduler_address)
     try:

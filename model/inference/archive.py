@@ -243,6 +243,16 @@ def _disk_full_is_clear(out: Path, need: int):
             "blocks are kept and the archive is not marked complete until every block is written", out) from exc
 
 
+def local_cluster(workers: int):
+    """A local Dask cluster of ``workers`` single-threaded processes on 127.0.0.1 (the archive's
+    own, started per build; the test suite keeps one for all its builds)."""
+    # lazy: distributed (0.26 s at import); the dashboard imports this module at start-up
+    from dask.distributed import LocalCluster
+
+    return LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0",
+                        processes=True)
+
+
 def default_scheduler() -> str | None:
     """The Dask scheduler an archive build uses when none is named: ``$SMDS_DASK_SCHEDULER``
     (a cluster kept running between builds: its workers have imported the methods and loaded
@@ -426,7 +436,7 @@ def _dask_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, tim
     """The map phase on Dask: one task per block of days, on the scheduler at ``scheduler`` or
     on a local cluster of ``workers`` processes."""
     # lazy: the Dask client (distributed, 0.26 s at import); the dashboard imports this module at start-up
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     if scheduler:
         try:
@@ -436,8 +446,7 @@ def _dask_maps(runs: dict, ard: Path, device: str, maps: Path, ledger: Path, tim
                              "check the address (tcp://host:8786) or omit --scheduler for a local cluster") from exc
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, host="127.0.0.1",
-                               dashboard_address=":0", processes=True)
+        cluster = local_cluster(workers)
         client = Client(cluster)
     try:
         runs_s = {m: str(r) for m, r in runs.items()}

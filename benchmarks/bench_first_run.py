@@ -8,7 +8,9 @@ runs ``bash scripts/demo.sh`` there exactly as the README says (install included
 
 * each pipeline stage (the ``== stage`` lines the demo prints);
 * ``serving_s``: the demo starting the dashboard (after PSCNet and the references are made);
-* ``first_page_s``: the first page's map drawn in headless Debian chromium (playwright);
+* ``page_answer_s`` and ``page_loaded_s``: the page answering a plain request, and loaded in
+  headless Debian chromium (playwright), on the way to
+* ``first_page_s``: the first page's map drawn in chromium;
 * ``total_s``: every model archived and validated ("every model is made").
 
 Then stops the demo and its server. Prints the machine first and the figures as JSON. One
@@ -62,8 +64,10 @@ def _watch(proc, t0: float, marks: dict, log_path: Path) -> None:
                 marks.setdefault("total_s", now)
 
 
-def _first_page(url: str, timeout_s: float) -> None:
-    """Wait for the page to answer, then for the map to be drawn in chromium."""
+def _first_page(url: str, timeout_s: float, t0: float, marks: dict) -> None:
+    """Wait for the page to answer, then for the map to be drawn in chromium. Records, from
+    ``t0``, when the page first answered (``page_answer_s``), when chromium had loaded it
+    (``page_loaded_s``) and when the map was drawn (``first_page_s``, set by the caller)."""
     deadline = time.perf_counter() + timeout_s
     while True:
         try:   # a page is built per request (a session): wait for it as a browser would, once
@@ -75,12 +79,14 @@ def _first_page(url: str, timeout_s: float) -> None:
         if time.perf_counter() > deadline:
             raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
         time.sleep(0.5)
+    marks["page_answer_s"] = round(time.perf_counter() - t0, 1)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
+        marks["page_loaded_s"] = round(time.perf_counter() - t0, 1)
         page.wait_for_selector(".map-plot canvas", timeout=max(1.0, deadline - time.perf_counter()) * 1000)
         browser.close()
 
@@ -120,7 +126,7 @@ def main(argv=None) -> int:
                 raise RuntimeError(f"the demo stopped (status {proc.returncode}) or timed out before "
                                    f"serving; see {work / 'demo.log'}")
             time.sleep(0.5)
-        _first_page(f"http://127.0.0.1:{port}/app", limit - time.perf_counter())
+        _first_page(f"http://127.0.0.1:{port}/app", limit - time.perf_counter(), t0, marks)
         marks["first_page_s"] = round(time.perf_counter() - t0, 1)
         print(f"first page after {marks['first_page_s']:.0f} s", flush=True)
         while "total_s" not in marks and not args.first_page_only:

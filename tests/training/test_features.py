@@ -52,3 +52,28 @@ def test_frost_channel_is_a_dynamic_input_built_from_stl1():
     np.testing.assert_allclose(cube.x3[:, k][:, m][:, 0], stl1)
     with pytest.raises(InputError, match="stl1"):
         build_cube(era5.drop_vars("stl1"), static, "TP10")
+
+
+def test_a_region_window_is_the_whole_window_cut_to_the_region():
+    """``window`` takes steps and region in one indexing (only the region is copied); it must
+    equal the whole-frame window cut afterwards, at the first steps (clamped history) too."""
+    from model.features.cube import T3, TD, TW, build_cube
+
+    times = pd.date_range("2017-06-01", periods=8 * 9, freq="3h")
+    shape = (150, 320)
+    rng = np.random.default_rng(2)
+    data = {c: (("time", "lat", "lon"), rng.random((times.size,) + shape, dtype=np.float32))
+            for c in DYNAMIC if c not in DERIVED}
+    era5 = xr.Dataset(data, coords={"time": times})
+    static = xr.Dataset({k: (("lat", "lon"), rng.random(shape, dtype=np.float32))
+                         for k in ("elevation", "slope", "aspect")})
+    cube = build_cube(era5, static, "TP10")
+    ys, xs = slice(40, 72), slice(101, 133)
+    for i in (0, 5, times.size - 1):
+        whole, part = cube.window(i), cube.window(i, ys, xs)
+        for k, n in (("x3h", T3), ("xday", TD), ("xweek", TW)):
+            assert part[k].shape == (n, len(cube.channels), 32, 32)
+            np.testing.assert_array_equal(part[k], whole[k][:, :, ys, xs])
+        np.testing.assert_array_equal(part["static"], whole["static"][:, ys, xs])
+    b = cube.patch_batch([3, 60], [0, 118], [0, 288], 32)
+    np.testing.assert_array_equal(b["x3h"][1], cube.window(60)["x3h"][:, :, 118:150, 288:320])

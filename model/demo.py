@@ -124,6 +124,9 @@ QUICK_TRAIN_DAYS = 3
 QUICK_TRAIN = {"max_minutes": 0.25, "max_epochs": 2, "steps_per_epoch": 6, "tune_patches": 8,
                "max_pixel_samples": 5000}
 
+#: validation settings of the quick pipeline: smaller ceiling learners, 200 bootstrap resamples
+QUICK_VALIDATION = {"ceiling_kw": {"max_samples": 2000, "max_iter": 20}, "n_resamples": 200}
+
 
 #: estimates of the progress plan (seconds; shown as "about ... left" until a step has run):
 #: archiving one model and validating, on the demo world (session 11's stopwatch: 11 models in
@@ -180,9 +183,6 @@ def _train_items(plan: list, configs: dict, provisional_minutes: float | None) -
                 row.append((n, f"train {n}", configs[n], False))
         out.append(row)
     return out
-
-#: validation settings of the quick pipeline: smaller ceiling learners, 200 bootstrap resamples
-QUICK_VALIDATION = {"ceiling_kw": {"max_samples": 2000, "max_iter": 20}, "n_resamples": 200}
 
 
 def run_pipeline(size="demo", models=None, device="auto", quick: bool = False,

@@ -195,8 +195,7 @@ def _block_task(runs: dict, ard: str, device: str, maps_path: str, ledger: str, 
             t_m = _time.perf_counter()
             # the driver resolved this folder (the registry, or an explicit option); a worker
             # of a cluster kept between builds may have started under another $SMDS_HOME
-            resolve_run(Path(run), allow_path=True)
-            runner = get_runner(run, ard, device)
+            runner = get_runner(resolve_run(Path(run), allow_path=True), ard, device)
             if shas.get(model) and runner.checkpoint_sha256 != shas[model]:
                 raise InputError(f"the checkpoint of {model!r} changed while the archive was being "
                                  f"built ({shas[model][:12]} -> {runner.checkpoint_sha256[:12]})",
